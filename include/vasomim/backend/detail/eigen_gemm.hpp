@@ -1,0 +1,63 @@
+#pragma once
+// Row-major strided batched GEMM over host memory through Eigen maps (no copies). Shared by the
+// cpu backend and the host systems (cpp, omp) of the Thrust backend.
+
+#include <cstdint>
+
+#include <Eigen/Core>
+
+#include "vasomim/backend/traits.hpp"
+
+namespace vasomim::detail {
+
+template <class T>
+using row_major_matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+template <class T>
+using const_row_map = Eigen::Map<const row_major_matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+template <class T>
+using row_map = Eigen::Map<row_major_matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+/// C = alpha * op(A) * op(B) + beta * C for one matrix triple; op(A) is m x k, op(B) k x n.
+/// beta == 0 overwrites C without reading it (NaN in C does not propagate), as BLAS does.
+template <class T>
+void eigen_gemm(transpose ta, transpose tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+                const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
+                std::int64_t ldc) {
+    row_map<T> cm(c, m, n, Eigen::OuterStride<>(ldc));
+    if (k == 0 || alpha == T(0)) {
+        if (beta == T(0)) cm.setZero();
+        else cm *= beta;
+        return;
+    }
+    const bool at = ta == transpose::yes, bt = tb == transpose::yes;
+    const_row_map<T> am(a, at ? k : m, at ? m : k, Eigen::OuterStride<>(lda));
+    const_row_map<T> bm(b, bt ? n : k, bt ? k : n, Eigen::OuterStride<>(ldb));
+    if (beta == T(0)) cm.setZero();
+    else if (beta != T(1)) cm *= beta;
+    // Each branch is one Eigen GEMM kernel call with the transposition folded into the map.
+    if (!at && !bt) cm.noalias() += alpha * am * bm;
+    else if (!at && bt) cm.noalias() += alpha * am * bm.transpose();
+    else if (at && !bt) cm.noalias() += alpha * am.transpose() * bm;
+    else cm.noalias() += alpha * am.transpose() * bm.transpose();
+}
+
+/// Batched version: one large product is parallelised inside Eigen; many products run one per
+/// OpenMP thread (Eigen then runs each serially, as it does inside a parallel region).
+template <class T>
+void eigen_gemm_batched(transpose ta, transpose tb, std::int64_t m, std::int64_t n, std::int64_t k,
+                        T alpha, const T* a, std::int64_t lda, std::int64_t stride_a, const T* b,
+                        std::int64_t ldb, std::int64_t stride_b, T beta, T* c, std::int64_t ldc,
+                        std::int64_t stride_c, std::int64_t batch) {
+    if (batch == 1) {
+        eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < batch; ++i)
+        eigen_gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
+                   c + i * stride_c, ldc);
+}
+
+}  // namespace vasomim::detail
