@@ -3,6 +3,8 @@
 // generator in primitives_test).
 #include <gtest/gtest.h>
 
+#include "vasomim/core/config.hpp"
+
 #if !VASOMIM_HAS_CUDA
 #include <omp.h>
 

@@ -13,6 +13,19 @@ namespace {
 
 using namespace vasomim;
 
+// Named functors: nvcc forbids extended lambdas inside gtest's (private) TestBody.
+struct square {
+    template <class T>
+    VASOMIM_HOST_DEVICE T operator()(T x) const { return x * x; }
+};
+struct subtract_first {
+    VASOMIM_HOST_DEVICE float operator()(float x, float y) const { return y - x; }
+};
+struct write_triple {
+    std::int64_t* p;
+    VASOMIM_HOST_DEVICE void operator()(std::int64_t i) const { p[i] = 3 * i; }
+};
+
 template <class B>
 class Primitives : public ::testing::Test {};
 TYPED_TEST_SUITE(Primitives, vasomim::test::all_backends, vasomim::test::backend_name);
@@ -51,17 +64,16 @@ TYPED_TEST(Primitives, ElementwiseMaps) {
     auto ta = tensor<float, B>::from_host(a, shape{5});
     auto tb = tensor<float, B>::from_host(b, shape{5});
     tensor<float, B> out(shape{5});
-    transform(ta, out, [] VASOMIM_HOST_DEVICE(float x) { return x * x; });
+    transform(ta, out, square{});
     EXPECT_EQ(out.to_host(), (std::vector<float>{1, 4, 9, 16, 25}));
-    transform(ta, tb, out, [] VASOMIM_HOST_DEVICE(float x, float y) { return y - x; });
+    transform(ta, tb, out, subtract_first{});
     EXPECT_EQ(out.to_host(), (std::vector<float>{9, 22, 27, 44, 45}));
     tensor<float, B> wrong(shape{4});
     EXPECT_THROW(transform(ta, wrong, identity{}), shape_error);
 
     // parallel_for writes by index.
     tensor<std::int64_t, B> idx(shape{1000});
-    std::int64_t* p = idx.data();
-    parallel_for<B>(1000, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { p[i] = 3 * i; });
+    parallel_for<B>(1000, write_triple{idx.data()});
     const auto h = idx.to_host();
     for (std::int64_t i = 0; i < 1000; ++i) ASSERT_EQ(h[static_cast<std::size_t>(i)], 3 * i);
 }
@@ -76,8 +88,7 @@ TYPED_TEST(Primitives, Reductions) {
     EXPECT_DOUBLE_EQ(sum(t), expect);
     EXPECT_DOUBLE_EQ(reduce(t, -1e9, maximum{}), 56.0);
     EXPECT_DOUBLE_EQ(reduce(t, 1e9, minimum{}), -40.0);
-    const double sq = backend_traits<B>::transform_reduce(
-        t.data(), n, 0.0, [] VASOMIM_HOST_DEVICE(double x) { return x * x; }, plus{});
+    const double sq = backend_traits<B>::transform_reduce(t.data(), n, 0.0, square{}, plus{});
     double sq_ref = 0;
     for (double x : host) sq_ref += x * x;
     EXPECT_DOUBLE_EQ(sq, sq_ref);

@@ -18,6 +18,15 @@ struct cuda {};  ///< CUDA device system (built with nvcc; GEMM through cuBLAS)
 template <class System>
 struct thrust {};
 
+/// True for backend tag types; a new backend specialises it next to its backend_traits. The backend
+/// concept tests it first, so overload resolution with a non-backend type fails softly.
+template <class B>
+inline constexpr bool is_backend_v = false;
+template <>
+inline constexpr bool is_backend_v<cpu> = true;
+template <class System>
+inline constexpr bool is_backend_v<thrust<System>> = true;
+
 using thrust_cpp = thrust<system::cpp>;
 using thrust_omp = thrust<system::omp>;
 using thrust_cuda = thrust<system::cuda>;

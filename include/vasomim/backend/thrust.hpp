@@ -116,6 +116,24 @@ struct thrust_system<backend::system::cuda> {
 };
 #endif
 
+// Functors of the Thrust algorithms (namespace scope: nvcc's kernel stubs must be able to name them).
+template <class U, class Map>
+struct cast_map {
+    Map map;
+    template <class T>
+    VASOMIM_HOST_DEVICE U operator()(const T& x) const { return static_cast<U>(map(x)); }
+};
+template <class I>
+struct row_of {
+    I cols;
+    VASOMIM_HOST_DEVICE I operator()(I i) const { return i / cols; }
+};
+template <class I>
+struct col_of {
+    I cols;
+    VASOMIM_HOST_DEVICE I operator()(I i) const { return i % cols; }
+};
+
 }  // namespace detail
 
 template <class System>
@@ -165,7 +183,7 @@ public:
 
     template <class T, class U, class Map, class Op>
     static U transform_reduce(const T* p, std::size_t n, U init, Map map, Op op) {
-        return ::thrust::transform_reduce(sys::policy(), p, p + n, cast_map<U, Map>{map}, init, op);
+        return ::thrust::transform_reduce(sys::policy(), p, p + n, detail::cast_map<U, Map>{map}, init, op);
     }
     template <class T, class U, class Op>
     static U reduce(const T* p, std::size_t n, U init, Op op) {
@@ -207,9 +225,9 @@ public:
         argsort(keys, n, out);
         vector<I> row(n);
         const auto c = static_cast<I>(cols);
-        transform(out, n, data(row), row_of<I>{c});
+        transform(out, n, data(row), detail::row_of<I>{c});
         ::thrust::stable_sort_by_key(sys::policy(), data(row), data(row) + n, out);
-        transform(out, n, out, col_of<I>{c});
+        transform(out, n, out, detail::col_of<I>{c});
     }
 
     template <class T>
@@ -222,24 +240,6 @@ public:
         sys::gemm_batched(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
                           stride_c, batch);
     }
-
-private:
-    template <class U, class Map>
-    struct cast_map {
-        Map map;
-        template <class T>
-        VASOMIM_HOST_DEVICE U operator()(const T& x) const { return static_cast<U>(map(x)); }
-    };
-    template <class I>
-    struct row_of {
-        I cols;
-        VASOMIM_HOST_DEVICE I operator()(I i) const { return i / cols; }
-    };
-    template <class I>
-    struct col_of {
-        I cols;
-        VASOMIM_HOST_DEVICE I operator()(I i) const { return i % cols; }
-    };
 };
 
 }  // namespace vasomim

@@ -42,6 +42,7 @@ using backend_vector = typename backend_traits<B>::template vector<T>;
 /// Pointers are backend ("device") pointers; `host` pointers are plain host memory.
 template <class B>
 concept backend_policy =
+    backend::is_backend_v<B> &&
     requires { typename backend_vector<B, float>; } &&
     requires(float* p, const float* cp, std::int64_t* ip, const std::int64_t* cip, std::size_t n,
              backend_vector<B, float>& v) {
