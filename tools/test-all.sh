@@ -37,10 +37,11 @@ build/consumer/consumer
 
 step "sanitizers (address, undefined)"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-  -DVASOMIM_WERROR=ON -DVASOMIM_SANITIZE=address,undefined -DVASOMIM_ENABLE_CUDA=OFF \
+  -DVASOMIM_WERROR=ON -DVASOMIM_SANITIZE=address,undefined -DVASOMIM_ENABLE_CUDA=OFF -DVASOMIM_NATIVE=OFF \
   -DVASOMIM_BUILD_EXAMPLES=OFF -DVASOMIM_BUILD_BENCHMARKS=OFF
 cmake --build build/asan -j "$jobs"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+ASAN_OPTIONS=detect_leaks=1 \
+UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$root/tools/ubsan.supp" \
   ctest --test-dir build/asan --output-on-failure -j "$jobs"
 
 step "all passed"
