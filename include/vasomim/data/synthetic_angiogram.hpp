@@ -31,16 +31,16 @@ struct synthetic_angiogram_options {
     double noise_sigma = 3.0;                     ///< additive Gaussian noise (grey levels)
 
     void validate() const {
-        detail::require(height >= 16 && width >= 16,
+        vasomim::detail::require(height >= 16 && width >= 16,
                         "synthetic_angiogram: images must be at least 16 x 16, got " +
                             std::to_string(height) + " x " + std::to_string(width));
-        detail::require(trees_min >= 1 && trees_max >= trees_min,
+        vasomim::detail::require(trees_min >= 1 && trees_max >= trees_min,
                         "synthetic_angiogram: need 1 <= trees_min <= trees_max");
-        detail::require(root_radius_min > min_radius && root_radius_max >= root_radius_min && min_radius > 0,
+        vasomim::detail::require(root_radius_min > min_radius && root_radius_max >= root_radius_min && min_radius > 0,
                         "synthetic_angiogram: need 0 < min_radius < root_radius_min <= root_radius_max");
-        detail::require(attenuation_min > 0 && attenuation_max >= attenuation_min,
+        vasomim::detail::require(attenuation_min > 0 && attenuation_max >= attenuation_min,
                         "synthetic_angiogram: need 0 < attenuation_min <= attenuation_max");
-        detail::require(noise_sigma >= 0, "synthetic_angiogram: noise_sigma must be >= 0");
+        vasomim::detail::require(noise_sigma >= 0, "synthetic_angiogram: noise_sigma must be >= 0");
     }
 };
 
