@@ -10,10 +10,11 @@
 // How, without a loop over the batch: successive sampling is an exponential race (Gumbel-top-k):
 // with E_j ~ Exp(1) the order of the keys E_j / w_j is the draw order of sampling without
 // replacement proportional to w. One row-wise argsort of these keys picks the guided patches, a
-// second one of uniform noise over the remaining patches picks the uniform ones and the visible
-// ones, a segmented count orders the visible ones. All keys are computed in double from
-// integer-exact uniforms with one correctly-rounded division and the same log, and sorts are
-// stable, so the masks are identical on every host backend and thread count.
+// second one of uniform noise over the remaining patches picks the visible ones and the uniform
+// ones. All keys are computed in double from integer-exact uniforms with one correctly-rounded
+// division and the same log, and sorts are stable, so the masks are identical on every host
+// backend and thread count (on CUDA, whose log may differ from glibc's in the last bit, a mask can
+// differ only where two keys of a row agree to about 1e-16 relative).
 
 #include <cmath>
 #include <cstdint>
@@ -48,7 +49,8 @@ struct guided_counts {
 namespace detail {
 
 /// Anatomy-guided masks from patch weights (N x L) for a given guided target. Used by the policy
-/// below; exposed for tests that drive beta directly.
+/// below; exposed for tests that drive beta directly. Kernels run one work item per row (L is small,
+/// 196 for ViT-B/16 at 224), the two sorts are row-wise sorts of the whole batch.
 template <class W, class B>
 patch_mask<B> anatomy_guided_masks(const tensor<W, B>& weights, const guided_counts& c, std::uint64_t seed,
                                    std::uint64_t step) {
@@ -57,88 +59,76 @@ patch_mask<B> anatomy_guided_masks(const tensor<W, B>& weights, const guided_cou
     const double inf = std::numeric_limits<double>::infinity();
     const W* w = weights.data();
 
-    // Row totals and numbers of positive weights; one work item per row, a fixed summation order.
-    tensor<double, B> total(shape{n});
-    tensor<std::int64_t, B> guided(shape{n});
+    tensor<double, B> key(shape{n, l}), noise(shape{n, l});
+    tensor<std::int64_t, B> order(shape{n, l}), race_rank(shape{n, l}), noise_rank(shape{n, l});
+    tensor<std::int64_t, B> guided(shape{n});  // guided count of the row; -1 for an all-zero row
+
+    // 1. Row total (fixed order) and number of positive weights -> guided count; the exponential
+    //    race keys E_j / w_j (+inf for zero weights: never drawn) and the order noise, both from
+    //    patch j's Philox block.
     {
-        double* tot = total.data();
+        double* k = key.data();
+        double* z = noise.data();
         std::int64_t* g = guided.data();
         parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-            double s = 0.0;
+            const philox gen = sample_stream(seed, step, i);
+            double total = 0.0;
             std::int64_t positive = 0;
             for (index_t j = 0; j < l; ++j) {
-                const double x = static_cast<double>(w[i * l + j]);
-                s += x;
-                positive += x > 0.0 ? 1 : 0;
+                const double wj = static_cast<double>(w[i * l + j]);
+                const auto u = uniforms_of_patch(gen, j);
+                total += wj;
+                positive += wj > 0.0 ? 1 : 0;
+                k[i * l + j] = wj > 0.0 ? -::log(u.race) / wj : inf;
+                z[i * l + j] = u.noise;
             }
-            tot[i] = s;
-            g[i] = s > 0.0 ? (positive < target ? positive : target) : 0;
-        });
-    }
-
-    // 1. Exponential race: key E_j / w_j for positive weights, +inf otherwise (never drawn).
-    tensor<double, B> key(shape{n, l});
-    tensor<std::int64_t, B> order(shape{n, l}), race_rank(shape{n, l}), noise_rank(shape{n, l});
-    {
-        double* k = key.data();
-        parallel_for<B>(n * l, [=] VASOMIM_HOST_DEVICE(std::int64_t idx) {
-            const index_t i = idx / l, j = idx % l;
-            const double wj = static_cast<double>(w[idx]);
-            k[idx] = wj > 0.0 ? -::log(race_uniform(sample_stream(seed, step, i), j)) / wj : inf;
+            g[i] = total > 0.0 ? (positive < target ? positive : target) : -1;
         });
     }
     argsort_rows(key, order);
-    ranks_from_order(order, race_rank);
 
-    // 2. Uniform noise over the patches not drawn by the race (guided ones get +inf: sorted last).
+    // 2. Race ranks; the first `guided` of the race are drawn. The others get their order noise as
+    //    the key of the second sort, the drawn ones +inf (sorted last).
     {
         double* k = key.data();
-        const std::int64_t* rr = race_rank.data();
+        const double* z = noise.data();
+        const std::int64_t* o = order.data();
         const std::int64_t* g = guided.data();
-        parallel_for<B>(n * l, [=] VASOMIM_HOST_DEVICE(std::int64_t idx) {
-            const index_t i = idx / l, j = idx % l;
-            k[idx] = rr[idx] < g[i] ? inf : order_noise(sample_stream(seed, step, i), j);
+        std::int64_t* rr = race_rank.data();
+        parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+            for (index_t q = 0; q < l; ++q) rr[i * l + o[i * l + q]] = q;
+            for (index_t j = 0; j < l; ++j) k[i * l + j] = rr[i * l + j] < g[i] ? inf : z[i * l + j];
         });
     }
     argsort_rows(key, order);
-    ranks_from_order(order, noise_rank);
 
-    // 3. Visible patches are the len_keep non-guided ones with the smallest noise; in a row with
-    //    weight they appear in ascending index order: position = number of visible ones before
-    //    them, a segmented count done as one scan over the whole batch.
-    tensor<std::int64_t, B> visible(shape{n, l}), before(shape{n, l});
-    {
-        std::int64_t* v = visible.data();
-        const std::int64_t* rr = race_rank.data();
-        const std::int64_t* nr = noise_rank.data();
-        const std::int64_t* g = guided.data();
-        parallel_for<B>(n * l, [=] VASOMIM_HOST_DEVICE(std::int64_t idx) {
-            const index_t i = idx / l;
-            v[idx] = (rr[idx] >= g[i] && nr[idx] < len_keep) ? 1 : 0;
-        });
-    }
-    backend_traits<B>::exclusive_scan(visible.data(), visible.size(), before.data(), std::int64_t(0), plus{});
-
-    // 4. Positions in ids_shuffle = ids_restore.
+    // 3. Positions in ids_shuffle (= ids_restore). Visible: the len_keep undrawn patches of smallest
+    //    noise, in ascending index order; then the drawn ones in draw order; then the uniform rest
+    //    in noise order. An all-zero row keeps argsort(noise), a uniform permutation.
     tensor<std::int64_t, B> pos(shape{n, l});
     {
-        std::int64_t* p = pos.data();
-        const std::int64_t* v = visible.data();
-        const std::int64_t* bf = before.data();
+        const std::int64_t* o = order.data();
         const std::int64_t* rr = race_rank.data();
-        const std::int64_t* nr = noise_rank.data();
         const std::int64_t* g = guided.data();
-        const double* tot = total.data();
-        parallel_for<B>(n * l, [=] VASOMIM_HOST_DEVICE(std::int64_t idx) {
-            const index_t i = idx / l;
-            if (!(tot[i] > 0.0))
-                p[idx] = nr[idx];  // all-zero row: the uniform permutation argsort(noise)
-            else if (v[idx])
-                p[idx] = bf[idx] - bf[i * l];  // visible, ascending index
-            else if (rr[idx] < g[i])
-                p[idx] = len_keep + rr[idx];  // guided, in draw order
-            else
-                p[idx] = len_keep + g[i] + (nr[idx] - len_keep);  // uniform remainder, in draw order
+        std::int64_t* nr = noise_rank.data();
+        std::int64_t* p = pos.data();
+        parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+            for (index_t q = 0; q < l; ++q) nr[i * l + o[i * l + q]] = q;
+            const std::int64_t gi = g[i];
+            if (gi < 0) {
+                for (index_t j = 0; j < l; ++j) p[i * l + j] = nr[i * l + j];
+                return;
+            }
+            index_t visible = 0;
+            for (index_t j = 0; j < l; ++j) {
+                const std::int64_t r = rr[i * l + j], s = nr[i * l + j];
+                if (r < gi)
+                    p[i * l + j] = len_keep + r;               // drawn, in draw order
+                else if (s < len_keep)
+                    p[i * l + j] = visible++;                  // visible, ascending index
+                else
+                    p[i * l + j] = len_keep + gi + (s - len_keep);  // uniform remainder
+            }
         });
     }
     return finish_from_positions(std::move(pos), len_keep);

@@ -49,8 +49,8 @@ inline index_t keep_count(index_t num_patches, double mask_ratio) {
 
 namespace detail {
 
-/// Allocates the outputs and fills ids_keep, mask and ids_shuffle from the per-patch positions
-/// pos (= ids_restore, a permutation of 0..L-1 in every row). One work item per element.
+/// Allocates the outputs and fills ids_shuffle, mask and ids_keep from the per-patch positions
+/// pos (= ids_restore, a permutation of 0..L-1 in every row). One work item per row.
 template <class B>
 patch_mask<B> finish_from_positions(tensor<std::int64_t, B>&& pos, index_t len_keep) {
     const index_t n = pos.dim(0), l = pos.dim(1);
@@ -61,16 +61,15 @@ patch_mask<B> finish_from_positions(tensor<std::int64_t, B>&& pos, index_t len_k
     m.mask = tensor<float, B>(shape{n, l});
     const std::int64_t* r = pos.data();
     std::int64_t* s = m.ids_shuffle.data();
-    float* mk = m.mask.data();
-    parallel_for<B>(n * l, [=] VASOMIM_HOST_DEVICE(std::int64_t idx) {
-        const index_t i = idx / l, j = idx % l;
-        s[i * l + r[idx]] = j;
-        mk[idx] = r[idx] >= len_keep ? 1.0f : 0.0f;
-    });
     std::int64_t* keep = m.ids_keep.data();
-    parallel_for<B>(n * len_keep, [=] VASOMIM_HOST_DEVICE(std::int64_t idx) {
-        const index_t i = idx / len_keep, k = idx % len_keep;
-        keep[idx] = s[i * l + k];
+    float* mk = m.mask.data();
+    parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        for (index_t j = 0; j < l; ++j) {
+            const std::int64_t at = r[i * l + j];
+            s[i * l + at] = j;
+            mk[i * l + j] = at >= len_keep ? 1.0f : 0.0f;
+        }
+        for (index_t k = 0; k < len_keep; ++k) keep[i * len_keep + k] = s[i * l + k];
     });
     m.ids_restore = std::move(pos);
     return m;
@@ -82,9 +81,8 @@ void ranks_from_order(const tensor<std::int64_t, B>& order, tensor<std::int64_t,
     const index_t l = order.dim(1);
     const std::int64_t* o = order.data();
     std::int64_t* r = rank.data();
-    parallel_for<B>(order.numel(), [=] VASOMIM_HOST_DEVICE(std::int64_t idx) {
-        const index_t i = idx / l, k = idx % l;
-        r[i * l + o[idx]] = k;
+    parallel_for<B>(order.dim(0), [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        for (index_t k = 0; k < l; ++k) r[i * l + o[i * l + k]] = k;
     });
 }
 

@@ -27,9 +27,9 @@ template <class B>
 tensor<double, B> order_noise_matrix(index_t n, index_t l, std::uint64_t seed, std::uint64_t step) {
     tensor<double, B> noise(shape{n, l});
     double* out = noise.data();
-    parallel_for<B>(n * l, [=] VASOMIM_HOST_DEVICE(std::int64_t idx) {
-        const index_t i = idx / l, j = idx % l;
-        out[idx] = order_noise(sample_stream(seed, step, i), j);
+    parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        const philox gen = sample_stream(seed, step, i);
+        for (index_t j = 0; j < l; ++j) out[i * l + j] = order_noise(gen, j);
     });
     return noise;
 }

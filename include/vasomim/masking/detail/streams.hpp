@@ -27,4 +27,17 @@ VASOMIM_HOST_DEVICE inline double race_uniform(const philox& g, std::int64_t j) 
     return 1.0 - g.uniform_double(2 * static_cast<std::uint64_t>(j));
 }
 
+/// Both of patch j's numbers from one Philox block: {race_uniform, order_noise}, bit-identical to
+/// the two functions above.
+struct patch_uniforms {
+    double race;   ///< in (0, 1]
+    double noise;  ///< in [0, 1)
+};
+VASOMIM_HOST_DEVICE inline patch_uniforms uniforms_of_patch(const philox& g, std::int64_t j) {
+    const auto b = g.block(static_cast<std::uint64_t>(j));
+    const std::uint64_t lo = (static_cast<std::uint64_t>(b.v[0]) << 32) | b.v[1];
+    const std::uint64_t hi = (static_cast<std::uint64_t>(b.v[2]) << 32) | b.v[3];
+    return {1.0 - static_cast<double>(lo >> 11) * 0x1p-53, static_cast<double>(hi >> 11) * 0x1p-53};
+}
+
 }  // namespace vasomim::masking::detail
