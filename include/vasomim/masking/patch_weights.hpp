@@ -1,0 +1,152 @@
+#pragma once
+// Per-patch weights of a batch of guidance maps and the patch distribution f(g_i) built from them.
+// Weight w_i = sum of the guidance over the p x p patch i (patches in row-major order, as MAE's
+// patchify); f(g_i) = w_i / sum_k w_k. The sampler needs only the weights: drawing proportionally to
+// w and to f is the same thing, and the weights stay exact for rows whose total is 0.
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "vasomim/backend/algorithms.hpp"
+#include "vasomim/core/error.hpp"
+#include "vasomim/core/tensor.hpp"
+
+namespace vasomim::masking {
+
+namespace detail {
+
+/// Counts the flags set by a validation kernel (namespace scope so nvcc can name it).
+struct count_nonzero {
+    template <class T>
+    VASOMIM_HOST_DEVICE std::int64_t operator()(const T& x) const { return x != T(0) ? 1 : 0; }
+};
+
+/// True for a value that is negative, NaN or infinite. `x - x` is NaN exactly for inf and NaN.
+template <class T>
+VASOMIM_HOST_DEVICE inline bool bad_weight(T x) {
+    if constexpr (std::is_floating_point_v<T>)
+        return !(x >= T(0) && x - x == T(0));
+    else if constexpr (std::is_signed_v<T>)
+        return x < T(0);
+    else
+        return false;
+}
+
+struct is_bad_weight {
+    template <class T>
+    VASOMIM_HOST_DEVICE std::int64_t operator()(const T& x) const { return bad_weight(x) ? 1 : 0; }
+};
+
+/// Throws value_error naming the first flagged element when any flag is set. The host copy happens
+/// only on the error path.
+template <class B>
+void throw_if_flagged(const tensor<std::int64_t, B>& flags, const std::string& what) {
+    const auto n = backend_traits<B>::transform_reduce(flags.data(), flags.size(), std::int64_t(0),
+                                                       count_nonzero{}, plus{});
+    if (n == 0) return;
+    const auto host = flags.to_host();
+    std::size_t first = 0;
+    while (first < host.size() && host[first] == 0) ++first;
+    throw value_error(what + ": " + std::to_string(n) + " negative or non-finite value(s), the first at flat index " +
+                      std::to_string(first) + " of shape " + flags.shape().to_string());
+}
+
+}  // namespace detail
+
+/// Number of patches of an H x W map cut into p x p patches. Throws shape_error unless p > 0 divides
+/// both H and W.
+inline index_t num_patches(index_t height, index_t width, index_t patch) {
+    if (patch <= 0) throw shape_error("masking: patch size must be > 0, got " + std::to_string(patch));
+    if (height <= 0 || width <= 0 || height % patch != 0 || width % patch != 0)
+        throw shape_error("masking: patch size " + std::to_string(patch) + " does not divide the " +
+                          std::to_string(height) + " x " + std::to_string(width) + " guidance map");
+    return (height / patch) * (width / patch);
+}
+
+/// Patch weights (N x L, L = (H/p)(W/p)) of a batch of guidance maps (N x H x W). Each weight is
+/// the sum of its patch's p*p guidance values, accumulated in double and in a fixed order, so it is
+/// the same on every backend. Throws shape_error for a map that is not 3-D or a patch size that
+/// does not divide it, value_error for negative or non-finite guidance values (naming the first).
+template <class W = float, class T, class B>
+tensor<W, B> patch_weights(const tensor<T, B>& guidance, index_t patch) {
+    static_assert(std::is_floating_point_v<W>, "masking::patch_weights: weights must be float or double");
+    if (guidance.rank() != 3)
+        throw shape_error("masking::patch_weights: guidance must be N x H x W, got " +
+                          guidance.shape().to_string());
+    const index_t n = guidance.dim(0), h = guidance.dim(1), w = guidance.dim(2);
+    const index_t l = num_patches(h, w, patch);
+    const index_t gw = w / patch;
+    tensor<W, B> out(shape{n, l});
+    tensor<std::int64_t, B> bad(shape{n, l});
+    const T* g = guidance.data();
+    W* o = out.data();
+    std::int64_t* flag = bad.data();
+    const index_t p = patch;
+    // One work item per patch: p contiguous runs of p values, summed into 8 lanes (a fixed order, so
+    // the same on every backend, and one the compiler can vectorise). A negative value shows in the
+    // lane minima, a NaN or infinity in the sum.
+    parallel_for<B>(n * l, [=] VASOMIM_HOST_DEVICE(std::int64_t idx) {
+        const index_t img = idx / l, k = idx % l;
+        const index_t r0 = (k / gw) * p, c0 = (k % gw) * p;
+        const T* base = g + (img * h + r0) * w + c0;
+        double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, low[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (index_t r = 0; r < p; ++r) {
+            const T* row = base + r * w;
+            index_t c = 0;
+            for (; c + 8 <= p; c += 8)
+                for (int q = 0; q < 8; ++q) {
+                    const double x = static_cast<double>(row[c + q]);
+                    lane[q] += x;
+                    low[q] = x < low[q] ? x : low[q];
+                }
+            for (; c < p; ++c) {
+                const double x = static_cast<double>(row[c]);
+                lane[c % 8] += x;
+                low[c % 8] = x < low[c % 8] ? x : low[c % 8];
+            }
+        }
+        const double sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+        double lowest = low[0];
+        for (int q = 1; q < 8; ++q) lowest = low[q] < lowest ? low[q] : lowest;
+        o[idx] = static_cast<W>(sum);
+        flag[idx] = (lowest < 0.0 || !(sum - sum == 0.0)) ? 1 : 0;
+    });
+    detail::throw_if_flagged(bad, "masking::patch_weights: guidance " + guidance.shape().to_string() +
+                                      " (flags per patch)");
+    return out;
+}
+
+/// Checks a weight matrix: 2-D, non-negative, finite. Throws shape_error / value_error.
+template <class W, class B>
+void check_weights(const tensor<W, B>& weights, const char* who) {
+    if (weights.rank() != 2)
+        throw shape_error(std::string(who) + ": weights must be N x L, got " + weights.shape().to_string());
+    const auto n_bad = backend_traits<B>::transform_reduce(weights.data(), weights.size(), std::int64_t(0),
+                                                           detail::is_bad_weight{}, plus{});
+    if (n_bad == 0) return;
+    tensor<std::int64_t, B> flags(weights.shape());
+    backend_traits<B>::transform(weights.data(), weights.size(), flags.data(), detail::is_bad_weight{});
+    detail::throw_if_flagged(flags, std::string(who) + ": weights");
+}
+
+/// The patch distribution f(g_i) = w_i / sum_k w_k of every row (N x L). A row whose total is 0
+/// has no distribution and stays all-zero (the sampler gives such rows a uniform permutation).
+template <class W, class B>
+tensor<W, B> patch_distribution(const tensor<W, B>& weights) {
+    check_weights(weights, "masking::patch_distribution");
+    const index_t n = weights.dim(0), l = weights.dim(1);
+    tensor<W, B> out(weights.shape());
+    const W* w = weights.data();
+    W* f = out.data();
+    // One work item per row: the row total in a fixed order, then the division.
+    parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        double total = 0.0;
+        for (index_t j = 0; j < l; ++j) total += static_cast<double>(w[i * l + j]);
+        for (index_t j = 0; j < l; ++j)
+            f[i * l + j] = total > 0.0 ? static_cast<W>(static_cast<double>(w[i * l + j]) / total) : W(0);
+    });
+    return out;
+}
+
+}  // namespace vasomim::masking

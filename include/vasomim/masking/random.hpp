@@ -1,0 +1,70 @@
+#pragma once
+// MAE's random masking: every row is an independent uniform permutation (argsort of uniform noise),
+// the first len_keep patches of which stay visible.
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "vasomim/backend/algorithms.hpp"
+#include "vasomim/masking/detail/streams.hpp"
+#include "vasomim/masking/patch_mask.hpp"
+#include "vasomim/masking/patch_weights.hpp"
+
+namespace vasomim::masking {
+
+namespace detail {
+
+inline void check_batch(index_t batch, index_t num_patches, const char* who) {
+    if (batch <= 0 || batch >= (index_t(1) << 24))
+        throw shape_error(std::string(who) + ": batch size must lie in [1, 2^24), got " + std::to_string(batch));
+    if (num_patches <= 0)
+        throw shape_error(std::string(who) + ": need at least one patch, got L = " + std::to_string(num_patches));
+}
+
+/// noise[i, j] = order noise of patch j of sample i (see detail/streams.hpp).
+template <class B>
+tensor<double, B> order_noise_matrix(index_t n, index_t l, std::uint64_t seed, std::uint64_t step) {
+    tensor<double, B> noise(shape{n, l});
+    double* out = noise.data();
+    parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        const philox gen = sample_stream(seed, step, i);
+        for (index_t j = 0; j < l; ++j) out[i * l + j] = order_noise(gen, j);
+    });
+    return noise;
+}
+
+}  // namespace detail
+
+/// Random masking policy (MAE): uniform sampling without replacement.
+struct random {
+    /// Share of the patches that are masked, in (0, 1).
+    double mask_ratio = 0.75;
+    /// Seed of the counter-based generator; with the step and the sample index it fixes every mask.
+    std::uint64_t seed = 0;
+
+    static constexpr bool needs_guidance = false;
+
+    /// Masks for `batch` rows of `num_patches` patches at `info.step`. Throws value_error for a
+    /// mask ratio outside (0, 1) and shape_error for an empty batch.
+    template <backend_policy B>
+    patch_mask<B> sample(index_t batch, index_t num_patches, const step_info& info) const {
+        detail::check_batch(batch, num_patches, "masking::random");
+        const index_t len_keep = keep_count(num_patches, mask_ratio);
+        const auto noise = detail::order_noise_matrix<B>(batch, num_patches, seed, info.step);
+        tensor<std::int64_t, B> order(shape{batch, num_patches}), pos(shape{batch, num_patches});
+        argsort_rows(noise, order);  // ascending: small noise is kept
+        detail::ranks_from_order(order, pos);
+        return detail::finish_from_positions(std::move(pos), len_keep);
+    }
+
+    /// The common sampler interface: only the shape (N x L) of the weights is used.
+    template <class W, backend_policy B>
+    patch_mask<B> sample(const tensor<W, B>& weights, const step_info& info) const {
+        if (weights.rank() != 2)
+            throw shape_error("masking::random: weights must be N x L, got " + weights.shape().to_string());
+        return sample<B>(weights.dim(0), weights.dim(1), info);
+    }
+};
+
+}  // namespace vasomim::masking
