@@ -100,19 +100,24 @@ struct vit_block_scratch {
     T* dln;      ///< [rows, c]
     T* dhidden;  ///< [rows, hidden]
 
+    /// Carves scratch large enough for blocks of dims a and of dims b (encoder and decoder).
     template <class Cursor>
-    static vit_block_scratch take(Cursor& a, const block_dims& d) {
-        const index_t m = d.rows(), c = d.c;
+    static vit_block_scratch take(Cursor& cur, const block_dims& a, const block_dims& b) {
+        auto mx = [](index_t x, index_t y) { return x > y ? x : y; };
+        const index_t mc = mx(a.rows() * a.c, b.rows() * b.c);
+        const index_t att = mx(a.n * a.heads * a.t * a.t, b.n * b.heads * b.t * b.t);
         vit_block_scratch s{};
-        s.attn.qkv = a.take(3 * m * c);
-        s.attn.yh = a.take(m * c);
-        s.attn.datt = a.take(d.n * d.heads * d.t * d.t);
-        s.attn.dy = a.take(m * c);
-        s.attn.dqkvh = a.take(3 * m * c);
-        s.dln = a.take(m * c);
-        s.dhidden = a.take(m * d.hidden);
+        s.attn.qkv = cur.take(3 * mc);
+        s.attn.yh = cur.take(mc);
+        s.attn.datt = cur.take(att);
+        s.attn.dy = cur.take(mc);
+        s.attn.dqkvh = cur.take(3 * mc);
+        s.dln = cur.take(mc);
+        s.dhidden = cur.take(mx(a.rows() * a.hidden, b.rows() * b.hidden));
         return s;
     }
+    template <class Cursor>
+    static vit_block_scratch take(Cursor& cur, const block_dims& d) { return take(cur, d, d); }
 };
 
 /// A counting cursor: walks the same take() sequence to size an arena.

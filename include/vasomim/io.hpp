@@ -1,0 +1,4 @@
+#pragma once
+// File formats: safetensors checkpoints.
+
+#include "vasomim/io/safetensors.hpp"
