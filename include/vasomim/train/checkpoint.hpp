@@ -1,0 +1,116 @@
+#pragma once
+// Pre-training checkpoints: the model's parameters under their timm/MAE names plus the run state
+// (step, epoch, seed, configuration signature) in one safetensors file, and the optimiser's moments
+// in a sibling "<name>.optim.safetensors". Every write goes to a temporary file and is renamed, the
+// optimiser file first, so a model file on disk always has a complete partner. The last K are kept.
+// Because every random draw is keyed by (seed, step), the step and seed are the whole RNG state.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vasomim/core/error.hpp"
+#include "vasomim/io/safetensors.hpp"
+
+namespace vasomim::train {
+
+/// Run state stored beside the parameters.
+struct run_state {
+    std::uint64_t step = 0;       ///< completed optimiser iterations
+    std::uint64_t seed = 0;       ///< seed of every counter-based stream of the run
+    std::string signature;        ///< configuration the parameters belong to (checked on resume)
+};
+
+inline std::filesystem::path checkpoint_path(const std::filesystem::path& dir, std::uint64_t step) {
+    char name[64];
+    std::snprintf(name, sizeof name, "checkpoint-%010llu.safetensors", static_cast<unsigned long long>(step));
+    return dir / name;
+}
+
+inline std::filesystem::path optimiser_path(const std::filesystem::path& checkpoint) {
+    auto p = checkpoint;
+    p.replace_extension(".optim.safetensors");
+    return p;
+}
+
+/// Checkpoints in `dir`, oldest first.
+inline std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& dir) {
+    std::vector<std::filesystem::path> out;
+    if (!std::filesystem::is_directory(dir)) return out;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        const auto name = e.path().filename().string();
+        if (name.starts_with("checkpoint-") && name.ends_with(".safetensors") &&
+            name.find(".optim.") == std::string::npos)
+            out.push_back(e.path());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+inline std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& dir) {
+    auto all = list_checkpoints(dir);
+    if (all.empty()) return std::nullopt;
+    return all.back();
+}
+
+/// Writes `model`'s parameters, its optimiser state and `state`; keeps the newest `keep_last`.
+template <class Model>
+std::filesystem::path save_checkpoint(const std::filesystem::path& dir, const Model& model, const run_state& state,
+                                      std::size_t keep_last = 3) {
+    std::filesystem::create_directories(dir);
+    const auto path = checkpoint_path(dir, state.step);
+    model.optimiser().save(optimiser_path(path).string());
+    const auto& net = model.network();
+    const auto params = net.params().to_host();
+    std::vector<io::named_tensor> tensors;
+    for (const auto& e : net.table().entries())
+        tensors.push_back({e.name, e.shape, std::vector<float>(params.begin() + e.offset, params.begin() + e.offset + e.numel())});
+    io::write_safetensors(path.string(), tensors,
+                          {{"format", "vasomim-pretrain-1"},
+                           {"step", std::to_string(state.step)},
+                           {"seed", std::to_string(state.seed)},
+                           {"signature", state.signature}});
+    auto all = list_checkpoints(dir);
+    while (keep_last > 0 && all.size() > keep_last) {
+        std::filesystem::remove(optimiser_path(all.front()));
+        std::filesystem::remove(all.front());
+        all.erase(all.begin());
+    }
+    return path;
+}
+
+/// Loads a checkpoint into `model` (parameters and optimiser state) and returns its run state.
+/// Throws config_error when it was written for another configuration (signature) or lacks a
+/// parameter, format_error / io_error for unreadable files.
+template <class Model>
+run_state load_checkpoint(const std::filesystem::path& path, Model& model, const std::string& expected_signature) {
+    const auto file = io::read_safetensors(path.string());
+    auto meta = [&](const char* key) {
+        const auto it = file.metadata.find(key);
+        if (it == file.metadata.end()) throw config_error("checkpoint " + path.string() + " has no '" + key + "' entry");
+        return it->second;
+    };
+    run_state s{std::stoull(meta("step")), std::stoull(meta("seed")), meta("signature")};
+    if (s.signature != expected_signature)
+        throw config_error("checkpoint " + path.string() + " was written for another configuration:\n  checkpoint: " +
+                           s.signature + "\n  this run:   " + expected_signature);
+    auto& net = model.network();
+    auto params = net.params().to_host();
+    for (const auto& e : net.table().entries()) {
+        const auto* t = file.find(e.name);
+        if (!t || !(t->shape == e.shape))
+            throw config_error("checkpoint " + path.string() + " lacks parameter '" + e.name + "' of shape " +
+                               e.shape.to_string());
+        std::copy(t->data.begin(), t->data.end(), params.begin() + e.offset);
+    }
+    net.params() = std::remove_reference_t<decltype(net.params())>::from_host(params, net.params().shape());
+    model.optimiser().load(optimiser_path(path).string());
+    return s;
+}
+
+}  // namespace vasomim::train

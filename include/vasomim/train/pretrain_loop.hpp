@@ -1,0 +1,192 @@
+#pragma once
+// The pre-training loop: per-iteration warmup + half-cycle cosine learning rate, gradient
+// accumulation, optional clipping, a CSV log (step, epoch, lr, loss, rec, cons, images/s), a
+// progress bar with ETA on a terminal, PNG panels, checkpoints with the last K kept, exact resume
+// and Ctrl-C handling. A resumed run continues bit for bit: batches, augmentations and masks are
+// keyed by (seed, epoch/step), and the optimiser state is restored from the checkpoint.
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <unistd.h>
+
+#include "vasomim/data/loader.hpp"
+#include "vasomim/masking/schedule.hpp"
+#include "vasomim/model/masked_image_model.hpp"
+#include "vasomim/optim/lr_schedule.hpp"
+#include "vasomim/train/checkpoint.hpp"
+#include "vasomim/train/interrupt.hpp"
+#include "vasomim/train/panel.hpp"
+
+namespace vasomim::train {
+
+struct pretrain_options {
+    std::int64_t epochs = 20;
+    double warmup_epochs = 2;
+    double blr = 1.5e-4;        ///< base learning rate: lr = blr * batch * accum_iter / 256
+    double min_lr = 0;
+    std::size_t accum_iter = 1;  ///< iterations per optimiser step
+    double clip_grad = 0;        ///< max gradient norm (0: off)
+    std::uint64_t seed = 0;
+    std::filesystem::path output = "vasomim-output";
+    std::size_t checkpoint_every = 0;  ///< iterations between checkpoints (0: at the end of each epoch)
+    std::size_t keep_checkpoints = 3;
+    std::size_t panel_every = 0;       ///< iterations between panels (0: at the end of each epoch)
+    std::string signature;             ///< configuration signature stored in checkpoints
+    std::optional<std::filesystem::path> resume_from;  ///< a checkpoint file, or a folder (its latest)
+    std::uint64_t max_steps = 0;       ///< stop after this many iterations in total (0: the whole schedule)
+    bool show_progress = ::isatty(STDERR_FILENO) != 0;
+};
+
+struct pretrain_summary {
+    std::uint64_t first_step = 0, steps = 0;
+    double first_loss = NAN, last_loss = NAN;
+    bool interrupted = false;
+    std::optional<std::filesystem::path> last_checkpoint;
+};
+
+namespace detail {
+inline std::string clock_text(double seconds) {
+    const auto s = static_cast<long>(std::max(0.0, seconds));
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+    return buf;
+}
+}  // namespace detail
+
+/// Runs (or resumes) pre-training of `model` on `loader`'s batches; returns what happened.
+template <class Model, class Dataset>
+pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, const pretrain_options& o,
+                          std::ostream& log) {
+    namespace fs = std::filesystem;
+    if (o.epochs <= 0) throw config_error("pretrain: epochs must be positive");
+    if (o.accum_iter == 0) throw config_error("pretrain: accum_iter must be positive");
+    const auto per_epoch = static_cast<std::uint64_t>(loader.batches_per_epoch());
+    const std::uint64_t total = per_epoch * static_cast<std::uint64_t>(o.epochs);
+    const std::uint64_t end = o.max_steps ? std::min(total, o.max_steps) : total;
+    fs::create_directories(o.output);
+
+    pretrain_summary summary;
+    std::uint64_t step = 0;
+    if (o.resume_from) {
+        fs::path path = *o.resume_from;
+        if (fs::is_directory(path)) {
+            const auto latest = latest_checkpoint(path);
+            if (!latest) throw config_error("--resume: no checkpoint in " + path.string());
+            path = *latest;
+        }
+        const run_state s = load_checkpoint(path, model, o.signature);
+        if (s.seed != o.seed)
+            throw config_error("checkpoint " + path.string() + " was written with seed " + std::to_string(s.seed) +
+                               ", this run uses " + std::to_string(o.seed));
+        step = s.step;
+        summary.last_checkpoint = path;
+        log << "resumed from " << path.string() << " at step " << step << "\n";
+    }
+    summary.first_step = step;
+
+    const fs::path csv_path = o.output / "log.csv";
+    const bool new_csv = !fs::exists(csv_path) || step == 0;
+    std::ofstream csv(csv_path, new_csv ? std::ios::trunc : std::ios::app);
+    if (!csv) throw io_error("cannot write " + csv_path.string());
+    if (new_csv) csv << "step,epoch,lr,loss,rec,cons,images_per_s\n";
+
+    const auto& cfg = model.config();
+    optim::warmup_cosine lr_schedule{0, o.min_lr, o.warmup_epochs, double(o.epochs)};
+    std::optional<data::batch> last_batch;
+    auto save = [&](std::uint64_t at) {
+        summary.last_checkpoint = save_checkpoint(o.output, model, {at, o.seed, o.signature}, o.keep_checkpoints);
+    };
+    auto panel = [&](std::uint64_t at) {
+        if (!last_batch) return;
+        const auto& net = model.network();
+        const std::int64_t L = cfg.num_patches(), ps = cfg.patch_values(), s = cfg.img_size;
+        const auto pred = net.host_copy(net.acts().pred + ps, L * ps);  // sample 0, skip the cls row
+        const auto mask = model.last_mask().mask.to_host();
+        std::vector<float> guidance;
+        if (model.last_guidance().numel() > 0) guidance = model.last_guidance().to_host();
+        char name[48];
+        std::snprintf(name, sizeof name, "panel-%010llu.png", static_cast<unsigned long long>(at));
+        write_panel(o.output / name, {last_batch->images.data(), pred.data(), mask.data(),
+                                      guidance.empty() ? nullptr : guidance.data(), s, cfg.patch_size, cfg.norm_pix_loss});
+    };
+
+    const auto start = std::chrono::steady_clock::now();
+    auto t_last = start;
+    double rate = 0;
+    while (step < end) {
+        const std::int64_t epoch = static_cast<std::int64_t>(step / per_epoch);
+        loader.start_epoch(epoch, static_cast<std::size_t>(step % per_epoch));
+        while (step < end && step / per_epoch == static_cast<std::uint64_t>(epoch)) {
+            if (interrupted()) {
+                summary.interrupted = true;
+                break;
+            }
+            auto b = loader.next();
+            if (!b) break;
+            const std::uint64_t cycle_start = step - step % o.accum_iter;
+            const double n = static_cast<double>(b->images.shape()[0]);
+            lr_schedule.lr = optim::scaled_lr(o.blr, static_cast<index_t>(n) * static_cast<index_t>(o.accum_iter));
+            model::step_context ctx;
+            ctx.step = step;
+            ctx.at = masking::progress::from_epoch(epoch, o.epochs);
+            ctx.lr = lr_schedule.at_iteration(static_cast<index_t>(cycle_start), static_cast<index_t>(per_epoch));
+            ctx.apply_update = (step + 1) % o.accum_iter == 0;
+            ctx.accumulation_scale = 1.0 / double(o.accum_iter);
+            ctx.clip_grad_norm = o.clip_grad;
+            model::step_losses l;
+            try {
+                l = model.train_step(b->images, b->masks, ctx);
+            } catch (const numeric_error& e) {
+                log << "\nstopping: " << e.what() << "\nlast good checkpoint: "
+                    << (summary.last_checkpoint ? summary.last_checkpoint->string() : std::string("none")) << "\n";
+                throw;
+            }
+            last_batch = std::move(b);
+            if (step == summary.first_step) summary.first_loss = l.loss;
+            summary.last_loss = l.loss;
+            ++step;
+            ++summary.steps;
+
+            const auto now = std::chrono::steady_clock::now();
+            const double dt = std::chrono::duration<double>(now - t_last).count();
+            t_last = now;
+            const double inst = dt > 0 ? n / dt : 0;
+            rate = rate == 0 ? inst : 0.9 * rate + 0.1 * inst;
+            char row[160];
+            std::snprintf(row, sizeof row, "%llu,%lld,%.6g,%.6f,%.6f,%.6f,%.1f\n", static_cast<unsigned long long>(step),
+                          static_cast<long long>(epoch), ctx.lr, l.loss, l.rec, l.cons, inst);
+            csv << row;
+            if (o.show_progress) {
+                const double done = double(step) / double(end);
+                const int width = 24, filled = static_cast<int>(done * width);
+                const double eta = rate > 0 ? double(end - step) * n / rate : 0;
+                std::fprintf(stderr, "\r epoch %lld/%lld [%-*s] %3.0f%%  loss %.4f  lr %.2e  %.0f img/s  ETA %s ",
+                             static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs), width,
+                             std::string(static_cast<std::size_t>(filled), '=').c_str(), 100 * done, l.loss, ctx.lr,
+                             rate, detail::clock_text(eta).c_str());
+            }
+            const bool boundary = step % o.accum_iter == 0;
+            const bool epoch_end = step % per_epoch == 0;
+            if (boundary && (o.checkpoint_every ? step % o.checkpoint_every == 0 : epoch_end)) save(step);
+            if (o.panel_every ? step % o.panel_every == 0 : epoch_end) panel(step);
+        }
+        if (summary.interrupted) break;
+    }
+    if (o.show_progress) std::fputc('\n', stderr);
+    csv.flush();
+    if (summary.steps > 0 && step % o.accum_iter == 0 &&
+        (!summary.last_checkpoint || summary.last_checkpoint->filename() != checkpoint_path(o.output, step).filename()))
+        save(step);
+    if (summary.interrupted)
+        log << "interrupted at step " << step << "; last checkpoint: "
+            << (summary.last_checkpoint ? summary.last_checkpoint->string() : std::string("none")) << "\n";
+    return summary;
+}
+
+}  // namespace vasomim::train
