@@ -161,7 +161,7 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
             char row[160];
             std::snprintf(row, sizeof row, "%llu,%lld,%.6g,%.6f,%.6f,%.6f,%.1f\n", static_cast<unsigned long long>(step),
                           static_cast<long long>(epoch), ctx.lr, l.loss, l.rec, l.cons, inst);
-            csv << row;
+            csv << row << std::flush;  // readable while the run goes on, complete after a crash
             if (o.show_progress) {
                 const double done = double(step) / double(end);
                 const int width = 24, filled = static_cast<int>(done * width);
