@@ -1,5 +1,7 @@
 #pragma once
-// File formats: NumPy .npy arrays and 8-bit images (PNG/JPEG/BMP read, PNG write).
+// File formats: NumPy .npy arrays, 8-bit images (PNG/JPEG/BMP read, PNG write), safetensors
+// checkpoints.
 
 #include "vasomim/io/image.hpp"
 #include "vasomim/io/npy.hpp"
+#include "vasomim/io/safetensors.hpp"

@@ -1,0 +1,139 @@
+#pragma once
+// Angiogram data sets on disk and the synthetic default, behind one interface:
+//   size(), name(i), load(i) -> {image, mask} as 8-bit H x W arrays (mask 0/255).
+// folder_dataset reads the XA-170K layout (<name>/ images beside <name>_frangi/ masks of the same
+// file names), an images/ + masks/ pair, or a plain folder of images whose masks are computed by a
+// callback (e.g. the pseudo-label pipeline) on first use and cached in <folder>_frangi/.
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+#include "vasomim/core/error.hpp"
+#include "vasomim/data/synthetic_angiogram.hpp"
+#include "vasomim/io/image.hpp"
+
+namespace vasomim::data {
+
+/// An angiogram and its vessel mask (pseudo-label or exact), both H x W, mask 0/255.
+struct labelled_image {
+    xt::xtensor<std::uint8_t, 2> image;
+    xt::xtensor<std::uint8_t, 2> mask;
+};
+
+/// Makes a mask for an image that has none (e.g. vasomim::vessel's pseudo-label pipeline).
+using mask_maker = std::function<xt::xtensor<std::uint8_t, 2>(const xt::xtensor<std::uint8_t, 2>&)>;
+
+namespace detail {
+inline bool is_image_file(const std::filesystem::path& p) {
+    std::string e = p.extension().string();
+    std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".tif" || e == ".tiff" || e == ".npy";
+}
+
+inline std::vector<std::filesystem::path> sorted_images(const std::filesystem::path& dir) {
+    std::vector<std::filesystem::path> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        if (e.is_regular_file() && is_image_file(e.path())) out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+}  // namespace detail
+
+class folder_dataset {
+public:
+    struct entry {
+        std::filesystem::path image;
+        std::filesystem::path mask;  ///< where the mask is (or will be cached)
+    };
+
+    /// Scans `root`. Without masks on disk, `make_mask` must be given. Throws config_error for a
+    /// missing folder or a folder without images.
+    explicit folder_dataset(const std::filesystem::path& root, mask_maker make_mask = {})
+        : make_mask_(std::move(make_mask)) {
+        namespace fs = std::filesystem;
+        if (!fs::is_directory(root)) throw config_error("data folder " + root.string() + " does not exist");
+        if (fs::is_directory(root / "images") && fs::is_directory(root / "masks")) {
+            add_pairs(root / "images", root / "masks");
+        } else {
+            // XA-170K: every <name>/ with a sibling <name>_frangi/.
+            std::vector<fs::path> dirs;
+            for (const auto& e : fs::directory_iterator(root))
+                if (e.is_directory() && !e.path().filename().string().ends_with("_frangi")) dirs.push_back(e.path());
+            std::sort(dirs.begin(), dirs.end());
+            for (const auto& d : dirs) add_pairs(d, fs::path(d.string() + "_frangi"));
+            // A plain folder of images: masks cached in <root>_frangi/.
+            if (entries_.empty()) add_pairs(root, fs::path(root.string() + "_frangi"));
+        }
+        if (entries_.empty()) throw config_error("data folder " + root.string() + " holds no images");
+    }
+
+    std::size_t size() const { return entries_.size(); }
+    const entry& at(std::size_t i) const { return entries_.at(i); }
+    std::string name(std::size_t i) const { return entries_.at(i).image.string(); }
+
+    /// Reads image i and its mask (computing and caching the mask if it is missing). Throws
+    /// io_error / format_error for unreadable files (the loader skips those) and shape_error,
+    /// naming both files, when image and mask differ in size.
+    labelled_image load(std::size_t i) const {
+        const entry& e = entries_.at(i);
+        labelled_image s{io::read_gray8(e.image), {}};
+        if (std::filesystem::exists(e.mask)) {
+            s.mask = io::read_gray8(e.mask);
+        } else {
+            if (!make_mask_)
+                throw config_error("no mask " + e.mask.string() + " for image " + e.image.string() +
+                                   " and no mask maker (pseudo-label pipeline) was given");
+            s.mask = make_mask_(s.image);
+            std::lock_guard<std::mutex> lock(*cache_mutex_);
+            std::filesystem::create_directories(e.mask.parent_path());
+            io::write_png(e.mask, s.mask);  // atomic: concurrent readers never see half a file
+        }
+        if (s.image.shape() != s.mask.shape())
+            throw shape_error("image " + e.image.string() + " is " + std::to_string(s.image.shape()[0]) + " x " +
+                              std::to_string(s.image.shape()[1]) + " but its mask " + e.mask.string() + " is " +
+                              std::to_string(s.mask.shape()[0]) + " x " + std::to_string(s.mask.shape()[1]));
+        return s;
+    }
+
+private:
+    void add_pairs(const std::filesystem::path& images, const std::filesystem::path& masks) {
+        for (const auto& p : detail::sorted_images(images)) {
+            auto m = masks / p.filename();
+            if (p.extension() == ".npy") m.replace_extension(".png");
+            entries_.push_back({p, m});
+        }
+    }
+
+    std::vector<entry> entries_;
+    mask_maker make_mask_;
+    std::shared_ptr<std::mutex> cache_mutex_ = std::make_shared<std::mutex>();
+};
+
+/// The embedded default: `count` procedural angiograms with exact masks.
+class synthetic_dataset {
+public:
+    synthetic_dataset(std::size_t count, std::uint64_t seed, synthetic_angiogram_options options = {})
+        : count_(count), seed_(seed), options_(options) {
+        options_.validate();
+        if (count == 0) throw config_error("synthetic_dataset: count must be positive");
+    }
+    std::size_t size() const { return count_; }
+    std::string name(std::size_t i) const { return "synthetic#" + std::to_string(i); }
+    labelled_image load(std::size_t i) const {
+        auto s = make_synthetic_angiogram(options_, seed_, i);
+        return {std::move(s.image), std::move(s.mask)};
+    }
+
+private:
+    std::size_t count_;
+    std::uint64_t seed_;
+    synthetic_angiogram_options options_;
+};
+
+}  // namespace vasomim::data

@@ -1,0 +1,4 @@
+#pragma once
+// Training objectives.
+
+#include "vasomim/loss/masked_reconstruction.hpp"

@@ -1,0 +1,72 @@
+#pragma once
+// LayerNorm over the last dimension (biased variance, as torch.nn.LayerNorm); the ViT uses
+// eps = 1e-6. Forward keeps the per-row mean and 1/std for the backward pass.
+
+#include "vasomim/backend/algorithms.hpp"
+#include "vasomim/nn/detail/math.hpp"
+
+namespace vasomim::nn {
+
+inline constexpr double layer_norm_eps = 1e-6;
+
+/// out[r, :] = (x[r, :] - mean_r) * rstd_r * w + b for rows r < m of width c; mean and rstd
+/// (length m) are saved for layer_norm_backward.
+template <backend_policy B, class T>
+void layer_norm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, index_t m,
+                        index_t c, double eps = layer_norm_eps) {
+    const T e = static_cast<T>(eps);
+    parallel_for<B>(m, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+        const T* xr = x + r * c;
+        T s = T(0);
+        for (index_t i = 0; i < c; ++i) s += xr[i];
+        const T mu = s / static_cast<T>(c);
+        T v = T(0);
+        for (index_t i = 0; i < c; ++i) {
+            const T d = xr[i] - mu;
+            v += d * d;
+        }
+        const T rs = T(1) / detail::sqrt_(v / static_cast<T>(c) + e);
+        T* o = out + r * c;
+        for (index_t i = 0; i < c; ++i) o[i] = (xr[i] - mu) * rs * w[i] + b[i];
+        mean[r] = mu;
+        rstd[r] = rs;
+    });
+}
+
+/// Backward: dx += d(LN)/dx^T dout (accumulates, as the input of a pre-norm layer is always on a
+/// residual stream), dw += sum_r dout * xhat, db += sum_r dout. dx may be null.
+template <backend_policy B, class T>
+void layer_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* mean,
+                         const T* rstd, const T* w, index_t m, index_t c) {
+    if (dx)
+        parallel_for<B>(m, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+            const T* xr = x + r * c;
+            const T* g = dout + r * c;
+            const T mu = mean[r], rs = rstd[r];
+            T s1 = T(0), s2 = T(0);
+            for (index_t i = 0; i < c; ++i) {
+                const T dn = g[i] * w[i];
+                s1 += dn;
+                s2 += dn * (xr[i] - mu) * rs;
+            }
+            s1 /= static_cast<T>(c);
+            s2 /= static_cast<T>(c);
+            T* d = dx + r * c;
+            for (index_t i = 0; i < c; ++i) {
+                const T xh = (xr[i] - mu) * rs;
+                d[i] += (g[i] * w[i] - s1 - xh * s2) * rs;
+            }
+        });
+    parallel_for<B>(c, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        T sw = T(0), sb = T(0);
+        for (index_t r = 0; r < m; ++r) {
+            const T g = dout[r * c + i];
+            sw += g * (x[r * c + i] - mean[r]) * rstd[r];
+            sb += g;
+        }
+        dw[i] += sw;
+        db[i] += sb;
+    });
+}
+
+}  // namespace vasomim::nn

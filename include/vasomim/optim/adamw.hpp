@@ -1,0 +1,135 @@
+#pragma once
+// AdamW (Loshchilov & Hutter) with decoupled weight decay, following torch.optim.AdamW step for
+// step (same update order and bias corrections in double), over a model's flat parameter buffer.
+// Parameter groups come from the parameter table: fixed tensors are skipped, and weight decay
+// applies only to entries marked `decay` (weights; not biases, norms, 1-D parameters or tokens).
+// Runs of consecutive entries with the same group are updated by one kernel each.
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vasomim/backend/algorithms.hpp"
+#include "vasomim/io/safetensors.hpp"
+#include "vasomim/nn/detail/math.hpp"
+#include "vasomim/nn/parameters.hpp"
+
+namespace vasomim::optim {
+
+struct adamw_options {
+    double lr = 1e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.05;
+};
+
+template <backend_policy B, class T = float>
+class adamw {
+public:
+    adamw(const nn::parameter_table& table, adamw_options opt = {})
+        : table_(table), opt_(opt), m_(shape{table.size()}), v_(shape{table.size()}) {
+        // Consecutive trainable entries of one group share a span (the alignment padding between
+        // them is zero and stays zero); a fixed tensor or a group change starts a new span.
+        bool extend = false;
+        for (const auto& e : table.entries()) {
+            if (!e.trainable) {
+                extend = false;
+                continue;
+            }
+            if (extend && spans_.back().decay == e.decay)
+                spans_.back().end = e.offset + e.numel();
+            else
+                spans_.push_back({e.offset, e.offset + e.numel(), e.decay});
+            extend = true;
+        }
+    }
+
+    adamw_options& options() { return opt_; }
+    const adamw_options& options() const { return opt_; }
+    void set_lr(double lr) { opt_.lr = lr; }
+    std::int64_t steps() const { return step_; }
+    const tensor<T, B>& exp_avg() const { return m_; }
+    const tensor<T, B>& exp_avg_sq() const { return v_; }
+
+    /// One update of `params` from `grads` (flat buffers laid out by the table).
+    void step(tensor<T, B>& params, const tensor<T, B>& grads) {
+        if (params.size() != m_.size() || grads.size() != m_.size())
+            throw shape_error("adamw::step: parameter buffer of " + std::to_string(params.size()) + " / gradient of " +
+                              std::to_string(grads.size()) + " values, the table has " + std::to_string(m_.size()));
+        ++step_;
+        const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(step_));
+        const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(step_));
+        const T step_size = static_cast<T>(opt_.lr / bc1), bc2_sqrt = static_cast<T>(std::sqrt(bc2));
+        const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2), eps = static_cast<T>(opt_.eps);
+        const T omb1 = static_cast<T>(1.0 - opt_.beta1), omb2 = static_cast<T>(1.0 - opt_.beta2);
+        for (const auto& s : spans_) {
+            const T keep = static_cast<T>(1.0 - opt_.lr * (s.decay ? opt_.weight_decay : 0.0));
+            T* p = params.data() + s.begin;
+            const T* g = grads.data() + s.begin;
+            T* m = m_.data() + s.begin;
+            T* v = v_.data() + s.begin;
+            parallel_for<B>(s.end - s.begin, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+                const T gi = g[i];
+                T pi = p[i] * keep;
+                const T mi = m[i] * b1 + gi * omb1;
+                const T vi = v[i] * b2 + omb2 * gi * gi;
+                m[i] = mi;
+                v[i] = vi;
+                const T denom = nn::detail::sqrt_(vi) / bc2_sqrt + eps;
+                p[i] = pi - step_size * (mi / denom);
+            });
+        }
+    }
+
+    /// Saves the moments (as exp_avg.<name>, exp_avg_sq.<name>) and the step count to a
+    /// safetensors file.
+    void save(const std::string& path) const {
+        const auto m = m_.to_host(), v = v_.to_host();
+        std::vector<io::named_tensor> ts;
+        for (const auto& e : table_.entries()) {
+            if (!e.trainable) continue;
+            for (int k = 0; k < 2; ++k) {
+                const auto& src = k == 0 ? m : v;
+                io::named_tensor t{(k == 0 ? "exp_avg." : "exp_avg_sq.") + e.name, e.shape, {}};
+                t.data.assign(src.begin() + e.offset, src.begin() + e.offset + e.numel());
+                ts.push_back(std::move(t));
+            }
+        }
+        io::write_safetensors(path, ts, {{"step", std::to_string(step_)}, {"optimizer", "adamw"}});
+    }
+
+    /// Restores what save() wrote; throws config_error if a tensor is missing or differs in shape.
+    void load(const std::string& path) {
+        const auto f = io::read_safetensors(path);
+        auto m = m_.to_host(), v = v_.to_host();
+        for (const auto& e : table_.entries()) {
+            if (!e.trainable) continue;
+            for (int k = 0; k < 2; ++k) {
+                const std::string name = (k == 0 ? "exp_avg." : "exp_avg_sq.") + e.name;
+                const auto* t = f.find(name);
+                if (!t || !(t->shape == e.shape))
+                    throw config_error("adamw::load: '" + path + "' lacks '" + name + "' of shape " + e.shape.to_string());
+                auto& dst = k == 0 ? m : v;
+                for (index_t i = 0; i < e.numel(); ++i) dst[e.offset + i] = static_cast<T>(t->data[i]);
+            }
+        }
+        const auto it = f.metadata.find("step");
+        if (it == f.metadata.end()) throw config_error("adamw::load: '" + path + "' has no step count");
+        step_ = std::stoll(it->second);
+        m_ = tensor<T, B>::from_host(m, m_.shape());
+        v_ = tensor<T, B>::from_host(v, v_.shape());
+    }
+
+private:
+    struct span {
+        index_t begin, end;
+        bool decay;
+    };
+
+    const nn::parameter_table& table_;
+    adamw_options opt_;
+    tensor<T, B> m_, v_;
+    std::vector<span> spans_;
+    std::int64_t step_ = 0;
+};
+
+}  // namespace vasomim::optim

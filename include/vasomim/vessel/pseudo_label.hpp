@@ -1,0 +1,235 @@
+#pragma once
+// The released VasoMIM pseudo-label pipeline and its reusable steps:
+//   sato(uint8 image, sigmas 1..4, dark ridges)      -> response (double, as scikit-image)
+//   to_uint8: truncation toward zero, clamped to [0, 255]
+//   zero_border(20)                                   -> v
+//   threshold: values below numpy percentile(v, 92) (linear interpolation) set to 0
+//   region_grow: the 4-connected region of nonzero pixels holding the first maximum (row-major)
+//   output 0 / 255.
+// The flood fill and the percentile run on the host (they are sequential by nature and touch one
+// 8-bit image); on a device backend the 8-bit image is copied over and the mask copied back.
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "vasomim/backend/algorithms.hpp"
+#include "vasomim/core/tensor.hpp"
+#include "vasomim/vessel/sato.hpp"
+
+namespace vasomim::vessel {
+
+struct pseudo_label_options {
+    std::vector<double> sigmas{1, 2, 3, 4};
+    bool black_ridges = true;
+    boundary_mode mode = boundary_mode::reflect;
+    double cval = 0.0;
+    kernel_precision precision = kernel_precision::exact;
+    index_t border = 20;       ///< pixels zeroed on each side (0: none)
+    double percentile = 92.0;  ///< in [0, 100]
+
+    sato_options sato() const {
+        sato_options o;
+        o.sigmas = sigmas;
+        o.black_ridges = black_ridges;
+        o.mode = mode;
+        o.cval = cval;
+        o.precision = precision;
+        return o;
+    }
+};
+
+namespace detail {
+template <class R>
+struct to_uint8_kernel {
+    const R* in;
+    std::uint8_t* out;
+    VASOMIM_HOST_DEVICE void operator()(std::int64_t i) const {
+        const R v = in[i];
+        out[i] = v >= R(255) ? std::uint8_t(255) : (v > R(0) ? static_cast<std::uint8_t>(v) : std::uint8_t(0));
+    }
+};
+template <class T>
+struct border_kernel {
+    T* p;
+    std::int64_t rows, cols, border;
+    VASOMIM_HOST_DEVICE void operator()(std::int64_t idx) const {
+        const std::int64_t i = idx / cols, j = idx % cols;
+        if (i < border || i >= rows - border || j < border || j >= cols - border) p[idx] = T(0);
+    }
+};
+template <class T>
+struct below_to_zero_kernel {
+    T* p;
+    double t;
+    VASOMIM_HOST_DEVICE void operator()(std::int64_t i) const {
+        if (!(static_cast<double>(p[i]) >= t)) p[i] = T(0);
+    }
+};
+
+/// Breadth-first 4-connected fill of nonzero pixels from `seed`, writing `value` into `out`.
+template <class T, class L>
+void flood_fill4(const T* v, std::int64_t rows, std::int64_t cols, std::int64_t seed, L* out, L value) {
+    std::deque<std::int64_t> queue{seed};
+    out[seed] = value;
+    while (!queue.empty()) {
+        const std::int64_t p = queue.front();
+        queue.pop_front();
+        const std::int64_t i = p / cols, j = p % cols;
+        const std::array<std::int64_t, 4> nb{i > 0 ? p - cols : -1, i + 1 < rows ? p + cols : -1, j > 0 ? p - 1 : -1,
+                                             j + 1 < cols ? p + 1 : -1};
+        for (std::int64_t q : nb)
+            if (q >= 0 && out[q] == L(0) && v[q] != T(0)) {
+                out[q] = value;
+                queue.push_back(q);
+            }
+    }
+}
+
+template <class T, class B>
+std::vector<T> host_copy(const tensor<T, B>& t) {
+    return t.to_host();
+}
+}  // namespace detail
+
+/// Response -> uint8 by truncation toward zero (numpy astype), clamped to [0, 255].
+template <class R, class B>
+tensor<std::uint8_t, B> to_uint8(const tensor<R, B>& response) {
+    tensor<std::uint8_t, B> out(response.shape());
+    parallel_for<B>(response.numel(), detail::to_uint8_kernel<R>{response.data(), out.data()});
+    return out;
+}
+
+/// Sets `border` pixels on each side of a 2-D image to 0 (border >= 0; 0 changes nothing).
+template <class T, class B>
+void zero_border(tensor<T, B>& image, index_t border) {
+    if (image.rank() != 2) throw shape_error("zero_border: expected a 2-D image, got " + image.shape().to_string());
+    if (border < 0) throw value_error("zero_border: border must be >= 0, got " + std::to_string(border));
+    if (border == 0) return;
+    parallel_for<B>(image.numel(), detail::border_kernel<T>{image.data(), image.dim(0), image.dim(1), border});
+}
+
+/// numpy.percentile(values, q) with the default linear interpolation: virtual index (n-1) q/100
+/// between the sorted values a[lo] and a[lo+1], interpolated as numpy's _lerp does (from the upper
+/// value when the fraction is >= 0.5). q in [0, 100]; at least one value.
+template <class T>
+double percentile(const T* host_values, std::size_t n, double q) {
+    if (n == 0) throw value_error("percentile: no values");
+    if (!(q >= 0 && q <= 100)) throw value_error("percentile: q must lie in [0, 100], got " + std::to_string(q));
+    const double virt = static_cast<double>(n - 1) * (q / 100.0);
+    const std::size_t lo = static_cast<std::size_t>(std::floor(virt));
+    const std::size_t hi = std::min(lo + 1, n - 1);
+    const double frac = virt - static_cast<double>(lo);
+    T a{}, b{};
+    if constexpr (std::is_same_v<T, std::uint8_t>) {  // counting sort: exact and O(n)
+        std::array<std::size_t, 256> hist{};
+        for (std::size_t i = 0; i < n; ++i) ++hist[host_values[i]];
+        auto nth = [&](std::size_t k) {
+            std::size_t acc = 0;
+            for (int v = 0; v < 256; ++v) {
+                acc += hist[static_cast<std::size_t>(v)];
+                if (acc > k) return static_cast<std::uint8_t>(v);
+            }
+            return std::uint8_t(255);
+        };
+        a = nth(lo);
+        b = nth(hi);
+    } else {
+        std::vector<T> v(host_values, host_values + n);
+        for (const T& x : v)
+            if (!std::isfinite(static_cast<double>(x))) throw value_error("percentile: NaN or infinite value");
+        std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
+        a = v[lo];
+        b = hi == lo ? a : *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
+    }
+    const double diff = static_cast<double>(b) - static_cast<double>(a);
+    return frac >= 0.5 ? static_cast<double>(b) - diff * (1.0 - frac) : static_cast<double>(a) + diff * frac;
+}
+
+template <class T, class B>
+double percentile(const tensor<T, B>& values, double q) {
+    if constexpr (backend_traits<B>::host_accessible) {
+        return percentile(values.data(), values.size(), q);
+    } else {
+        const auto h = values.to_host();
+        return percentile(h.data(), h.size(), q);
+    }
+}
+
+/// Sets every value below `threshold` to 0 (the released threshold step keeps values >= it).
+template <class T, class B>
+void zero_below(tensor<T, B>& values, double threshold) {
+    parallel_for<B>(values.numel(), detail::below_to_zero_kernel<T>{values.data(), threshold});
+}
+
+/// Labels the 4-connected components of nonzero pixels of a 2-D image: 0 for background, 1..n in
+/// row-major order of each component's first pixel. Returns the label image (on B) and n.
+template <class T, class B>
+std::pair<tensor<std::int32_t, B>, std::int32_t> connected_components(const tensor<T, B>& image) {
+    if (image.rank() != 2) throw shape_error("connected_components: expected a 2-D image, got " + image.shape().to_string());
+    const auto v = detail::host_copy(image);
+    std::vector<std::int32_t> labels(v.size(), 0);
+    std::int32_t n = 0;
+    for (std::size_t p = 0; p < v.size(); ++p)
+        if (v[p] != T(0) && labels[p] == 0)
+            detail::flood_fill4(v.data(), image.dim(0), image.dim(1), static_cast<std::int64_t>(p), labels.data(), ++n);
+    return {tensor<std::int32_t, B>::from_host(labels, image.shape()), n};
+}
+
+/// The released region growing: the 4-connected region of nonzero pixels that holds the first
+/// maximum in row-major order, as 0 / 255. All zero when the image is.
+template <class T, class B>
+tensor<std::uint8_t, B> region_grow(const tensor<T, B>& image) {
+    if (image.rank() != 2 || image.numel() == 0)
+        throw shape_error("region_grow: expected a non-empty 2-D image, got " + image.shape().to_string());
+    const auto v = detail::host_copy(image);
+    const auto seed = static_cast<std::int64_t>(std::max_element(v.begin(), v.end()) - v.begin());
+    std::vector<std::uint8_t> mask(v.size(), 0);
+    if (v[static_cast<std::size_t>(seed)] != T(0))
+        detail::flood_fill4(v.data(), image.dim(0), image.dim(1), seed, mask.data(), std::uint8_t(255));
+    return tensor<std::uint8_t, B>::from_host(mask, image.shape());
+}
+
+/// The intermediate results of the pipeline, for inspection and tests.
+template <class R, class B>
+struct pseudo_label_steps {
+    tensor<R, B> response;          ///< sato response
+    tensor<std::uint8_t, B> value;  ///< uint8, border zeroed
+    double threshold = 0;           ///< percentile of `value`
+    tensor<std::uint8_t, B> mask;   ///< 0 / 255
+};
+
+/// The full pipeline with every step kept.
+template <class T, class B>
+pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> image, const pseudo_label_options& o = {}) {
+    if (!(o.percentile >= 0 && o.percentile <= 100))
+        throw value_error("pseudo_label: percentile must lie in [0, 100], got " + std::to_string(o.percentile));
+    if (o.border < 0) throw value_error("pseudo_label: border must be >= 0, got " + std::to_string(o.border));
+    pseudo_label_steps<response_t<T>, B> s;
+    s.response = sato(image, o.sato());
+    s.value = to_uint8(s.response);
+    zero_border(s.value, o.border);
+    s.threshold = percentile(s.value, o.percentile);
+    auto kept = s.value.clone();
+    zero_below(kept, s.threshold);
+    s.mask = region_grow(kept);
+    return s;
+}
+
+/// The released VasoMIM pseudo-label (0 / 255) of a 2-D image (uint8 in the released pipeline).
+template <class T, class B>
+tensor<std::uint8_t, B> pseudo_label(tensor_view<T, B> image, const pseudo_label_options& o = {}) {
+    return std::move(pseudo_label_steps_of(image, o).mask);
+}
+
+template <class T, class B>
+tensor<std::uint8_t, B> pseudo_label(const tensor<T, B>& image, const pseudo_label_options& o = {}) {
+    return pseudo_label(image.view(), o);
+}
+
+}  // namespace vasomim::vessel
