@@ -7,10 +7,14 @@
 //                              the masked patches, random versus anatomy-guided;
 //   <out>/vessel_share.png     the same as a plot (blue random, red guided, dashed: share of
 //                              vessel-containing patches among all patches),
-// and prints the shares. Computing the guidance on the fly needs the vessel module's pseudo-label
-// pipeline, which this program does not use yet: pass pseudo-label files.
+// and prints the shares. The guidance is either read from files (--guidance) or computed on the fly
+// (--pseudo-label: the released pipeline, vessel::pseudo_label, on each image at its own
+// resolution, then resampled like a mask).
 //
-// Example (coronary80, expert masks as the guidance):
+// Examples (coronary80):
+//   vasomim-maskviz --image ../shared/data/coronary80/images --pattern 'training_*' --pseudo-label
+//       --out maskviz
+//   # expert masks as the guidance:
 //   vasomim-maskviz --image ../shared/data/coronary80/images --pattern 'training_*'
 //       --guidance ../shared/data/coronary80/masks --guidance-suffix _gt --label "expert masks" --out maskviz
 #include <fnmatch.h>
@@ -29,6 +33,7 @@
 #include "vasomim/io.hpp"
 #include "vasomim/masking.hpp"
 #include "vasomim/vasomim.hpp"
+#include "vasomim/vessel/pseudo_label.hpp"
 
 namespace fs = std::filesystem;
 using namespace vasomim;
@@ -45,11 +50,12 @@ struct options {
     index_t min_vessel_pixels = 1;
     std::uint64_t seed = 0;
     bool heatmaps = true;
+    bool pseudo_label = false;
 };
 
 struct item {
     std::string stem;
-    fs::path image_path, guidance_path, vessel_path;
+    fs::path image_path, guidance_path;
     image_t image, guidance;          // size x size
     std::vector<std::uint8_t> vessel;  // per patch: contains a vessel pixel
 };
@@ -111,10 +117,23 @@ image_t resize_nearest(const image_t& in, index_t size) {
     return out;
 }
 
-image_t load_resized(const fs::path& p, index_t size, bool nearest) {
-    image_t a = io::read_image_any(p);
+image_t resized(image_t a, index_t size, bool nearest) {
     if (size == 0) return a;
     return nearest ? resize_nearest(a, size) : resize_bilinear(a, size);
+}
+
+image_t load_resized(const fs::path& p, index_t size, bool nearest) { return resized(io::read_image_any(p), size, nearest); }
+
+/// The released pseudo-label (0 / 255) of an 8-bit angiogram, computed at its own resolution.
+image_t pseudo_label_of(const fs::path& p) {
+    const auto img = io::read_gray8(p);
+    const auto t = tensor<std::uint8_t, default_backend>::from_host(
+        std::vector<std::uint8_t>(img.begin(), img.end()),
+        shape{static_cast<index_t>(img.shape(0)), static_cast<index_t>(img.shape(1))});
+    const auto mask = vessel::pseudo_label(t).to_host();
+    image_t out = image_t::from_shape({img.shape(0), img.shape(1)});
+    std::copy(mask.begin(), mask.end(), out.begin());
+    return out;
 }
 
 /// Per patch: 1 when at least `min_pixels` pixels reach `threshold` times the map's maximum.
@@ -316,9 +335,14 @@ int main(int argc, char** argv) {
     options opt;
     CLI::App app{"vasomim-maskviz: per-patch masking frequency and vessel-patch share, random vs anatomy-guided"};
     app.add_option("--image", opt.image, "Angiogram file (PNG/NPY/...) or folder of them")->required();
-    app.add_option("--guidance", opt.guidance,
-                   "Guidance map file (pseudo-label or vesselness, PNG or NPY) or folder holding <stem><suffix>.png|npy")
-        ->required();
+    auto* guidance_opt = app.add_option(
+        "--guidance", opt.guidance,
+        "Guidance map file (pseudo-label or vesselness, PNG or NPY) or folder holding <stem><suffix>.png|npy");
+    auto* pseudo_opt = app.add_flag("--pseudo-label", opt.pseudo_label,
+                                    "Compute the guidance on the fly: the released pseudo-label pipeline (sato, "
+                                    "percentile 92, region growing) on each 8-bit image");
+    guidance_opt->excludes(pseudo_opt);
+    pseudo_opt->excludes(guidance_opt);
     app.add_option("--pattern", opt.pattern, "Only images whose file name matches this wildcard (folder input)");
     app.add_option("--guidance-suffix", opt.guidance_suffix, "Suffix of the guidance file stems (e.g. _gt)");
     app.add_option("--vessel", opt.vessel,
@@ -344,22 +368,27 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     try {
+        if (opt.guidance.empty() && !opt.pseudo_label)
+            throw config_error("vasomim-maskviz: pass --guidance <file|folder> or --pseudo-label");
+        if (opt.pseudo_label && opt.label == "guidance maps") opt.label = "pseudo-labels computed on the fly";
         if (opt.epochs <= 0) throw value_error("vasomim-maskviz: --epochs must be > 0, got " + std::to_string(opt.epochs));
         std::vector<item> items;
         for (const auto& p : list_images(opt.image, opt.pattern)) {
             item it;
             it.stem = p.stem().string();
             it.image_path = p;
-            it.guidance_path = partner(opt.guidance, it.stem, opt.guidance_suffix);
-            it.vessel_path = opt.vessel.empty() ? it.guidance_path : partner(opt.vessel, it.stem, opt.vessel_suffix);
+            it.guidance_path = opt.pseudo_label ? p : partner(opt.guidance, it.stem, opt.guidance_suffix);
             it.image = load_resized(it.image_path, opt.size, false);
-            it.guidance = load_resized(it.guidance_path, opt.size, true);
+            it.guidance = opt.pseudo_label ? resized(pseudo_label_of(p), opt.size, true)
+                                           : load_resized(it.guidance_path, opt.size, true);
             if (it.image.shape() != it.guidance.shape())
                 throw shape_error("vasomim-maskviz: image '" + p.string() + "' and guidance '" + it.guidance_path.string() +
                                   "' differ in size");
-            const image_t vmap = load_resized(it.vessel_path, opt.size, true);
+            const image_t vmap = opt.vessel.empty()
+                                     ? it.guidance
+                                     : load_resized(partner(opt.vessel, it.stem, opt.vessel_suffix), opt.size, true);
             if (vmap.shape() != it.guidance.shape())
-                throw shape_error("vasomim-maskviz: vessel map '" + it.vessel_path.string() + "' differs in size");
+                throw shape_error("vasomim-maskviz: the vessel map of '" + p.string() + "' differs in size");
             masking::num_patches(static_cast<index_t>(vmap.shape(0)), static_cast<index_t>(vmap.shape(1)), opt.patch);
             it.vessel = vessel_patches(vmap, opt.patch, opt.vessel_threshold, opt.min_vessel_pixels);
             items.push_back(std::move(it));
