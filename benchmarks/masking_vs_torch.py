@@ -92,14 +92,16 @@ def mae_random_masking(n, L, mask_ratio):
 
 
 def median_ms(fn, reps, warmup=2):
+    """Medians of (wall-clock ms, process CPU ms: all threads) over `reps` calls."""
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def cpp_medians(binary, reps):
@@ -109,7 +111,7 @@ def cpp_medians(binary, reps):
     for b in json.loads(out)['benchmarks']:
         if b.get('aggregate_name') == 'median':
             scale = {'ns': 1e-6, 'us': 1e-3, 'ms': 1.0, 's': 1e3}[b['time_unit']]
-            res[b['run_name']] = b['real_time'] * scale
+            res[b['run_name']] = (b['real_time'] * scale, b['cpu_time'] * scale)
     return res
 
 
@@ -137,20 +139,30 @@ def main():
     torch_sampling = median_ms(lambda: released_guided_masking(w.reshape(N, 1, 14, 14), 1, MASK_RATIO, BETA), args.reps)
     torch_random = median_ms(lambda: mae_random_masking(N, L, MASK_RATIO), args.reps)
 
+    torch.set_num_threads(1)  # for reference: the released code on one thread
+    torch_guided_1 = median_ms(lambda: released_guided_masking(g, PATCH, MASK_RATIO, BETA), args.reps)
+    torch.set_num_threads(os.cpu_count())
+
     rows = [
         ('weights + sampling + index outputs', 'BM_guided_masking', torch_guided),
         ('  patch weights only', 'BM_patch_weights', torch_weights),
         ('  sampling + outputs from weights', 'BM_guided_from_weights', torch_sampling),
         ('random masking (MAE)', 'BM_random_masking', torch_random),
     ]
-    print(f'{"":38s} {"torch ms":>10s} | ' + ' | '.join(f'{b:>10s} ms  ratio' for b in ('cpu', 'thrust-omp', 'thrust-cpp')))
-    for label, bench, t in rows:
-        cells = []
-        for backend in ('vasomim::backend::cpu', 'vasomim::backend::thrust<vasomim::backend::system::omp>',
-                        'vasomim::backend::thrust<vasomim::backend::system::cpp>'):
-            c = cpp.get(f'{bench}<{backend}>/real_time')
-            cells.append(f'{c:13.3f} {t / c:6.1f}x' if c else f'{"n/a":>20s}')
-        print(f'{label:38s} {t:10.2f} | ' + ' | '.join(cells))
+    backends = ('backend::cpu', 'backend::thrust_omp', 'backend::thrust_cpp')
+    for kind, col in (('wall-clock', 0), ('process CPU time (all threads)', 1)):
+        print(f'\nmedian {kind}, ms (ratio = torch / vasomim)')
+        print(f'{"":36s} {"torch":>9s} | ' + ' | '.join(f'{b.split("::")[1]:>18s}' for b in backends))
+        for label, bench, t in rows:
+            cells = []
+            for backend in backends:
+                c = cpp.get(f'{bench}<{backend}>/process_time/real_time')
+                cells.append(f'{c[col]:8.2f} {t[col] / c[col]:7.1f}x' if c else f'{"n/a":>18s}')
+            print(f'{label:36s} {t[col]:9.2f} | ' + ' | '.join(cells))
+    c = cpp.get('BM_guided_masking<backend::cpu>/process_time/real_time')
+    print(f'\ntorch on 1 thread, weights + sampling + index outputs: {torch_guided_1[0]:.2f} ms wall, '
+          f'{torch_guided_1[1]:.2f} ms CPU' + (f' ({torch_guided_1[0] / c[0]:.1f}x / {torch_guided_1[1] / c[1]:.1f}x '
+                                                  'the cpu backend)' if c else ''))
     return 0
 
 

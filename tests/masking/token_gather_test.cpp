@@ -141,4 +141,28 @@ TYPED_TEST(MaskingTokens, UnshuffleForwardAndBackward) {
     EXPECT_THROW(masking::unshuffle_backward(r, m.ids_restore, l + 1), shape_error);
 }
 
+TYPED_TEST(MaskingTokens, ApplySamplesAndGathers) {
+    using B = TypeParam;
+    const index_t n = 4, l = 16, d = 3;
+    const auto xh = host_values(static_cast<std::size_t>(n * l * d), 6);
+    const auto x = tensor<double, B>::from_host(xh, shape{n, l, d});
+    std::vector<float> wh(static_cast<std::size_t>(n * l), 0.0f);
+    for (index_t j = 0; j < l; j += 3) wh[static_cast<std::size_t>(j)] = 1.0f;
+    const auto w = tensor<float, B>::from_host(wh, shape{n, l});
+    const masking::step_info info{9, masking::progress::from_epoch(4, 5)};
+    const masking::anatomy_guided<> guided{0.75, {}, 1};
+    const auto out = masking::apply(guided, x, w, info);
+    const auto ref = guided.sample(w, info);
+    EXPECT_EQ(out.masks.ids_shuffle.to_host(), ref.ids_shuffle.to_host());
+    EXPECT_EQ(out.visible.to_host(), masking::gather_visible(x, ref.ids_keep).to_host());
+    EXPECT_EQ(out.visible.shape(), (shape{n, 4, d}));
+    const auto rnd = masking::apply(masking::random{0.5, 1}, x, w, info);
+    EXPECT_EQ(rnd.visible.shape(), (shape{n, 8, d}));
+
+    EXPECT_THROW(masking::apply(guided, tensor<double, B>(shape{n + 1, l, d}), w, info), shape_error)
+        << "mismatched batch sizes";
+    EXPECT_THROW(masking::apply(guided, tensor<double, B>(shape{n, l + 1, d}), w, info), shape_error);
+    EXPECT_THROW(masking::apply(masking::random{}, tensor<double, B>(shape{n, l}), w, info), shape_error);
+}
+
 }  // namespace

@@ -91,6 +91,7 @@ tensor<W, B> patch_weights(const tensor<T, B>& guidance, index_t patch) {
         const index_t r0 = (k / gw) * p, c0 = (k % gw) * p;
         const T* base = g + (img * h + r0) * w + c0;
         double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, low[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        double tail = 0.0, tail_low = 0.0;  // columns past the last multiple of 8
         for (index_t r = 0; r < p; ++r) {
             const T* row = base + r * w;
             index_t c = 0;
@@ -102,13 +103,14 @@ tensor<W, B> patch_weights(const tensor<T, B>& guidance, index_t patch) {
                 }
             for (; c < p; ++c) {
                 const double x = static_cast<double>(row[c]);
-                lane[c % 8] += x;
-                low[c % 8] = x < low[c % 8] ? x : low[c % 8];
+                tail += x;
+                tail_low = x < tail_low ? x : tail_low;
             }
         }
-        const double sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-        double lowest = low[0];
-        for (int q = 1; q < 8; ++q) lowest = low[q] < lowest ? low[q] : lowest;
+        const double sum =
+            (((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]))) + tail;
+        double lowest = tail_low;
+        for (int q = 0; q < 8; ++q) lowest = low[q] < lowest ? low[q] : lowest;
         o[idx] = static_cast<W>(sum);
         flag[idx] = (lowest < 0.0 || !(sum - sum == 0.0)) ? 1 : 0;
     });
