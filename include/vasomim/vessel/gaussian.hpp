@@ -125,6 +125,14 @@ struct axis_pass {
     VASOMIM_HOST_DEVICE void operator()(std::int64_t idx) const {
         const std::int64_t i = idx / cols, j = idx % cols;
         R acc = 0;
+        const std::int64_t pos = axis == 0 ? i : j, len = axis == 0 ? rows : cols;
+        if (pos - radius >= 0 && pos + radius < len) {  // interior: no boundary mapping
+            const std::int64_t step = axis == 0 ? stride0 : stride1;
+            const In* p = src + i * stride0 + j * stride1 - radius * step;
+            for (int o = 0; o <= 2 * radius; ++o) acc += taps[o] * (scale * static_cast<R>(p[o * step]));
+            dst[idx] = acc;
+            return;
+        }
         for (int o = -radius; o <= radius; ++o) {
             std::int64_t ii = i, jj = j;
             if (axis == 0) ii = map_index(i + o, rows, mode);
