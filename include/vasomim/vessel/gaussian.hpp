@@ -188,6 +188,11 @@ tensor<Out, B> gaussian_filter(tensor_view<T, B> image, const double (&sigma)[2]
     using In = std::remove_const_t<T>;
     if (image.rank() != 2 || image.numel() == 0)
         throw shape_error("gaussian_filter: expected a non-empty 2-D image, got shape " + image.shape().to_string());
+    for (int axis = 0; axis < 2; ++axis) {
+        if (!(sigma[axis] >= 0) || !std::isfinite(sigma[axis]))
+            throw value_error("gaussian_filter: sigma must be finite and >= 0, got " + std::to_string(sigma[axis]));
+        if (order[axis] < 0) throw value_error("gaussian_filter: order must be >= 0, got " + std::to_string(order[axis]));
+    }
     detail::require_finite<In, B>(image.data(), image.is_contiguous() ? image.numel() : 0, "gaussian_filter");
     const std::int64_t rows = image.dim(0), cols = image.dim(1);
     tensor<Out, B> a(shape{rows, cols}), b(shape{rows, cols});
