@@ -63,6 +63,9 @@ TYPED_TEST(Ridge, GaussianFilterMatchesScipyInEveryModeOnATinyImage) {
         ours.insert(ours.end(), c.begin(), c.end());
         EXPECT_TRUE(close_to_reference(ours, ref, 1e-12));
     }
+    EXPECT_THROW(gaussian_filter(tiny.view(), {-1.0, 1.0}, {0, 0}), value_error);
+    EXPECT_THROW(gaussian_filter(tiny.view(), {1.0, 1.0}, {0, -1}), value_error);
+    EXPECT_THROW(gaussian_filter(tiny.view(), {1.0, 1.0}, {0, 0}, boundary_mode::reflect, 0.0, -2.0), value_error);
 }
 
 TYPED_TEST(Ridge, HessianMatchesTheTwoPassReference) {

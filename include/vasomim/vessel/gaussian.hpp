@@ -125,6 +125,14 @@ struct axis_pass {
     VASOMIM_HOST_DEVICE void operator()(std::int64_t idx) const {
         const std::int64_t i = idx / cols, j = idx % cols;
         R acc = 0;
+        const std::int64_t pos = axis == 0 ? i : j, len = axis == 0 ? rows : cols;
+        if (pos - radius >= 0 && pos + radius < len) {  // interior: no boundary mapping
+            const std::int64_t step = axis == 0 ? stride0 : stride1;
+            const In* p = src + i * stride0 + j * stride1 - radius * step;
+            for (int o = 0; o <= 2 * radius; ++o) acc += taps[o] * (scale * static_cast<R>(p[o * step]));
+            dst[idx] = acc;
+            return;
+        }
         for (int o = -radius; o <= radius; ++o) {
             std::int64_t ii = i, jj = j;
             if (axis == 0) ii = map_index(i + o, rows, mode);
@@ -180,6 +188,11 @@ tensor<Out, B> gaussian_filter(tensor_view<T, B> image, const double (&sigma)[2]
     using In = std::remove_const_t<T>;
     if (image.rank() != 2 || image.numel() == 0)
         throw shape_error("gaussian_filter: expected a non-empty 2-D image, got shape " + image.shape().to_string());
+    for (int axis = 0; axis < 2; ++axis) {
+        if (!(sigma[axis] >= 0) || !std::isfinite(sigma[axis]))
+            throw value_error("gaussian_filter: sigma must be finite and >= 0, got " + std::to_string(sigma[axis]));
+        if (order[axis] < 0) throw value_error("gaussian_filter: order must be >= 0, got " + std::to_string(order[axis]));
+    }
     detail::require_finite<In, B>(image.data(), image.is_contiguous() ? image.numel() : 0, "gaussian_filter");
     const std::int64_t rows = image.dim(0), cols = image.dim(1);
     tensor<Out, B> a(shape{rows, cols}), b(shape{rows, cols});

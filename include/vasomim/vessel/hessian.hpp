@@ -88,15 +88,28 @@ inline void column_pass_row(const R* plane, std::int64_t rows, std::int64_t cols
     const R* p0 = row(i);
     const R c0 = c[0];
     for (std::int64_t j = 0; j < cols; ++j) out[j] = c0 * p0[j];
-    for (int o = 1; o <= k.radius; ++o) {
+    // Four taps per sweep: the output row is loaded and stored once per four taps, not per tap.
+    const R sg = antisymmetric ? R(-1) : R(1);
+    int o = 1;
+    for (; o + 3 <= k.radius; o += 4) {
+        const R* __restrict p1 = row(i + o);
+        const R* __restrict m1 = row(i - o);
+        const R* __restrict p2 = row(i + o + 1);
+        const R* __restrict m2 = row(i - o - 1);
+        const R* __restrict p3 = row(i + o + 2);
+        const R* __restrict m3 = row(i - o - 2);
+        const R* __restrict p4 = row(i + o + 3);
+        const R* __restrict m4 = row(i - o - 3);
+        const R w1 = c[o], w2 = c[o + 1], w3 = c[o + 2], w4 = c[o + 3];
+        for (std::int64_t j = 0; j < cols; ++j)
+            out[j] += (w1 * (p1[j] + sg * m1[j]) + w2 * (p2[j] + sg * m2[j])) +
+                      (w3 * (p3[j] + sg * m3[j]) + w4 * (p4[j] + sg * m4[j]));
+    }
+    for (; o <= k.radius; ++o) {
         const R* __restrict pp = row(i + o);
         const R* __restrict pm = row(i - o);
         const R w = c[o];
-        if (antisymmetric) {
-            for (std::int64_t j = 0; j < cols; ++j) out[j] += w * (pp[j] - pm[j]);
-        } else {
-            for (std::int64_t j = 0; j < cols; ++j) out[j] += w * (pp[j] + pm[j]);
-        }
+        for (std::int64_t j = 0; j < cols; ++j) out[j] += w * (pp[j] + sg * pm[j]);
     }
 }
 
@@ -118,15 +131,17 @@ inline void row_pass(R* row, std::int64_t cols, const kernel_taps<R>& k, bool an
     const R* __restrict centre = buf + r;
     const R c0 = c[0];
     for (std::int64_t j = 0; j < cols; ++j) row[j] = c0 * centre[j];
-    for (int o = 1; o <= r; ++o) {
+    const R sg = antisymmetric ? R(-1) : R(1);
+    int o = 1;
+    for (; o + 3 <= r; o += 4) {
+        const R w1 = c[o], w2 = c[o + 1], w3 = c[o + 2], w4 = c[o + 3];
+        for (std::int64_t j = 0; j < cols; ++j)
+            row[j] += (w1 * (centre[j + o] + sg * centre[j - o]) + w2 * (centre[j + o + 1] + sg * centre[j - o - 1])) +
+                      (w3 * (centre[j + o + 2] + sg * centre[j - o - 2]) + w4 * (centre[j + o + 3] + sg * centre[j - o - 3]));
+    }
+    for (; o <= r; ++o) {
         const R w = c[o];
-        const R* __restrict pp = centre + o;
-        const R* __restrict pm = centre - o;
-        if (antisymmetric) {
-            for (std::int64_t j = 0; j < cols; ++j) row[j] += w * (pp[j] - pm[j]);
-        } else {
-            for (std::int64_t j = 0; j < cols; ++j) row[j] += w * (pp[j] + pm[j]);
-        }
+        for (std::int64_t j = 0; j < cols; ++j) row[j] += w * (centre[j + o] + sg * centre[j - o]);
     }
 }
 

@@ -68,7 +68,9 @@ auto with_host_view(const Src& src, F&& f) {
     if constexpr (requires { image_view(src); }) {
         return f(image_view(src));
     } else if constexpr (std::is_base_of_v<xt::xexpression<Src>, Src>) {
-        const auto ev = xt::eval(src);
+        // Evaluated into an xarray explicitly: xt::eval in xtensor 0.24 gives a 4-D xtensor for
+        // functions of xarrays (their shape is an svector of capacity 4).
+        const xt::xarray<typename Src::value_type> ev = src;
         return f(image_view(ev));
     } else {
         using S = typename Src::Scalar;

@@ -1,0 +1,196 @@
+// The pseudo-label pipeline and its steps against the released-pipeline reference, the coronary80
+// training images (filters and masks), and the host input adapters.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "test_backends.hpp"
+#include "vasomim/io/image.hpp"
+#include "vasomim/vessel/frangi.hpp"
+#include "vasomim/vessel/meijering.hpp"
+#include "vasomim/vessel/pseudo_label.hpp"
+#include "vasomim/vessel/sato.hpp"
+#include "vessel/vessel_fixture.hpp"
+
+#if !VASOMIM_HAS_CUDA
+#include <Eigen/Core>
+#include <xtensor/xarray.hpp>
+#include <xtensor/xview.hpp>
+
+#include "vasomim/vessel/image_view.hpp"
+#endif
+
+namespace {
+
+using namespace vasomim;
+using namespace vasomim::vessel;
+using vasomim::test::close_to_reference;
+using vasomim::test::load_tensor;
+using vasomim::test::load_values;
+
+template <class B>
+class PseudoLabel : public ::testing::Test {};
+TYPED_TEST_SUITE(PseudoLabel, vasomim::test::all_backends, vasomim::test::backend_name);
+
+TYPED_TEST(PseudoLabel, PercentileIsNumpysLinear) {
+    using B = TypeParam;
+    // numpy 1.24: np.percentile(a, q) for these values.
+    const std::vector<std::uint8_t> a{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5};
+    auto t = tensor<std::uint8_t, B>::from_host(a, shape{11});
+    EXPECT_DOUBLE_EQ(percentile(t, 0), 1.0);
+    EXPECT_DOUBLE_EQ(percentile(t, 10), 1.0);
+    EXPECT_DOUBLE_EQ(percentile(t, 50), 4.0);
+    EXPECT_DOUBLE_EQ(percentile(t, 92), 6.600000000000003);
+    EXPECT_DOUBLE_EQ(percentile(t, 92.5), 6.75);
+    EXPECT_DOUBLE_EQ(percentile(t, 100), 9.0);
+    EXPECT_DOUBLE_EQ(percentile(t, 33.3), 3.0);
+    const std::vector<double> b{0.5, -2.25, 7.0, 3.5};
+    EXPECT_DOUBLE_EQ(percentile(b.data(), b.size(), 25), -0.1875);
+    EXPECT_DOUBLE_EQ(percentile(b.data(), b.size(), 92), 6.160000000000001);
+    EXPECT_DOUBLE_EQ(percentile(b.data(), b.size(), 60), 2.8999999999999995);
+    EXPECT_THROW(percentile(t, 100.5), value_error);
+    EXPECT_THROW(percentile(b.data(), 0, 50), value_error);
+}
+
+TYPED_TEST(PseudoLabel, StepsDoWhatTheyShould) {
+    using B = TypeParam;
+    auto r = tensor<double, B>::from_host({-1.5, 0.0, 0.99, 1.0, 37.999, 254.9, 255.0, 1e6}, shape{2, 4});
+    EXPECT_EQ(to_uint8(r).to_host(), (std::vector<std::uint8_t>{0, 0, 0, 1, 37, 254, 255, 255}));
+
+    tensor<std::uint8_t, B> img(shape{5, 6}, 7);
+    zero_border(img, 2);
+    const auto h = img.to_host();
+    for (int i = 0; i < 5; ++i)
+        for (int j = 0; j < 6; ++j)
+            EXPECT_EQ(h[static_cast<std::size_t>(i * 6 + j)], (i == 2 && (j == 2 || j == 3)) ? 7 : 0) << i << "," << j;
+    tensor<std::uint8_t, B> keep(shape{3, 3}, 9);
+    zero_border(keep, 0);
+    EXPECT_EQ(keep.to_host(), std::vector<std::uint8_t>(9, 9)) << "border 0 zeroes nothing";
+    EXPECT_THROW(zero_border(keep, -1), value_error);
+
+    // Two components; the first maximum (value 9, first in row-major order) lies in the second one;
+    // a diagonal neighbour is not 4-connected.
+    const std::vector<std::uint8_t> v{1, 1, 0, 0, 0,  //
+                                      0, 0, 0, 9, 3,  //
+                                      0, 0, 0, 0, 9,  //
+                                      5, 0, 0, 0, 0};
+    auto vt = tensor<std::uint8_t, B>::from_host(v, shape{4, 5});
+    const auto [labels, n] = connected_components(vt);
+    EXPECT_EQ(n, 3);
+    EXPECT_EQ(labels.to_host(), (std::vector<std::int32_t>{1, 1, 0, 0, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 2, 3, 0, 0, 0, 0}));
+    EXPECT_EQ(region_grow(vt).to_host(),
+              (std::vector<std::uint8_t>{0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 0, 0, 0, 0, 255, 0, 0, 0, 0, 0}));
+    tensor<std::uint8_t, B> zeros(shape{3, 3});
+    EXPECT_EQ(region_grow(zeros).to_host(), std::vector<std::uint8_t>(9, 0));
+}
+
+TYPED_TEST(PseudoLabel, SyntheticPipelineMatchesTheReleasedPipeline) {
+    using B = TypeParam;
+    const auto syn = load_tensor<std::uint8_t, B>("synthetic_input");
+    pseudo_label_options o;
+    o.border = 5;
+    const auto s = pseudo_label_steps_of(syn.view(), o);
+    EXPECT_TRUE(close_to_reference(s.response.to_host(), load_values<float>("synthetic_pipeline_sato"), 1e-5));
+    EXPECT_EQ(s.value.to_host(), load_values<std::uint8_t>("synthetic_pipeline_uint8"));
+    const auto mask = s.mask.to_host();
+    const auto ref = load_values<std::uint8_t>("synthetic_pipeline_mask");
+    EXPECT_EQ(mask, ref);
+    std::size_t on = 0;
+    for (auto m : ref) on += m == 255;
+    EXPECT_GT(on, 100u) << "the fixture's vessel region is not trivial";
+    EXPECT_EQ(pseudo_label(syn, o).to_host(), ref);
+}
+
+TYPED_TEST(PseudoLabel, Coronary80TrainingImagesMatchReference) {
+    using B = TypeParam;
+    const std::string dir = vasomim::test::coronary80_dir();
+    if (dir.empty()) GTEST_SKIP() << "coronary80 not found (set VASOMIM_CORONARY80 or place it at ../shared/data/coronary80)";
+    for (const std::string name : {"training_01", "training_07", "training_23"}) {
+        SCOPED_TRACE(name);
+        const auto gray = io::read_gray8(dir + "/images/" + name + ".png");
+        ASSERT_EQ(gray.shape(0), 300u);
+        const std::vector<std::uint8_t> pixels(gray.begin(), gray.end());
+        const auto img = tensor<std::uint8_t, B>::from_host(pixels, shape{300, 300});
+        const auto maxima = load_values<double>(name + "_maxima");
+        auto check = [&](const tensor<double, B>& ours, const std::string& key, double ref_max) {
+            const auto h = ours.to_host();
+            double our_max = 0;
+            for (double v : h) our_max = std::max(our_max, std::abs(v));
+            EXPECT_NEAR(our_max, ref_max, 1e-5 * ref_max) << key;
+            EXPECT_TRUE(close_to_reference(vasomim::test::subsample(h, 300, 300, 6),
+                                           load_values<float>(name + "_" + key + "_sub6"), 1e-5, ref_max))
+                << key;
+        };
+        check(frangi(img), "frangi", maxima[0]);
+        check(sato(img), "sato", maxima[1]);
+        check(meijering(img), "meijering", maxima[2]);
+        const auto s = pseudo_label_steps_of(img.view());
+        check(s.response, "pipeline_sato", maxima[3]);
+        EXPECT_EQ(vasomim::test::subsample(s.value.to_host(), 300, 300, 6),
+                  load_values<std::uint8_t>(name + "_pipeline_uint8_sub6"));
+        const auto packed = load_values<std::uint8_t>(name + "_mask_packed");
+        const auto mask = s.mask.to_host();
+        std::size_t differ = 0, on = 0;
+        for (std::size_t i = 0; i < mask.size(); ++i) {
+            const bool ref_on = (packed[i / 8] >> (7 - i % 8)) & 1;
+            differ += ref_on != (mask[i] == 255);
+            on += ref_on;
+        }
+        EXPECT_EQ(differ, 0u) << "pseudo-label pixels differing from the released pipeline";
+        EXPECT_GT(on, 1000u);
+    }
+}
+
+#if !VASOMIM_HAS_CUDA
+TEST(VesselInputs, EigenXtensorAndRawPointerNeedNoCopyAndAgree) {
+    const auto ref_t = load_tensor<std::uint8_t, backend::cpu>("synthetic_input");  // 64 x 72
+    const auto rows = ref_t.dim(0), cols = ref_t.dim(1);
+    sato_options o;
+    o.sigmas = {1, 2};
+    const auto expected = sato(ref_t, o).to_host();
+
+    // Raw pointer + shape.
+    const auto host = ref_t.to_host();
+    const auto v = image_view(host.data(), rows, cols);
+    EXPECT_EQ(v.data(), host.data()) << "no copy";
+    EXPECT_EQ(sato(v, o).to_host(), expected);
+
+    // Eigen, row-major map and column-major matrix (strided access).
+    using RowMat = Eigen::Matrix<std::uint8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    Eigen::Map<const RowMat> map(host.data(), rows, cols);
+    EXPECT_EQ(image_view(map).data(), host.data());
+    EXPECT_EQ(sato(map, o).to_host(), expected);
+    Eigen::Matrix<std::uint8_t, Eigen::Dynamic, Eigen::Dynamic> colmajor = map;
+    EXPECT_EQ(image_view(colmajor).stride(1), rows);
+    EXPECT_EQ(sato(colmajor, o).to_host(), expected);
+    // An Eigen expression without storage is evaluated once.
+    EXPECT_EQ(sato(map.cast<float>() * 1.0f, o).to_host(), sato(image_view(map.cast<float>().eval()), o).to_host());
+
+    // xtensor: container, transposed strided view, lazy expression.
+    xt::xarray<std::uint8_t> xa = xt::xarray<std::uint8_t>::from_shape({static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)});
+    std::copy(host.begin(), host.end(), xa.begin());
+    EXPECT_EQ(sato(xa, o).to_host(), expected);
+    xt::xarray<std::uint8_t> xt_t = xt::transpose(xa);
+    auto back = xt::transpose(xt_t);  // strided view of xt_t, no copy
+    EXPECT_EQ(image_view(back).data(), xt_t.data());
+    EXPECT_EQ(sato(back, o).to_host(), expected);
+    xt::xarray<float> xf = xt::cast<float>(xa);
+    EXPECT_EQ(frangi(xf * 2.0f).to_host(), frangi(image_view(xt::xarray<float>(xf * 2.0f))).to_host());
+    EXPECT_EQ(as_xtensor(sato(xa, o)).shape(0), static_cast<std::size_t>(rows));
+
+    // Bright ridges and pseudo_label through an adapter.
+    EXPECT_EQ(pseudo_label(map).to_host(), pseudo_label(ref_t).to_host());
+}
+
+TEST(VesselInputs, BackendsAgree) {
+    const auto syn = load_tensor<std::uint8_t, backend::cpu>("synthetic_input");
+    const auto host = syn.to_host();
+    const auto omp = tensor<std::uint8_t, backend::thrust_omp>::from_host(host, syn.shape());
+    EXPECT_TRUE(close_to_reference(frangi(syn).to_host(), frangi(omp).to_host(), 1e-12));
+    EXPECT_TRUE(close_to_reference(meijering(syn).to_host(), meijering(omp).to_host(), 1e-12));
+}
+#endif
+
+}  // namespace
