@@ -58,11 +58,25 @@ def torch_block_times(block, x, iters):
     return fwd, (time.perf_counter() - t) / iters
 
 
-def vasomim_block_times(binary, min_time):
+def vasomim_block_times(binary, min_time, key="real_time", env=None):
     out = subprocess.run([binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"],
-                         check=True, capture_output=True, text=True).stdout
-    res = {b["name"].split("/")[0]: b["real_time"] / 1e3 for b in json.loads(out)["benchmarks"]}  # ms -> s
+                         check=True, capture_output=True, text=True, env=env).stdout
+    res = {b["name"].split("/")[0]: b[key] / 1e3 for b in json.loads(out)["benchmarks"]}  # ms -> s
     return res["BM_vit_block_forward"], res["BM_vit_block_forward_backward"]
+
+
+def torch_block_cpu_times(block, x, iters):
+    """Single-thread process CPU time: the work each side does, robust to other load on the machine."""
+    with torch.no_grad():
+        t = time.process_time()
+        for _ in range(iters):
+            block(x)
+        fwd = (time.process_time() - t) / iters
+    xg = x.clone().requires_grad_(True)
+    t = time.process_time()
+    for _ in range(iters):
+        block(xg).sum().backward()
+    return fwd, (time.process_time() - t) / iters
 
 
 TORCH_STEP = r"""
@@ -124,6 +138,20 @@ def main():
         o, t = statistics.median(ours), statistics.median(th)
         print(f"{name:22}{o*1e3:12.1f}{t*1e3:12.1f}{t/o:8.2f}{flop/o/1e9:14.1f}{flop/t/1e9:12.1f}"
               f"{100*flop/o/1e9/peak:7.0f}%")
+
+    # One thread each, CPU time (a shared, loaded machine distorts wall time; CPU time does not).
+    torch.set_num_threads(1)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    o1, t1 = [], []
+    for r in range(max(3, args.reps // 2)):
+        o1.append(vasomim_block_times(binary, 0.5, "cpu_time", env))
+        t1.append(torch_block_cpu_times(block, x, 2))
+    torch.set_num_threads(args.threads)
+    print(f"\nOne thread each, CPU time (medians of {len(o1)}):")
+    for k, name in enumerate(("forward", "forward+backward")):
+        o, t = statistics.median(v[k] for v in o1), statistics.median(v[k] for v in t1)
+        flop = FWD_FLOP * (1 if k == 0 else 3)
+        print(f"{name:22}{o*1e3:12.1f}{t*1e3:12.1f}{t/o:8.2f}{flop/o/1e9:14.1f}{flop/t/1e9:12.1f}")
 
     if args.no_memory:
         return
