@@ -49,41 +49,51 @@ struct attention_scratch {
 
 namespace detail {
 
-/// qkvh[s, b, h, i, d] = qkv[b, i, s*c + h*hd + d]  (forward), or the reverse (backward).
+// The head (un)permutations copy rows of head_dim contiguous values: one task per row, no
+// per-element index division, a vectorisable inner loop.
+
+/// qkvh[s, b, h, i, :] = qkv[b, i, s*c + h*hd : ...] (forward).
 template <backend_policy B, class T>
 void split_heads(T* qkvh, const T* qkv, const attention_dims& a) {
     const index_t t = a.t, c = a.c, hd = a.head_dim(), nh = a.heads, n = a.n;
-    parallel_for<B>(3 * n * t * c, [=] VASOMIM_HOST_DEVICE(std::int64_t o) {
-        const index_t d = o % hd, i = (o / hd) % t, h = (o / (hd * t)) % nh, b = (o / (c * t)) % n,
-                      s = o / (n * c * t);
-        qkvh[o] = qkv[(b * t + i) * 3 * c + s * c + h * hd + d];
+    parallel_for<B>(3 * n * nh * t, [=] VASOMIM_HOST_DEVICE(std::int64_t row) {
+        const index_t i = row % t, h = (row / t) % nh, b = (row / (t * nh)) % n, s = row / (t * nh * n);
+        const T* src = qkv + (b * t + i) * 3 * c + s * c + h * hd;
+        T* dst = qkvh + row * hd;
+        for (index_t d = 0; d < hd; ++d) dst[d] = src[d];
     });
 }
+/// qkv[b, i, s*c + h*hd : ...] = qkvh[s, b, h, i, :] (backward).
 template <backend_policy B, class T>
 void merge_heads_qkv(T* qkv, const T* qkvh, const attention_dims& a) {
-    const index_t t = a.t, c = a.c, hd = a.head_dim(), n = a.n;
-    parallel_for<B>(3 * n * t * c, [=] VASOMIM_HOST_DEVICE(std::int64_t o) {
-        const index_t j = o % (3 * c), row = o / (3 * c), b = row / t, i = row % t;
-        const index_t s = j / c, h = (j % c) / hd, d = j % hd;
-        qkv[o] = qkvh[(((s * n + b) * (c / hd) + h) * t + i) * hd + d];
+    const index_t t = a.t, c = a.c, hd = a.head_dim(), nh = a.heads, n = a.n;
+    parallel_for<B>(3 * n * nh * t, [=] VASOMIM_HOST_DEVICE(std::int64_t row) {
+        const index_t i = row % t, h = (row / t) % nh, b = (row / (t * nh)) % n, s = row / (t * nh * n);
+        T* dst = qkv + (b * t + i) * 3 * c + s * c + h * hd;
+        const T* src = qkvh + row * hd;
+        for (index_t d = 0; d < hd; ++d) dst[d] = src[d];
     });
 }
-/// y[b, i, h*hd + d] = yh[b, h, i, d]
+/// y[b, i, h*hd : ...] = yh[b, h, i, :]
 template <backend_policy B, class T>
 void merge_heads(T* y, const T* yh, const attention_dims& a) {
     const index_t t = a.t, c = a.c, hd = a.head_dim(), nh = a.heads;
-    parallel_for<B>(a.n * t * c, [=] VASOMIM_HOST_DEVICE(std::int64_t o) {
-        const index_t j = o % c, row = o / c, b = row / t, i = row % t, h = j / hd, d = j % hd;
-        y[o] = yh[((b * nh + h) * t + i) * hd + d];
+    parallel_for<B>(a.n * nh * t, [=] VASOMIM_HOST_DEVICE(std::int64_t row) {
+        const index_t i = row % t, h = (row / t) % nh, b = row / (t * nh);
+        T* dst = y + (b * t + i) * c + h * hd;
+        const T* src = yh + row * hd;
+        for (index_t d = 0; d < hd; ++d) dst[d] = src[d];
     });
 }
-/// yh[b, h, i, d] = y[b, i, h*hd + d]
+/// yh[b, h, i, :] = y[b, i, h*hd : ...]
 template <backend_policy B, class T>
 void split_heads_single(T* yh, const T* y, const attention_dims& a) {
     const index_t t = a.t, c = a.c, hd = a.head_dim(), nh = a.heads;
-    parallel_for<B>(a.n * t * c, [=] VASOMIM_HOST_DEVICE(std::int64_t o) {
-        const index_t d = o % hd, i = (o / hd) % t, h = (o / (hd * t)) % nh, b = o / (c * t);
-        yh[o] = y[(b * t + i) * c + h * hd + d];
+    parallel_for<B>(a.n * nh * t, [=] VASOMIM_HOST_DEVICE(std::int64_t row) {
+        const index_t i = row % t, h = (row / t) % nh, b = row / (t * nh);
+        const T* src = y + (b * t + i) * c + h * hd;
+        T* dst = yh + row * hd;
+        for (index_t d = 0; d < hd; ++d) dst[d] = src[d];
     });
 }
 

@@ -57,15 +57,24 @@ void layer_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T
                 d[i] += (g[i] * w[i] - s1 - xh * s2) * rs;
             }
         });
-    parallel_for<B>(c, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-        T sw = T(0), sb = T(0);
+    // Parameter gradients: one task per block of 16 channels, rows read contiguously.
+    constexpr index_t w16 = 16;
+    parallel_for<B>((c + w16 - 1) / w16, [=] VASOMIM_HOST_DEVICE(std::int64_t blk) {
+        const index_t i0 = blk * w16, cols = c - i0 < w16 ? c - i0 : w16;
+        T sw[w16] = {}, sb[w16] = {};
         for (index_t r = 0; r < m; ++r) {
-            const T g = dout[r * c + i];
-            sw += g * (x[r * c + i] - mean[r]) * rstd[r];
-            sb += g;
+            const T* g = dout + r * c + i0;
+            const T* xr = x + r * c + i0;
+            const T mu = mean[r], rs = rstd[r];
+            for (index_t i = 0; i < cols; ++i) {
+                sw[i] += g[i] * (xr[i] - mu) * rs;
+                sb[i] += g[i];
+            }
         }
-        dw[i] += sw;
-        db[i] += sb;
+        for (index_t i = 0; i < cols; ++i) {
+            dw[i0 + i] += sw[i];
+            db[i0 + i] += sb[i];
+        }
     });
 }
 

@@ -10,10 +10,20 @@ namespace vasomim::nn {
 /// GEMM with beta = 1 accumulates onto, which fuses bias and residual adds into one pass.
 template <backend_policy B, class T>
 void init_rows(T* out, const T* bias, const T* residual, index_t m, index_t n) {
-    parallel_for<B>(m * n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-        T v = residual ? residual[i] : T(0);
-        if (bias) v += bias[i % n];
-        out[i] = v;
+    // One task per row with a contiguous inner loop: no index division, vectorisable.
+    parallel_for<B>(m, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+        T* o = out + r * n;
+        if (residual && bias) {
+            const T* x = residual + r * n;
+            for (index_t j = 0; j < n; ++j) o[j] = x[j] + bias[j];
+        } else if (residual) {
+            const T* x = residual + r * n;
+            for (index_t j = 0; j < n; ++j) o[j] = x[j];
+        } else if (bias) {
+            for (index_t j = 0; j < n; ++j) o[j] = bias[j];
+        } else {
+            for (index_t j = 0; j < n; ++j) o[j] = T(0);
+        }
     });
 }
 
@@ -27,13 +37,19 @@ void linear_forward(T* out, const T* in, const T* w, const T* bias, index_t m, i
     gemm<B>(transpose::no, transpose::yes, m, n, k, T(1), in, w, init ? T(1) : T(0), out);
 }
 
-/// Column sums accumulated into db[n] += sum_r dout[r, n].
+/// Column sums accumulated into db[n] += sum_r dout[r, n]. One task per block of 16 columns reads
+/// rows contiguously (a task per column would stride through memory).
 template <backend_policy B, class T>
 void accumulate_column_sums(T* db, const T* dout, index_t m, index_t n) {
-    parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t j) {
-        T s = T(0);
-        for (index_t r = 0; r < m; ++r) s += dout[r * n + j];
-        db[j] += s;
+    constexpr index_t w = 16;
+    parallel_for<B>((n + w - 1) / w, [=] VASOMIM_HOST_DEVICE(std::int64_t blk) {
+        const index_t j0 = blk * w, cols = n - j0 < w ? n - j0 : w;
+        T acc[w] = {};
+        for (index_t r = 0; r < m; ++r) {
+            const T* row = dout + r * n + j0;
+            for (index_t j = 0; j < cols; ++j) acc[j] += row[j];
+        }
+        for (index_t j = 0; j < cols; ++j) db[j0 + j] += acc[j];
     });
 }
 
