@@ -25,7 +25,11 @@ public:
         : data_(data), shape_(s), strides_(strides) {}
 
     /// A const view of a mutable one.
-    operator tensor_view<const T, B>() const { return {data_, shape_, strides_}; }
+    operator tensor_view<const T, B>() const
+        requires(!std::is_const_v<T>)
+    {
+        return {data_, shape_, strides_};
+    }
 
     T* data() const { return data_; }
     const vasomim::shape& shape() const { return shape_; }
