@@ -45,6 +45,9 @@ TYPED_TEST(Primitives, FillAndHostRoundTrip) {
     u.fill(0.0f);
     EXPECT_EQ(c.to_host(), host) << "clone is deep";
     EXPECT_THROW((tensor<float, B>::from_host(host, shape{4, 4})), shape_error);
+    const tensor<float, B> none;
+    EXPECT_TRUE(none.empty()) << "a default tensor holds no elements";
+    EXPECT_TRUE(none.to_host().empty());
 }
 
 TYPED_TEST(Primitives, ReshapeKeepsDataAndChecksCount) {

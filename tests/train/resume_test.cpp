@@ -50,7 +50,7 @@ struct resume_fixture : ::testing::Test {
         o.seed = 77;
         o.output = out;
         o.checkpoint_every = 2;
-        o.panel_every = 1000;
+        o.panel_every = 3;  // panels are part of the run (and read the guidance, if any)
         o.signature = "test";
         o.max_steps = max_steps;
         o.show_progress = false;
@@ -96,6 +96,7 @@ TEST_F(resume_fixture, MaeResumeIsBitIdentical) {
     auto fresh = make_mae();
     fresh.init(77);
     EXPECT_FALSE(fresh.network().params().to_host() == straight);
+    EXPECT_TRUE(fs::exists(dir / "straight" / "panel-0000000003.png"));
 }
 
 TEST_F(resume_fixture, GuidedMaskingResumeAcrossAnEpochIsBitIdentical) {

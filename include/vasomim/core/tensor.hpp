@@ -22,7 +22,8 @@ public:
     using traits = backend_traits<B>;
     using storage_type = typename traits::template vector<T>;
 
-    tensor() = default;
+    /// An empty tensor (shape (0,), no storage).
+    tensor() : shape_{0} {}
     /// Zero-initialised tensor of shape `s`.
     explicit tensor(const vasomim::shape& s) : shape_(s), storage_(static_cast<std::size_t>(s.numel())) {}
     /// Tensor of shape `s` filled with `value`.

@@ -109,7 +109,7 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
         const auto pred = net.host_copy(net.acts().pred + ps, L * ps);  // sample 0, skip the cls row
         const auto mask = model.last_mask().mask.to_host();
         std::vector<float> guidance;
-        if (model.last_guidance().numel() > 0) guidance = model.last_guidance().to_host();
+        if (!model.last_guidance().empty()) guidance = model.last_guidance().to_host();
         char name[48];
         std::snprintf(name, sizeof name, "panel-%010llu.png", static_cast<unsigned long long>(at));
         write_panel(o.output / name, {last_batch->images.data(), pred.data(), mask.data(),
