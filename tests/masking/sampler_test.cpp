@@ -223,6 +223,8 @@ TYPED_TEST(Masking, BadInputThrows) {
     }
     EXPECT_THROW(masking::random{}.sample(tensor<float, B>(shape{4, 4, 4}), {}), shape_error);
     EXPECT_THROW(masking::random{}.sample<B>(0, 16, {}), shape_error);
+    EXPECT_THROW(masking::random{}.sample<B>(4, 16, {std::uint64_t(1) << 40, progress::from_ratio(1.0)}), value_error);
+    EXPECT_THROW(masking::anatomy_guided<>{}.sample(w, {std::uint64_t(1) << 40, progress::from_ratio(1.0)}), value_error);
 
     // Schedules and progress.
     EXPECT_THROW(progress::from_epoch(0, 0), value_error);

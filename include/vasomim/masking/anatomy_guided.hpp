@@ -158,6 +158,7 @@ struct anatomy_guided {
     patch_mask<B> sample(const tensor<W, B>& weights, const step_info& info) const {
         check_weights(weights, "masking::anatomy_guided");
         detail::check_batch(weights.dim(0), weights.dim(1), "masking::anatomy_guided");
+        detail::check_step(info.step, "masking::anatomy_guided");
         const auto counts = guided_counts::of(weights.dim(1), mask_ratio, beta(info.at));
         return detail::anatomy_guided_masks(weights, counts, seed, info.step);
     }

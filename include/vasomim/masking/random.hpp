@@ -22,6 +22,13 @@ inline void check_batch(index_t batch, index_t num_patches, const char* who) {
         throw shape_error(std::string(who) + ": need at least one patch, got L = " + std::to_string(num_patches));
 }
 
+/// Steps index the random streams together with the sample (stream_id): at most 2^40 of them.
+inline void check_step(std::uint64_t step, const char* who) {
+    if (step >= (std::uint64_t(1) << 40))
+        throw value_error(std::string(who) + ": step " + std::to_string(step) +
+                          " exceeds the 2^40 steps the random streams distinguish");
+}
+
 /// noise[i, j] = order noise of patch j of sample i (see detail/streams.hpp).
 template <class B>
 tensor<double, B> order_noise_matrix(index_t n, index_t l, std::uint64_t seed, std::uint64_t step) {
@@ -50,6 +57,7 @@ struct random {
     template <backend_policy B>
     patch_mask<B> sample(index_t batch, index_t num_patches, const step_info& info) const {
         detail::check_batch(batch, num_patches, "masking::random");
+        detail::check_step(info.step, "masking::random");
         const index_t len_keep = keep_count(num_patches, mask_ratio);
         const auto noise = detail::order_noise_matrix<B>(batch, num_patches, seed, info.step);
         tensor<std::int64_t, B> order(shape{batch, num_patches}), pos(shape{batch, num_patches});
