@@ -57,8 +57,10 @@ void throw_if_flagged(const tensor<std::int64_t, B>& flags, const std::string& w
 
 namespace detail {
 
-/// Patches per work item of patch_weights: their lanes (4 KiB of doubles) stay in L1.
-inline constexpr index_t strip_block = 32;
+/// Patches per work item of patch_weights: on host backends a strip of 32 (their lanes, 4 KiB of
+/// doubles, stay in L1 while p rows stream by), on CUDA one patch per thread.
+template <class B>
+inline constexpr index_t strip_block = backend_traits<B>::host_accessible ? 32 : 1;
 
 /// lane[q] += run[q], low[q] = min(low[q], run[q]) for q < 8, in double. For float guidance on a
 /// plain host compiler, one 8-wide vector operation each (GCC/Clang vector extensions; the
@@ -121,18 +123,18 @@ tensor<W, B> patch_weights(const tensor<T, B>& guidance, index_t patch) {
     W* o = out.data();
     std::int64_t* flag = bad.data();
     const index_t p = patch;
-    const index_t strips = n * (h / p), blocks = (gw + detail::strip_block - 1) / detail::strip_block;
-    // One work item per strip of up to strip_block patches side by side (p rows of the map): the
-    // rows are read contiguously, as a stream. Every patch sums its p runs of p values into 8 lanes
+    const index_t strips = n * (h / p), blocks = (gw + detail::strip_block<B> - 1) / detail::strip_block<B>;
+    // One work item per strip of up to strip_block patches side by side (p rows of the map): on the
+    // host the rows are read contiguously, as a stream. Every patch sums its p runs of p values into 8 lanes
     // (column c into lane c % 8, rows in order; columns past the last multiple of 8 into a tail),
     // a fixed order on every backend, one vector operation per run of 8 on the host. A negative value
     // shows in the lane minima, a NaN or infinity in the sum.
     parallel_for<B>(strips * blocks, [=] VASOMIM_HOST_DEVICE(std::int64_t item) {
-        const index_t strip = item / blocks, k0 = (item % blocks) * detail::strip_block;
-        const index_t count = gw - k0 < detail::strip_block ? gw - k0 : detail::strip_block;
+        const index_t strip = item / blocks, k0 = (item % blocks) * detail::strip_block<B>;
+        const index_t count = gw - k0 < detail::strip_block<B> ? gw - k0 : detail::strip_block<B>;
         const index_t img = strip / (h / p), r0 = (strip % (h / p)) * p;
-        constexpr index_t sb = detail::strip_block;
-        double lane[sb][8], low[sb][8], tail[sb], tail_low[sb];
+        double lane[detail::strip_block<B>][8], low[detail::strip_block<B>][8];
+        double tail[detail::strip_block<B>], tail_low[detail::strip_block<B>];
         for (index_t k = 0; k < count; ++k) {
             for (int q = 0; q < 8; ++q) lane[k][q] = 0.0, low[k][q] = 0.0;
             tail[k] = 0.0, tail_low[k] = 0.0;

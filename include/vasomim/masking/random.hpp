@@ -53,21 +53,26 @@ patch_mask<B> random_masks_sorted(index_t n, index_t l, index_t len_keep, std::u
     return finish_from_positions(std::move(pos), len_keep);
 }
 
-/// MAE random masks: one work item per row (detail/row_masks.hpp), or the sorts for large L.
+/// MAE random masks: on host backends one work item per row (detail/row_masks.hpp); the sorts for
+/// large L and on CUDA (see anatomy_guided_masks).
 template <class B>
 patch_mask<B> random_masks(index_t n, index_t l, index_t len_keep, std::uint64_t seed, std::uint64_t step) {
-    if (l > fused_max_patches) return random_masks_sorted<B>(n, l, len_keep, seed, step);
-    auto m = allocate_masks<B>(n, l, len_keep);
-    std::int64_t* restore = m.ids_restore.data();
-    std::int64_t* shuffle = m.ids_shuffle.data();
-    std::int64_t* keep = m.ids_keep.data();
-    float* mask = m.mask.data();
-    const auto row_len = static_cast<std::int32_t>(l), keep_len = static_cast<std::int32_t>(len_keep);
-    parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-        masks_of_row(static_cast<const float*>(nullptr), row_len, keep_len, 0, sample_stream(seed, step, i),
-                     restore + i * l, shuffle + i * l, keep + i * keep_len, mask + i * l);
-    });
-    return m;
+    if constexpr (!backend_traits<B>::host_accessible) {
+        return random_masks_sorted<B>(n, l, len_keep, seed, step);
+    } else {
+        if (l > fused_max_patches) return random_masks_sorted<B>(n, l, len_keep, seed, step);
+        auto m = allocate_masks<B>(n, l, len_keep);
+        std::int64_t* restore = m.ids_restore.data();
+        std::int64_t* shuffle = m.ids_shuffle.data();
+        std::int64_t* keep = m.ids_keep.data();
+        float* mask = m.mask.data();
+        const auto row_len = static_cast<std::int32_t>(l), keep_len = static_cast<std::int32_t>(len_keep);
+        parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+            masks_of_row(static_cast<const float*>(nullptr), row_len, keep_len, 0, sample_stream(seed, step, i),
+                         restore + i * l, shuffle + i * l, keep + i * keep_len, mask + i * l);
+        });
+        return m;
+    }
 }
 
 }  // namespace detail

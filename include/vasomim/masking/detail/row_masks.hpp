@@ -124,17 +124,21 @@ VASOMIM_HOST_DEVICE void masks_of_row(const W* w, std::int32_t l, std::int32_t l
 
     // 1. Keys from patch j's Philox block. Only positive weights race; +inf keys (possible only for
     //    double weights near the smallest subnormal) race last, by index, with the zero weights.
+    //    The noise key is (k << 11 | j) for the noise's 53-bit integer k = hi >> 11.
+    std::uint64_t* race_half = sorted;  // scratch until step 2
+    patch_blocks(gen, l, race_half, noise);
+    constexpr std::uint64_t index_mask = (std::uint64_t(1) << noise_index_bits) - 1;
     std::int32_t positive = 0, finite = 0;
     std::uint64_t lowest = ~std::uint64_t(0);
     for (std::int32_t j = 0; j < l; ++j) {
-        const auto u = uniforms_of_patch(gen, j);
-        noise[j] = (static_cast<std::uint64_t>(u.noise * 0x1p53) << noise_index_bits) | static_cast<std::uint64_t>(j);
+        noise[j] = (noise[j] & ~index_mask) | static_cast<std::uint64_t>(j);
         state[j] = undrawn;
-        if (w == nullptr) continue;
+    }
+    for (std::int32_t j = 0; w != nullptr && j < l; ++j) {
         const double wj = static_cast<double>(w[j]);
         if (!(wj > 0.0)) continue;
         ++positive;
-        const double key = -::log(u.race) / wj;
+        const double key = -::log(race_uniform_of(race_half[j])) / wj;
         if (key < std::numeric_limits<double>::infinity()) {
             keys[finite] = race_bits(key);
             lowest = keys[finite] < lowest ? keys[finite] : lowest;
@@ -164,14 +168,15 @@ VASOMIM_HOST_DEVICE void masks_of_row(const W* w, std::int32_t l, std::int32_t l
     //    patch order below), the rest are masked after the drawn ones. An all-zero row is the argsort
     //    of the noise, a uniform permutation.
     std::int32_t m = 0;
-    for (std::int32_t j = 0; j < l; ++j)
-        if (state[j] == undrawn) keys[m++] = noise[j];
+    for (std::int32_t j = 0; j < l; ++j) {  // branch-free compaction: the draws are random
+        keys[m] = noise[j];
+        m += state[j] == undrawn ? 1 : 0;
+    }
     int lg = 0;
     const std::int32_t buckets = bucket_count(m, &lg);
     sort_smallest(keys, static_cast<const std::int16_t*>(nullptr), m, m, buckets, top_bits_bucket{64 - lg}, sorted,
                   sorted_ids);
     const std::int64_t masked_from = static_cast<std::int64_t>(len_keep) + (guided > 0 ? guided : 0);
-    constexpr std::uint64_t index_mask = (std::uint64_t(1) << noise_index_bits) - 1;
     for (std::int32_t t = 0; t < m; ++t) {
         const auto j = static_cast<std::int32_t>(sorted[t] & index_mask);
         if (guided < 0)
@@ -185,9 +190,11 @@ VASOMIM_HOST_DEVICE void masks_of_row(const W* w, std::int32_t l, std::int32_t l
     // 4. Positions of the drawn and visible patches, and the other outputs.
     std::int64_t next_visible = 0;
     for (std::int32_t j = 0; j < l; ++j) {
-        const std::int16_t st = state[j];
-        const std::int64_t p = st >= 0 ? static_cast<std::int64_t>(len_keep) + st
-                                       : (st == visible ? next_visible++ : restore[j]);
+        const std::int16_t st = state[j];  // selects instead of branches: the states are random
+        const std::int64_t drawn_p = static_cast<std::int64_t>(len_keep) + st, other_p = restore[j];
+        const bool is_visible = st == visible;
+        const std::int64_t p = st >= 0 ? drawn_p : (is_visible ? next_visible : other_p);
+        next_visible += is_visible ? 1 : 0;
         restore[j] = p;
         shuffle[p] = j;
         mask[j] = p >= len_keep ? 1.0f : 0.0f;
