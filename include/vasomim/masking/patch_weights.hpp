@@ -13,6 +13,10 @@
 #include "vasomim/core/error.hpp"
 #include "vasomim/core/tensor.hpp"
 
+#if defined(__AVX512F__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#endif
+
 namespace vasomim::masking {
 
 namespace detail {
@@ -62,34 +66,50 @@ namespace detail {
 template <class B>
 inline constexpr index_t strip_block = backend_traits<B>::host_accessible ? 32 : 1;
 
-/// lane[q] += run[q], low[q] = min(low[q], run[q]) for q < 8, in double. For float guidance on a
-/// plain host compiler, one 8-wide vector operation each (GCC/Clang vector extensions; the
-/// compiler's auto-vectoriser leaves this loop scalar); elementwise the same IEEE operations as the
-/// portable loop, so the sums are identical.
+/// For the runs of 8 of one patch row (run[0..runs*8)): lane[q] += run[c + q] and
+/// low[q] = min(low[q], run[c + q]) for c = 0, 8, ... in order, in double. On AVX-512 hosts the
+/// lanes stay in one register each and every run is one conversion, add and min; on other GCC/Clang
+/// hosts the same with vector extensions (the auto-vectoriser leaves this loop scalar). Elementwise
+/// these are the IEEE operations of the portable loop, so the sums are identical.
 template <class T>
-VASOMIM_HOST_DEVICE inline void accumulate_run8(const T* run, double* lane, double* low) {
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
+VASOMIM_HOST_DEVICE inline void accumulate_runs(const T* run, index_t runs, double* lane, double* low) {
+#if defined(__AVX512F__) && !defined(__CUDACC__)
+    if constexpr (std::is_same_v<T, float>) {
+        __m512d a = _mm512_loadu_pd(lane), m = _mm512_loadu_pd(low);
+        for (index_t c = 0; c < runs; ++c) {
+            const __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(run + 8 * c));
+            a = _mm512_add_pd(a, x);
+            m = _mm512_min_pd(x, m);  // x < m ? x : m
+        }
+        _mm512_storeu_pd(lane, a);
+        _mm512_storeu_pd(low, m);
+        return;
+    }
+#elif (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
     if constexpr (std::is_same_v<T, float>) {
         typedef float f8 __attribute__((vector_size(32)));
         typedef double d8 __attribute__((vector_size(64)));
-        f8 xf;
         d8 a, m;
-        std::memcpy(&xf, run, sizeof xf);
         std::memcpy(&a, lane, sizeof a);
         std::memcpy(&m, low, sizeof m);
-        const d8 x = __builtin_convertvector(xf, d8);
-        a += x;
-        m = x < m ? x : m;
+        for (index_t c = 0; c < runs; ++c) {
+            f8 xf;
+            std::memcpy(&xf, run + 8 * c, sizeof xf);
+            const d8 x = __builtin_convertvector(xf, d8);
+            a += x;
+            m = x < m ? x : m;
+        }
         std::memcpy(lane, &a, sizeof a);
         std::memcpy(low, &m, sizeof m);
         return;
     }
 #endif
-    for (int q = 0; q < 8; ++q) {
-        const double x = static_cast<double>(run[q]);
-        lane[q] += x;
-        low[q] = x < low[q] ? x : low[q];
-    }
+    for (index_t c = 0; c < runs; ++c)
+        for (int q = 0; q < 8; ++q) {
+            const double x = static_cast<double>(run[8 * c + q]);
+            lane[q] += x;
+            low[q] = x < low[q] ? x : low[q];
+        }
 }
 
 }  // namespace detail
@@ -143,9 +163,8 @@ tensor<W, B> patch_weights(const tensor<T, B>& guidance, index_t patch) {
             const T* row = g + (img * h + r0 + r) * w + k0 * p;
             for (index_t k = 0; k < count; ++k) {
                 const T* run = row + k * p;
-                index_t c = 0;
-                for (; c + 8 <= p; c += 8) detail::accumulate_run8(run + c, lane[k], low[k]);
-                for (; c < p; ++c) {
+                detail::accumulate_runs(run, p / 8, lane[k], low[k]);
+                for (index_t c = p - p % 8; c < p; ++c) {
                     const double x = static_cast<double>(run[c]);
                     tail[k] += x;
                     tail_low[k] = x < tail_low[k] ? x : tail_low[k];
