@@ -65,6 +65,29 @@ void BM_patch_weights(benchmark::State& state) {
     state.SetBytesProcessed(state.iterations() * kBatch * kSize * kSize * index_t(sizeof(float)));
 }
 
+/// The floor of any implementation that reads the guidance once: a plain streaming sum of the 51 MB
+/// (16 float lanes per thread, OpenMP), no patches, no sampling. torch_time / floor bounds the
+/// ratio the benchmark can show on this machine.
+void BM_guidance_read_floor(benchmark::State& state) {
+    const auto g = synthetic_guidance();
+    const float* p = g.data();
+    const auto count = static_cast<std::int64_t>(g.size()) / 16;
+    for (auto _ : state) {
+        double total = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+        for (std::int64_t b = 0; b < count; b += 64) {
+            float lane[16] = {};
+            const std::int64_t end = b + 64 < count ? b + 64 : count;
+            for (std::int64_t i = b; i < end; ++i)
+                for (int q = 0; q < 16; ++q) lane[q] += p[i * 16 + q];
+            for (float x : lane) total += double(x);
+        }
+        benchmark::DoNotOptimize(total);
+    }
+    state.SetBytesProcessed(state.iterations() * kBatch * kSize * kSize * index_t(sizeof(float)));
+}
+BENCHMARK(BM_guidance_read_floor)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
+
 /// Sampling + index outputs from precomputed weights.
 template <class B>
 void BM_guided_from_weights(benchmark::State& state) {

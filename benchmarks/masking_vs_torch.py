@@ -159,6 +159,11 @@ def main():
                 c = cpp.get(f'{bench}<{backend}>/process_time/real_time')
                 cells.append(f'{c[col]:8.2f} {t[col] / c[col]:7.1f}x' if c else f'{"n/a":>18s}')
             print(f'{label:36s} {t[col]:9.2f} | ' + ' | '.join(cells))
+    floor = cpp.get('BM_guidance_read_floor/process_time/real_time')
+    if floor:
+        print(f'\nfloor: one streaming read of the {N} guidance maps ({N * SIZE * SIZE * 4 / 1e6:.1f} MB) takes '
+              f'{floor[0]:.2f} ms wall, {floor[1]:.2f} ms CPU: no implementation that reads them can beat '
+              f'{torch_guided[0] / floor[0]:.0f}x (wall) / {torch_guided[1] / floor[1]:.0f}x (CPU) against torch here')
     c = cpp.get('BM_guided_masking<backend::cpu>/process_time/real_time')
     print(f'\ntorch on 1 thread, weights + sampling + index outputs: {torch_guided_1[0]:.2f} ms wall, '
           f'{torch_guided_1[1]:.2f} ms CPU' + (f' ({torch_guided_1[0] / c[0]:.1f}x / {torch_guided_1[1] / c[1]:.1f}x '

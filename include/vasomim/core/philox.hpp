@@ -59,6 +59,8 @@ public:
     }
 
     VASOMIM_HOST_DEVICE std::uint64_t stream() const { return stream_; }
+    /// The Philox key (seed low, seed high), for kernels that evaluate many blocks at once.
+    VASOMIM_HOST_DEVICE engine::key_type key() const { return key_; }
 
 private:
     engine::key_type key_;

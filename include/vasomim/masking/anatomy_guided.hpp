@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "vasomim/backend/algorithms.hpp"
+#include "vasomim/masking/detail/row_masks.hpp"
 #include "vasomim/masking/detail/streams.hpp"
 #include "vasomim/masking/patch_mask.hpp"
 #include "vasomim/masking/patch_weights.hpp"
@@ -48,12 +49,11 @@ struct guided_counts {
 
 namespace detail {
 
-/// Anatomy-guided masks from patch weights (N x L) for a given guided target. Used by the policy
-/// below; exposed for tests that drive beta directly. Kernels run one work item per row (L is small,
-/// 196 for ViT-B/16 at 224), the two sorts are row-wise sorts of the whole batch.
+/// Anatomy-guided masks from patch weights (N x L) through two row-wise sorts of the whole batch:
+/// the path for L > fused_max_patches, and the reference the one-pass row kernel is tested against.
 template <class W, class B>
-patch_mask<B> anatomy_guided_masks(const tensor<W, B>& weights, const guided_counts& c, std::uint64_t seed,
-                                   std::uint64_t step) {
+patch_mask<B> anatomy_guided_masks_sorted(const tensor<W, B>& weights, const guided_counts& c, std::uint64_t seed,
+                                          std::uint64_t step) {
     const index_t n = weights.dim(0), l = weights.dim(1);
     const index_t len_keep = c.len_keep, target = c.target;
     const double inf = std::numeric_limits<double>::infinity();
@@ -132,6 +132,35 @@ patch_mask<B> anatomy_guided_masks(const tensor<W, B>& weights, const guided_cou
         });
     }
     return finish_from_positions(std::move(pos), len_keep);
+}
+
+/// Anatomy-guided masks from patch weights (N x L) for a given guided target. Used by the policy
+/// below; exposed for tests that drive beta directly. On host backends one work item per row: the
+/// one-pass row kernel (detail/row_masks.hpp) for L <= fused_max_patches. Beyond, and on CUDA
+/// (where the kernel's ~40 KiB of per-thread scratch would be local memory reserved for every
+/// resident thread), the row-wise sorts above: the same masks.
+template <class W, class B>
+patch_mask<B> anatomy_guided_masks(const tensor<W, B>& weights, const guided_counts& c, std::uint64_t seed,
+                                   std::uint64_t step) {
+    if constexpr (!backend_traits<B>::host_accessible) {
+        return anatomy_guided_masks_sorted(weights, c, seed, step);
+    } else {
+        const index_t n = weights.dim(0), l = weights.dim(1);
+        if (l > fused_max_patches) return anatomy_guided_masks_sorted(weights, c, seed, step);
+        auto m = allocate_masks<B>(n, l, c.len_keep);
+        const W* w = weights.data();
+        std::int64_t* restore = m.ids_restore.data();
+        std::int64_t* shuffle = m.ids_shuffle.data();
+        std::int64_t* keep = m.ids_keep.data();
+        float* mask = m.mask.data();
+        const auto row_len = static_cast<std::int32_t>(l), len_keep = static_cast<std::int32_t>(c.len_keep);
+        const std::int64_t target = c.target;
+        parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+            masks_of_row(w + i * l, row_len, len_keep, target, sample_stream(seed, step, i), restore + i * l,
+                         shuffle + i * l, keep + i * len_keep, mask + i * l);
+        });
+        return m;
+    }
 }
 
 }  // namespace detail

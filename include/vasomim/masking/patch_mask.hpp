@@ -49,6 +49,18 @@ inline index_t keep_count(index_t num_patches, double mask_ratio) {
 
 namespace detail {
 
+/// Outputs of n rows of l patches, len_keep of them visible (filled by the caller).
+template <class B>
+patch_mask<B> allocate_masks(index_t n, index_t l, index_t len_keep) {
+    patch_mask<B> m;
+    m.len_keep = len_keep;
+    m.ids_shuffle = tensor<std::int64_t, B>(shape{n, l});
+    m.ids_keep = tensor<std::int64_t, B>(shape{n, len_keep});
+    m.ids_restore = tensor<std::int64_t, B>(shape{n, l});
+    m.mask = tensor<float, B>(shape{n, l});
+    return m;
+}
+
 /// Allocates the outputs and fills ids_shuffle, mask and ids_keep from the per-patch positions
 /// pos (= ids_restore, a permutation of 0..L-1 in every row). One work item per row.
 template <class B>

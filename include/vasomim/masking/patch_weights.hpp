@@ -5,12 +5,17 @@
 // w and to f is the same thing, and the weights stay exact for rows whose total is 0.
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <type_traits>
 
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/core/error.hpp"
 #include "vasomim/core/tensor.hpp"
+
+#if defined(__AVX512F__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#endif
 
 namespace vasomim::masking {
 
@@ -54,6 +59,61 @@ void throw_if_flagged(const tensor<std::int64_t, B>& flags, const std::string& w
 
 }  // namespace detail
 
+namespace detail {
+
+/// Patches per work item of patch_weights: on host backends a strip of 32 (their lanes, 4 KiB of
+/// doubles, stay in L1 while p rows stream by), on CUDA one patch per thread.
+template <class B>
+inline constexpr index_t strip_block = backend_traits<B>::host_accessible ? 32 : 1;
+
+/// For the runs of 8 of one patch row (run[0..runs*8)): lane[q] += run[c + q] and
+/// low[q] = min(low[q], run[c + q]) for c = 0, 8, ... in order, in double. On AVX-512 hosts the
+/// lanes stay in one register each and every run is one conversion, add and min; on other GCC/Clang
+/// hosts the same with vector extensions (the auto-vectoriser leaves this loop scalar). Elementwise
+/// these are the IEEE operations of the portable loop, so the sums are identical.
+template <class T>
+VASOMIM_HOST_DEVICE inline void accumulate_runs(const T* run, index_t runs, double* lane, double* low) {
+#if defined(__AVX512F__) && !defined(__CUDACC__)
+    if constexpr (std::is_same_v<T, float>) {
+        __m512d a = _mm512_loadu_pd(lane), m = _mm512_loadu_pd(low);
+        for (index_t c = 0; c < runs; ++c) {
+            const __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(run + 8 * c));
+            a = _mm512_add_pd(a, x);
+            m = _mm512_min_pd(x, m);  // x < m ? x : m
+        }
+        _mm512_storeu_pd(lane, a);
+        _mm512_storeu_pd(low, m);
+        return;
+    }
+#elif (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
+    if constexpr (std::is_same_v<T, float>) {
+        typedef float f8 __attribute__((vector_size(32)));
+        typedef double d8 __attribute__((vector_size(64)));
+        d8 a, m;
+        std::memcpy(&a, lane, sizeof a);
+        std::memcpy(&m, low, sizeof m);
+        for (index_t c = 0; c < runs; ++c) {
+            f8 xf;
+            std::memcpy(&xf, run + 8 * c, sizeof xf);
+            const d8 x = __builtin_convertvector(xf, d8);
+            a += x;
+            m = x < m ? x : m;
+        }
+        std::memcpy(lane, &a, sizeof a);
+        std::memcpy(low, &m, sizeof m);
+        return;
+    }
+#endif
+    for (index_t c = 0; c < runs; ++c)
+        for (int q = 0; q < 8; ++q) {
+            const double x = static_cast<double>(run[8 * c + q]);
+            lane[q] += x;
+            low[q] = x < low[q] ? x : low[q];
+        }
+}
+
+}  // namespace detail
+
 /// Number of patches of an H x W map cut into p x p patches. Throws shape_error unless p > 0 divides
 /// both H and W.
 inline index_t num_patches(index_t height, index_t width, index_t patch) {
@@ -83,36 +143,43 @@ tensor<W, B> patch_weights(const tensor<T, B>& guidance, index_t patch) {
     W* o = out.data();
     std::int64_t* flag = bad.data();
     const index_t p = patch;
-    // One work item per patch: p contiguous runs of p values, summed into 8 lanes (a fixed order, so
-    // the same on every backend, and one the compiler can vectorise). A negative value shows in the
-    // lane minima, a NaN or infinity in the sum.
-    parallel_for<B>(n * l, [=] VASOMIM_HOST_DEVICE(std::int64_t idx) {
-        const index_t img = idx / l, k = idx % l;
-        const index_t r0 = (k / gw) * p, c0 = (k % gw) * p;
-        const T* base = g + (img * h + r0) * w + c0;
-        double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, low[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        double tail = 0.0, tail_low = 0.0;  // columns past the last multiple of 8
+    const index_t strips = n * (h / p), blocks = (gw + detail::strip_block<B> - 1) / detail::strip_block<B>;
+    // One work item per strip of up to strip_block patches side by side (p rows of the map): on the
+    // host the rows are read contiguously, as a stream. Every patch sums its p runs of p values into 8 lanes
+    // (column c into lane c % 8, rows in order; columns past the last multiple of 8 into a tail),
+    // a fixed order on every backend, one vector operation per run of 8 on the host. A negative value
+    // shows in the lane minima, a NaN or infinity in the sum.
+    parallel_for<B>(strips * blocks, [=] VASOMIM_HOST_DEVICE(std::int64_t item) {
+        const index_t strip = item / blocks, k0 = (item % blocks) * detail::strip_block<B>;
+        const index_t count = gw - k0 < detail::strip_block<B> ? gw - k0 : detail::strip_block<B>;
+        const index_t img = strip / (h / p), r0 = (strip % (h / p)) * p;
+        double lane[detail::strip_block<B>][8], low[detail::strip_block<B>][8];
+        double tail[detail::strip_block<B>], tail_low[detail::strip_block<B>];
+        for (index_t k = 0; k < count; ++k) {
+            for (int q = 0; q < 8; ++q) lane[k][q] = 0.0, low[k][q] = 0.0;
+            tail[k] = 0.0, tail_low[k] = 0.0;
+        }
         for (index_t r = 0; r < p; ++r) {
-            const T* row = base + r * w;
-            index_t c = 0;
-            for (; c + 8 <= p; c += 8)
-                for (int q = 0; q < 8; ++q) {
-                    const double x = static_cast<double>(row[c + q]);
-                    lane[q] += x;
-                    low[q] = x < low[q] ? x : low[q];
+            const T* row = g + (img * h + r0 + r) * w + k0 * p;
+            for (index_t k = 0; k < count; ++k) {
+                const T* run = row + k * p;
+                detail::accumulate_runs(run, p / 8, lane[k], low[k]);
+                for (index_t c = p - p % 8; c < p; ++c) {
+                    const double x = static_cast<double>(run[c]);
+                    tail[k] += x;
+                    tail_low[k] = x < tail_low[k] ? x : tail_low[k];
                 }
-            for (; c < p; ++c) {
-                const double x = static_cast<double>(row[c]);
-                tail += x;
-                tail_low = x < tail_low ? x : tail_low;
             }
         }
-        const double sum =
-            (((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]))) + tail;
-        double lowest = tail_low;
-        for (int q = 0; q < 8; ++q) lowest = low[q] < lowest ? low[q] : lowest;
-        o[idx] = static_cast<W>(sum);
-        flag[idx] = (lowest < 0.0 || !(sum - sum == 0.0)) ? 1 : 0;
+        for (index_t k = 0; k < count; ++k) {
+            const double* a = lane[k];
+            const double sum = (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) + tail[k];
+            double lowest = tail_low[k];
+            for (int q = 0; q < 8; ++q) lowest = low[k][q] < lowest ? low[k][q] : lowest;
+            const index_t idx = img * l + (r0 / p) * gw + k0 + k;
+            o[idx] = static_cast<W>(sum);
+            flag[idx] = (lowest < 0.0 || !(sum - sum == 0.0)) ? 1 : 0;
+        }
     });
     detail::throw_if_flagged(bad, "masking::patch_weights: guidance " + guidance.shape().to_string() +
                                       " (flags per patch)");

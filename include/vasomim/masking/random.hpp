@@ -7,6 +7,7 @@
 #include <string>
 
 #include "vasomim/backend/algorithms.hpp"
+#include "vasomim/masking/detail/row_masks.hpp"
 #include "vasomim/masking/detail/streams.hpp"
 #include "vasomim/masking/patch_mask.hpp"
 #include "vasomim/masking/patch_weights.hpp"
@@ -41,6 +42,39 @@ tensor<double, B> order_noise_matrix(index_t n, index_t l, std::uint64_t seed, s
     return noise;
 }
 
+/// MAE random masks through a row-wise sort of the noise: the path for L > fused_max_patches, and
+/// the reference the one-pass row kernel is tested against.
+template <class B>
+patch_mask<B> random_masks_sorted(index_t n, index_t l, index_t len_keep, std::uint64_t seed, std::uint64_t step) {
+    const auto noise = order_noise_matrix<B>(n, l, seed, step);
+    tensor<std::int64_t, B> order(shape{n, l}), pos(shape{n, l});
+    argsort_rows(noise, order);  // ascending: small noise is kept
+    ranks_from_order(order, pos);
+    return finish_from_positions(std::move(pos), len_keep);
+}
+
+/// MAE random masks: on host backends one work item per row (detail/row_masks.hpp); the sorts for
+/// large L and on CUDA (see anatomy_guided_masks).
+template <class B>
+patch_mask<B> random_masks(index_t n, index_t l, index_t len_keep, std::uint64_t seed, std::uint64_t step) {
+    if constexpr (!backend_traits<B>::host_accessible) {
+        return random_masks_sorted<B>(n, l, len_keep, seed, step);
+    } else {
+        if (l > fused_max_patches) return random_masks_sorted<B>(n, l, len_keep, seed, step);
+        auto m = allocate_masks<B>(n, l, len_keep);
+        std::int64_t* restore = m.ids_restore.data();
+        std::int64_t* shuffle = m.ids_shuffle.data();
+        std::int64_t* keep = m.ids_keep.data();
+        float* mask = m.mask.data();
+        const auto row_len = static_cast<std::int32_t>(l), keep_len = static_cast<std::int32_t>(len_keep);
+        parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+            masks_of_row(static_cast<const float*>(nullptr), row_len, keep_len, 0, sample_stream(seed, step, i),
+                         restore + i * l, shuffle + i * l, keep + i * keep_len, mask + i * l);
+        });
+        return m;
+    }
+}
+
 }  // namespace detail
 
 /// Random masking policy (MAE): uniform sampling without replacement.
@@ -58,12 +92,7 @@ struct random {
     patch_mask<B> sample(index_t batch, index_t num_patches, const step_info& info) const {
         detail::check_batch(batch, num_patches, "masking::random");
         detail::check_step(info.step, "masking::random");
-        const index_t len_keep = keep_count(num_patches, mask_ratio);
-        const auto noise = detail::order_noise_matrix<B>(batch, num_patches, seed, info.step);
-        tensor<std::int64_t, B> order(shape{batch, num_patches}), pos(shape{batch, num_patches});
-        argsort_rows(noise, order);  // ascending: small noise is kept
-        detail::ranks_from_order(order, pos);
-        return detail::finish_from_positions(std::move(pos), len_keep);
+        return detail::random_masks<B>(batch, num_patches, keep_count(num_patches, mask_ratio), seed, info.step);
     }
 
     /// The common sampler interface: only the shape (N x L) of the weights is used.
