@@ -166,6 +166,17 @@ inline double chain_error(double m, const pass_kernel (&k)[4]) {
     return m * (norm * (grow - 1) + trim);
 }
 
+/// out = s2 * max(l1, 0) per pixel, in float (vectorises where math errno is off, as for the
+/// project's own targets).
+inline void sato_scale_f32(const float* rr, const float* rc, const float* cc, float* out, std::int64_t n, float s2) {
+#pragma omp parallel for simd schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float mean = (rr[i] + cc[i]) / 2.0f, half_diff = (rr[i] - cc[i]) / 2.0f;
+        const float l1 = mean + std::sqrt(rc[i] * rc[i] + half_diff * half_diff);
+        out[i] = s2 * (l1 > 0.0f ? l1 : 0.0f);
+    }
+}
+
 struct checked_sato_result {
     tensor<double, backend::cpu> response;
     tensor<std::uint8_t, backend::cpu> value;  ///< to_uint8(response), exact inside the checked region
@@ -258,18 +269,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         // its own float evaluation adds a few roundings of quantities below 2 hmax; then sigma^2.
         const double s2 = sigma * sigma;
         err[k] = 1.25 * (s2 * ((1 + std::sqrt(2.0)) * e + 24 * u * hmax) + 4 * u * s2 * 2 * hmax);
-        tensor<R, backend::cpu>& v = per_sigma[k];
-        const R* prr = h.rr.data();
-        const R* prc = h.rc.data();
-        const R* pcc = h.cc.data();
-        R* pv = v.data();
-        const R fs2 = static_cast<R>(s2);
-#pragma omp parallel for simd schedule(static)
-        for (std::int64_t i = 0; i < n; ++i) {
-            R l1, l2;
-            eigenvalues2(prr[i], prc[i], pcc[i], l1, l2);
-            pv[i] = fs2 * (l1 > R(0) ? l1 : R(0));
-        }
+        sato_scale_f32(h.rr.data(), h.rc.data(), h.cc.data(), per_sigma[k].data(), n, static_cast<R>(s2));
     }
 
     checked_sato_result res;
@@ -281,23 +281,32 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     for (std::size_t k = 0; k < ns; ++k) ps[k] = per_sigma[k].data();
     auto cast = [](double v) -> int { return v >= 255 ? 255 : (v > 0 ? static_cast<int>(v) : 0); };
     std::vector<std::int64_t> suspects;
+    const float e0 = static_cast<float>(err[0]);
 #pragma omp parallel
     {
         std::vector<std::int64_t> mine;
+        std::vector<std::uint8_t> flag(static_cast<std::size_t>(cols));
 #pragma omp for schedule(static) nowait
-        for (std::int64_t p = 0; p < n; ++p) {
-            double best = 0, low = 0, high = 0;
-            for (std::size_t k = 0; k < ns; ++k) {
-                const double v = static_cast<double>(ps[k][p]);
-                best = std::max(best, v);
-                low = std::max(low, v - err[k]);
-                high = std::max(high, v + err[k]);
+        for (std::int64_t i = 0; i < rows; ++i) {
+            // Float bounds widened by one more float rounding of each (err already has slack).
+            for (std::int64_t j = 0; j < cols; ++j) {
+                const std::int64_t p = i * cols + j;
+                float best = ps[0][p], low = ps[0][p] - e0, high = ps[0][p] + e0;
+                for (std::size_t k = 1; k < ns; ++k) {
+                    const float v = ps[k][p], e = static_cast<float>(err[k]);
+                    best = std::max(best, v);
+                    low = std::max(low, v - e);
+                    high = std::max(high, v + e);
+                }
+                out[p] = static_cast<double>(best);
+                const float b = std::min(std::max(best, 0.0f), 255.0f);
+                val[p] = static_cast<std::uint8_t>(b);
+                const float lc = std::min(std::max(low, 0.0f), 255.0f), hc = std::min(std::max(high, 0.0f), 255.0f);
+                flag[static_cast<std::size_t>(j)] = static_cast<int>(lc) != static_cast<int>(hc);
             }
-            out[p] = best;
-            val[p] = static_cast<std::uint8_t>(cast(best));
-            const std::int64_t i = p / cols, j = p % cols;
-            const bool checked = i >= border && i < rows - border && j >= border && j < cols - border;
-            if (checked && cast(low) != cast(high)) mine.push_back(p);
+            if (i < border || i >= rows - border) continue;
+            for (std::int64_t j = border; j < cols - border; ++j)
+                if (flag[static_cast<std::size_t>(j)]) mine.push_back(i * cols + j);
         }
 #pragma omp critical
         suspects.insert(suspects.end(), mine.begin(), mine.end());
