@@ -224,7 +224,11 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         hessian_workspace<R, backend::cpu> ws;
         std::vector<double> x;
     };
-    static thread_local workspace wsp;
+    // Kept per thread only for images up to 4 Mpixels (about 50 MB of planes); larger ones use
+    // planes freed on return.
+    static thread_local workspace kept;
+    workspace local;
+    workspace& wsp = n <= (std::int64_t(1) << 22) ? kept : local;
     const shape sh{rows, cols};
     if (!(wsp.xf.shape() == sh)) wsp = workspace{};
     if (wsp.xf.numel() != n) wsp.xf = tensor<R, backend::cpu>(sh);
