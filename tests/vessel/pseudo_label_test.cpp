@@ -191,6 +191,39 @@ TEST(VesselInputs, BackendsAgree) {
     EXPECT_TRUE(close_to_reference(frangi(syn).to_host(), frangi(omp).to_host(), 1e-12));
     EXPECT_TRUE(close_to_reference(meijering(syn).to_host(), meijering(omp).to_host(), 1e-12));
 }
+
+// The host pipeline filters integer images in float and recomputes in double only the pixels whose
+// uint8 cast is in doubt: its uint8 values must equal the cast of the double Sato response (the
+// path every other backend takes), in every mode it serves and for both ridge polarities, on noise
+// (many values near integers) and on the synthetic vessels.
+TEST(PseudoLabelHost, CheckedFloatPathEqualsTheDoubleCast) {
+    std::vector<std::uint8_t> noise(97 * 83);
+    std::uint32_t state = 12345;
+    for (auto& v : noise) {
+        state = state * 1664525u + 1013904223u;
+        v = static_cast<std::uint8_t>(state >> 24);
+    }
+    const auto rnd = tensor<std::uint8_t, backend::cpu>::from_host(noise, shape{97, 83});
+    const auto syn = load_tensor<std::uint8_t, backend::cpu>("synthetic_input");
+    for (const auto* img : {&rnd, &syn})
+        for (const char* m : {"reflect", "nearest", "mirror", "wrap"})
+            for (bool black : {true, false}) {
+                SCOPED_TRACE(std::string(m) + (black ? " black" : " white"));
+                pseudo_label_options o;
+                o.mode = parse_boundary_mode(m);
+                o.black_ridges = black;
+                o.border = 3;
+                auto expected = to_uint8(sato(*img, o.sato()));
+                zero_border(expected, o.border);
+                const auto s = pseudo_label_steps_of(img->view(), o);
+                EXPECT_EQ(s.value.to_host(), expected.to_host());
+                EXPECT_TRUE(close_to_reference(s.response.to_host(), sato(*img, o.sato()).to_host(), 1e-5));
+                // The double recomputation runs (and is what the equality above checks at those pixels).
+                if (img == &rnd) {
+                    EXPECT_GT(vessel::detail::checked_sato(rnd.view(), o.sato(), o.border).rechecked, 0u);
+                }
+            }
+}
 #endif
 
 }  // namespace

@@ -20,6 +20,7 @@
 
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/core/tensor.hpp"
+#include "vasomim/vessel/checked_sato.hpp"
 #include "vasomim/vessel/sato.hpp"
 
 namespace vasomim::vessel {
@@ -56,12 +57,17 @@ struct to_uint8_kernel {
     }
 };
 template <class T>
-struct border_kernel {
+struct border_kernel {  // one row per call
     T* p;
     std::int64_t rows, cols, border;
-    VASOMIM_HOST_DEVICE void operator()(std::int64_t idx) const {
-        const std::int64_t i = idx / cols, j = idx % cols;
-        if (i < border || i >= rows - border || j < border || j >= cols - border) p[idx] = T(0);
+    VASOMIM_HOST_DEVICE void operator()(std::int64_t i) const {
+        T* row = p + i * cols;
+        if (i < border || i >= rows - border) {
+            for (std::int64_t j = 0; j < cols; ++j) row[j] = T(0);
+            return;
+        }
+        for (std::int64_t j = 0; j < cols && j < border; ++j) row[j] = T(0);
+        for (std::int64_t j = cols - border > 0 ? cols - border : 0; j < cols; ++j) row[j] = T(0);
     }
 };
 template <class T>
@@ -127,7 +133,7 @@ void zero_border(tensor<T, B>& image, index_t border) {
     if (image.rank() != 2) throw shape_error("zero_border: expected a 2-D image, got " + image.shape().to_string());
     if (border < 0) throw value_error("zero_border: border must be >= 0, got " + std::to_string(border));
     if (border == 0) return;
-    parallel_for<B>(image.numel(), detail::border_kernel<T>{image.data(), image.dim(0), image.dim(1), border});
+    parallel_for<B>(image.dim(0), detail::border_kernel<T>{image.data(), image.dim(0), image.dim(1), border});
 }
 
 /// numpy.percentile(values, q) with the default linear interpolation: virtual index (n-1) q/100
@@ -228,6 +234,23 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> ima
     if (o.border < 0) throw value_error("pseudo_label: border must be >= 0, got " + std::to_string(o.border));
     using R = response_t<T>;
     pseudo_label_steps<R, B> s;
+#if !VASOMIM_HAS_CUDA
+    // Default on the host for integer pixels: float filtering, double recomputation only where
+    // the uint8 cast is in doubt (checked_sato.hpp); the values equal the double pipeline's.
+    if constexpr (std::is_same_v<B, backend::cpu> && std::is_integral_v<std::remove_const_t<T>>) {
+        if (o.precision == kernel_precision::exact && o.mode != boundary_mode::constant) {
+            auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border);
+            s.response = std::move(c.response);
+            s.value = std::move(c.value);
+            zero_border(s.value, o.border);
+            s.threshold = percentile(s.value, o.percentile);
+            auto kept = s.value.clone();
+            zero_below(kept, s.threshold);
+            s.mask = region_grow(kept);
+            return s;
+        }
+    }
+#endif
     if (o.precision == kernel_precision::fast && !std::is_same_v<R, float>) {
         // Fast mode also filters in float (twice the SIMD width); the response is widened back.
         tensor<float, B> f(image.shape());

@@ -1,0 +1,371 @@
+#pragma once
+// The uint8 cast of the double Sato response (the pseudo-label's first steps), computed in float
+// and made exact: per sigma a rigorous bound on the float rounding error is derived from the
+// kernels (L1 norms, summation depth, dropped taps); a pixel whose float interval
+// [max_s(v_s - e_s), max_s(v_s + e_s)] straddles an integer cut-off is recomputed in double, at
+// that pixel only, with scipy's two-stage boundary handling along each axis. The result equals the
+// double pipeline's uint8 values; the response is the float one (within float rounding of the
+// double response) except at recomputed pixels, which hold the double value. Host (cpu) only, and
+// not for mode constant (the offset trick and the per-pixel weights assume linear boundaries).
+
+#include "vasomim/core/config.hpp"
+
+#if !VASOMIM_HAS_CUDA
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "vasomim/backend/cpu.hpp"
+#include "vasomim/core/tensor.hpp"
+#include "vasomim/vessel/sato.hpp"
+
+namespace vasomim::vessel::detail {
+
+/// Two-stage weights along one line of n samples at position `pos`: the functional
+/// x -> sum_a k2[a] * A(map(pos + a)), A(m) = sum_b k1[b] * x(map(m + b)), as dense weights on
+/// positions [lo, lo + w.size()).
+struct line_weights {
+    std::int64_t lo = 0;
+    std::vector<double> w;
+};
+
+inline line_weights two_stage_weights(std::int64_t pos, std::int64_t n, const kernel_taps<double>& k1,
+                                      const kernel_taps<double>& k2, boundary_mode mode) {
+    const int r1 = k1.radius, r2 = k2.radius;
+    std::int64_t lo = n, hi = -1;
+    for (int a = -r2; a <= r2; ++a) {
+        const std::int64_t m = map_index(pos + a, n, mode);
+        if (m - r1 >= 0 && m + r1 < n) {
+            lo = std::min(lo, m - r1);
+            hi = std::max(hi, m + r1);
+        } else {
+            for (int b = -r1; b <= r1; ++b) {
+                const std::int64_t t = map_index(m + b, n, mode);
+                lo = std::min(lo, t);
+                hi = std::max(hi, t);
+            }
+        }
+    }
+    line_weights lw;
+    lw.lo = lo;
+    lw.w.assign(static_cast<std::size_t>(hi - lo + 1), 0.0);
+    for (int a = -r2; a <= r2; ++a) {
+        const std::int64_t m = map_index(pos + a, n, mode);
+        const double c2 = k2.taps[static_cast<std::size_t>(a + r2)];
+        if (m - r1 >= 0 && m + r1 < n) {  // no mapping: a contiguous axpy
+            double* __restrict dst = lw.w.data() + (m - r1 - lo);
+            const double* __restrict src = k1.taps.data();
+            for (int b = 0; b <= 2 * r1; ++b) dst[b] += c2 * src[b];
+            continue;
+        }
+        for (int b = -r1; b <= r1; ++b) {
+            const std::int64_t t = map_index(m + b, n, mode);
+            lw.w[static_cast<std::size_t>(t - lo)] += c2 * k1.taps[static_cast<std::size_t>(b + r1)];
+        }
+    }
+    return lw;
+}
+
+/// The three Hessian entries at one pixel, sum_t wr_k[t] * sum_u wc_k[u] * x(t, u) for k = rr, rc,
+/// cc on a row-major double plane: the weights are laid on common row and column ranges, the rows
+/// are combined first (one read of the window, axpys along contiguous rows that vectorise without
+/// reassociating), then three short dots.
+inline void hessian_at(const double* x, std::int64_t cols, const line_weights (&wr)[3], const line_weights (&wc)[3],
+                       double (&out)[3], std::vector<double>& scratch) {
+    std::int64_t rlo = wr[0].lo, rhi = -1, clo = wc[0].lo, chi = -1;
+    for (int k = 0; k < 3; ++k) {
+        rlo = std::min(rlo, wr[k].lo);
+        rhi = std::max(rhi, wr[k].lo + static_cast<std::int64_t>(wr[k].w.size()) - 1);
+        clo = std::min(clo, wc[k].lo);
+        chi = std::max(chi, wc[k].lo + static_cast<std::int64_t>(wc[k].w.size()) - 1);
+    }
+    const auto nr = static_cast<std::size_t>(rhi - rlo + 1), nc = static_cast<std::size_t>(chi - clo + 1);
+    scratch.assign(3 * nr + 3 * nc + 3 * nc, 0.0);
+    double* rw = scratch.data();       // 3 x nr row weights
+    double* cw = rw + 3 * nr;          // 3 x nc column weights
+    double* cs = cw + 3 * nc;          // 3 x nc column sums
+    for (int k = 0; k < 3; ++k) {
+        std::copy(wr[k].w.begin(), wr[k].w.end(), rw + k * nr + (wr[k].lo - rlo));
+        std::copy(wc[k].w.begin(), wc[k].w.end(), cw + k * nc + (wc[k].lo - clo));
+    }
+    double* __restrict s0 = cs;
+    double* __restrict s1 = cs + nc;
+    double* __restrict s2 = cs + 2 * nc;
+    for (std::size_t t = 0; t < nr; ++t) {
+        const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
+        const double* __restrict row = x + (rlo + static_cast<std::int64_t>(t)) * cols + clo;
+        for (std::size_t u = 0; u < nc; ++u) {
+            const double v = row[u];
+            s0[u] += a0 * v;
+            s1[u] += a1 * v;
+            s2[u] += a2 * v;
+        }
+    }
+    for (int k = 0; k < 3; ++k) {
+        double acc = 0;
+        for (std::size_t u = 0; u < nc; ++u) acc += cw[k * nc + u] * cs[k * nc + u];
+        out[k] = acc;
+    }
+}
+
+/// Two-stage weights with the interior case (the same composite kernel, shifted) computed once.
+class weight_cache {
+public:
+    weight_cache(std::int64_t n, const kernel_taps<double>& k1, const kernel_taps<double>& k2, boundary_mode mode)
+        : n_(n), reach_(k1.radius + k2.radius), k1_(k1), k2_(k2), mode_(mode) {
+        if (2 * reach_ < n_) interior_ = two_stage_weights(reach_, n_, k1_, k2_, mode_);
+    }
+    line_weights at(std::int64_t pos) const {
+        if (pos - reach_ >= 0 && pos + reach_ < n_) return {pos - reach_, interior_.w};
+        return two_stage_weights(pos, n_, k1_, k2_, mode_);
+    }
+
+private:
+    std::int64_t n_, reach_;
+    kernel_taps<double> k1_, k2_;
+    boundary_mode mode_;
+    line_weights interior_;
+};
+
+/// Rigorous bound on the float error of one Hessian entry computed by the fused cpu passes on an
+/// image bounded by m in magnitude (four passes: k[0..3], each a float copy of an exact kernel).
+struct pass_kernel {
+    double l1;       ///< L1 norm of the kept (float) taps, rounded up
+    double dropped;  ///< L1 norm of the taps dropped from scipy's kernel
+    int radius;
+};
+
+inline pass_kernel describe_kernel(double s, int order, double truncate, const kernel_taps<float>& kept) {
+    const int r = gaussian_radius(s, truncate);
+    const auto w = gaussian_kernel1d(s, order, r);
+    double l1_all = 0, l1_kept = 0;
+    for (double v : w) l1_all += std::abs(v);
+    for (float v : kept.taps) l1_kept += std::abs(static_cast<double>(v));
+    const double u = std::ldexp(1.0, -24);
+    return {l1_kept * (1 + 4 * u), std::max(0.0, l1_all - l1_kept) + l1_all * 2 * u, kept.radius};
+}
+
+inline double chain_error(double m, const pass_kernel (&k)[4]) {
+    const double u = std::ldexp(1.0, -24);
+    double grow = 1, norm = 1, trim = 0;
+    for (int i = 0; i < 4; ++i) {
+        // Depth of the summation tree of one pass: pair sums, products, groups of four, then one
+        // accumulation per group and per remaining tap (see column_pass_row / row_pass).
+        const int depth = k[i].radius / 4 + k[i].radius % 4 + 8;
+        grow *= 1 + depth * u / (1 - depth * u);
+        norm *= k[i].l1;
+    }
+    for (int i = 0; i < 4; ++i) {
+        double others = 1;
+        for (int j = 0; j < 4; ++j)
+            if (j != i) others *= k[j].l1;
+        trim += k[i].dropped * others;
+    }
+    return m * (norm * (grow - 1) + trim);
+}
+
+/// out = s2 * max(l1, 0) per pixel, in float (vectorises where math errno is off, as for the
+/// project's own targets).
+inline void sato_scale_f32(const float* rr, const float* rc, const float* cc, float* out, std::int64_t n, float s2) {
+#pragma omp parallel for simd schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float mean = (rr[i] + cc[i]) / 2.0f, half_diff = (rr[i] - cc[i]) / 2.0f;
+        const float l1 = mean + std::sqrt(rc[i] * rc[i] + half_diff * half_diff);
+        out[i] = s2 * (l1 > 0.0f ? l1 : 0.0f);
+    }
+}
+
+struct checked_sato_result {
+    tensor<double, backend::cpu> response;
+    tensor<std::uint8_t, backend::cpu> value;  ///< to_uint8(response), exact inside the checked region
+    std::size_t rechecked = 0;                 ///< pixels recomputed in double
+};
+
+/// Sato response of sign * image (integer pixels) and its exact uint8 cast on the
+/// pixels at least `border` from every edge (outside, the cast of the float response).
+template <class T>
+    requires std::is_integral_v<T>
+checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image, const sato_options& o,
+                                 std::int64_t border) {
+    using R = float;
+    require_image(image, "pseudo_label");
+    check_ridge_options(o, "pseudo_label");
+    const std::int64_t rows = image.dim(0), cols = image.dim(1), n = rows * cols;
+    const T* src = image.data();
+    const std::int64_t s0 = image.stride(0), s1 = image.stride(1);
+    const double sign = o.black_ridges ? 1.0 : -1.0;
+    // Centre the image: the Hessian ignores constants (every entry differentiates along each axis
+    // it smooths, and the boundary modes used here extend constants as constants), and smaller
+    // magnitudes mean smaller float rounding.
+    T tmin = src[0], tmax = src[0];
+    for (std::int64_t i = 0; i < rows; ++i) {
+        const T* row = src + i * s0;
+        if (s1 == 1) {
+            for (std::int64_t j = 0; j < cols; ++j) {
+                tmin = std::min(tmin, row[j]);
+                tmax = std::max(tmax, row[j]);
+            }
+        } else {
+            for (std::int64_t j = 0; j < cols; ++j) {
+                tmin = std::min(tmin, row[j * s1]);
+                tmax = std::max(tmax, row[j * s1]);
+            }
+        }
+    }
+    const double lo = static_cast<double>(tmin), hi = static_cast<double>(tmax);
+    const double centre = static_cast<double>(static_cast<R>(std::round(sign * (lo + hi) / 2)));
+    // Planes reused across calls on the same thread (a batch of equal-sized images allocates once).
+    struct workspace {
+        tensor<R, backend::cpu> xf;
+        std::vector<tensor<R, backend::cpu>> per_sigma;
+        hessian_planes<R, backend::cpu> h;
+        hessian_workspace<R, backend::cpu> ws;
+        std::vector<double> x;
+    };
+    // Kept per thread only for images up to 4 Mpixels (about 50 MB of planes); larger ones use
+    // planes freed on return.
+    static thread_local workspace kept;
+    workspace local;
+    workspace& wsp = n <= (std::int64_t(1) << 22) ? kept : local;
+    const shape sh{rows, cols};
+    if (!(wsp.xf.shape() == sh)) wsp = workspace{};
+    if (wsp.xf.numel() != n) wsp.xf = tensor<R, backend::cpu>(sh);
+    tensor<R, backend::cpu>& xf = wsp.xf;
+    // Bound on |centred image|; the float conversion error (none for 8- and 16-bit pixels) is
+    // accounted for in the error bound below.
+    const double m = std::max(std::abs(sign * lo - centre), std::abs(sign * hi - centre)) * (1 + std::ldexp(1.0, -23));
+    {
+        R* p = xf.data();
+        const R fc = static_cast<R>(centre);
+#pragma omp parallel for schedule(static)
+        for (std::int64_t i = 0; i < rows; ++i) {
+            const T* row = src + i * s0;
+            R* out = p + i * cols;
+            if (sign > 0)
+                for (std::int64_t j = 0; j < cols; ++j) out[j] = static_cast<R>(row[j * s1]) - fc;
+            else
+                for (std::int64_t j = 0; j < cols; ++j) out[j] = -static_cast<R>(row[j * s1]) - fc;
+        }
+    }
+    const std::size_t ns = o.sigmas.size();
+    std::vector<double> err(ns);
+    auto& per_sigma = wsp.per_sigma;
+    while (per_sigma.size() < ns) per_sigma.emplace_back(sh);
+    hessian_options ho = o.hessian();
+    ho.precision = kernel_precision::fast;
+    auto& h = wsp.h;
+    auto& ws = wsp.ws;
+    const double u = std::ldexp(1.0, -24);
+    const auto xv = as_const(xf.view());
+    for (std::size_t k = 0; k < ns; ++k) {
+        const double sigma = o.sigmas[k];
+        hessian_into(xv, sigma, ho, R(1), h, ws);
+        const double s = sigma / std::sqrt(2.0), tr = hessian_truncate(sigma, ho);
+        const auto g = describe_kernel(s, 0, tr, make_taps<R>(s, 0, tr, kernel_precision::fast));
+        const auto d = describe_kernel(s, 1, tr, make_taps<R>(s, 1, tr, kernel_precision::fast));
+        const pass_kernel rr[4] = {d, d, g, g}, rc[4] = {d, g, g, d}, cc[4] = {g, g, d, d};
+        const double e = std::max({chain_error(m, rr), chain_error(m, rc), chain_error(m, cc)}) +
+                         u * (std::max(std::abs(lo), std::abs(hi)) + m) * d.l1 * d.l1 * g.l1 * g.l1;  // to float
+        const double hmax = m * d.l1 * d.l1 * g.l1 * g.l1 + e;  // bound on |entries| (float and exact)
+        // l1 = mean + sqrt(rc^2 + half_diff^2) is (1 + sqrt 2)-Lipschitz in the entries (max norm);
+        // its own float evaluation adds a few roundings of quantities below 2 hmax; then sigma^2.
+        const double s2 = sigma * sigma;
+        err[k] = 1.25 * (s2 * ((1 + std::sqrt(2.0)) * e + 24 * u * hmax) + 4 * u * s2 * 2 * hmax);
+        sato_scale_f32(h.rr.data(), h.rc.data(), h.cc.data(), per_sigma[k].data(), n, static_cast<R>(s2));
+    }
+
+    checked_sato_result res;
+    res.response = tensor<double, backend::cpu>(shape{rows, cols});
+    res.value = tensor<std::uint8_t, backend::cpu>(shape{rows, cols});
+    double* out = res.response.data();
+    std::uint8_t* val = res.value.data();
+    std::vector<const R*> ps(ns);
+    for (std::size_t k = 0; k < ns; ++k) ps[k] = per_sigma[k].data();
+    auto cast = [](double v) -> int { return v >= 255 ? 255 : (v > 0 ? static_cast<int>(v) : 0); };
+    std::vector<std::int64_t> suspects;
+    const float e0 = static_cast<float>(err[0]);
+#pragma omp parallel
+    {
+        std::vector<std::int64_t> mine;
+        std::vector<std::uint8_t> flag(static_cast<std::size_t>(cols));
+#pragma omp for schedule(static) nowait
+        for (std::int64_t i = 0; i < rows; ++i) {
+            // Float bounds widened by one more float rounding of each (err already has slack).
+            for (std::int64_t j = 0; j < cols; ++j) {
+                const std::int64_t p = i * cols + j;
+                float best = ps[0][p], low = ps[0][p] - e0, high = ps[0][p] + e0;
+                for (std::size_t k = 1; k < ns; ++k) {
+                    const float v = ps[k][p], e = static_cast<float>(err[k]);
+                    best = std::max(best, v);
+                    low = std::max(low, v - e);
+                    high = std::max(high, v + e);
+                }
+                out[p] = static_cast<double>(best);
+                const float b = std::min(std::max(best, 0.0f), 255.0f);
+                val[p] = static_cast<std::uint8_t>(b);
+                const float lc = std::min(std::max(low, 0.0f), 255.0f), hc = std::min(std::max(high, 0.0f), 255.0f);
+                flag[static_cast<std::size_t>(j)] = static_cast<int>(lc) != static_cast<int>(hc);
+            }
+            if (i < border || i >= rows - border) continue;
+            for (std::int64_t j = border; j < cols - border; ++j)
+                if (flag[static_cast<std::size_t>(j)]) mine.push_back(i * cols + j);
+        }
+#pragma omp critical
+        suspects.insert(suspects.end(), mine.begin(), mine.end());
+    }
+    res.rechecked = suspects.size();
+    if (suspects.empty()) return res;
+
+    // Exact recomputation in double at the suspects (as the double pipeline: exact kernels, no
+    // centring), only for the sigmas that can hold the maximum.
+    std::vector<double>& x = wsp.x;
+    x.resize(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < rows; ++i)
+        for (std::int64_t j = 0; j < cols; ++j) x[static_cast<std::size_t>(i * cols + j)] = sign * static_cast<double>(src[i * s0 + j * s1]);
+    struct scale_weights {
+        weight_cache r_dd, r_dg, r_gg, c_gg, c_gd, c_dd;  // rows: axis 0, cols: axis 1 (scipy's order)
+    };
+    std::vector<scale_weights> sw;
+    sw.reserve(ns);
+    for (std::size_t k = 0; k < ns; ++k) {
+        const double s = o.sigmas[k] / std::sqrt(2.0), tr = hessian_truncate(o.sigmas[k], o.hessian());
+        const auto g = make_taps<double>(s, 0, tr, kernel_precision::exact);
+        const auto d = make_taps<double>(s, 1, tr, kernel_precision::exact);
+        sw.push_back({weight_cache(rows, d, d, o.mode), weight_cache(rows, d, g, o.mode), weight_cache(rows, g, g, o.mode),
+                      weight_cache(cols, g, g, o.mode), weight_cache(cols, g, d, o.mode), weight_cache(cols, d, d, o.mode)});
+    }
+    const auto ns_count = static_cast<std::int64_t>(suspects.size());
+#pragma omp parallel
+    {
+        std::vector<double> scratch;
+#pragma omp for schedule(dynamic, 4)
+        for (std::int64_t q = 0; q < ns_count; ++q) {
+            const std::int64_t p = suspects[static_cast<std::size_t>(q)];
+            const std::int64_t i = p / cols, j = p % cols;
+            double low = 0;
+            for (std::size_t k = 0; k < ns; ++k) low = std::max(low, static_cast<double>(ps[k][p]) - err[k]);
+            double best = 0;
+            for (std::size_t k = 0; k < ns; ++k) {
+                if (static_cast<double>(ps[k][p]) + err[k] < low) continue;  // cannot hold the maximum
+                const auto& W = sw[k];
+                const line_weights wr[3] = {W.r_dd.at(i), W.r_dg.at(i), W.r_gg.at(i)};
+                const line_weights wc[3] = {W.c_gg.at(j), W.c_gd.at(j), W.c_dd.at(j)};
+                double hh[3];
+                hessian_at(x.data(), cols, wr, wc, hh, scratch);
+                const double hrr = hh[0], hrc = hh[1], hcc = hh[2];
+                double l1, l2;
+                eigenvalues2(hrr, hrc, hcc, l1, l2);
+                best = std::max(best, o.sigmas[k] * o.sigmas[k] * std::max(l1, 0.0));
+            }
+            out[p] = best;
+            val[p] = static_cast<std::uint8_t>(cast(best));
+        }
+    }
+    return res;
+}
+
+}  // namespace vasomim::vessel::detail
+
+#endif  // !VASOMIM_HAS_CUDA
