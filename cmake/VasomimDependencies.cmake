@@ -11,3 +11,21 @@ find_path(VASOMIM_THRUST_INCLUDE thrust/version.h)
 if(NOT VASOMIM_THRUST_INCLUDE)
   message(FATAL_ERROR "Thrust headers not found (Debian: apt-get install libthrust-dev)")
 endif()
+
+# xtensor (libxtensor-dev, header-only): the image / .npy I/O layer (vasomim/io) and xtensor inputs.
+find_package(xtensor 0.24 REQUIRED)
+
+# stb_image / stb_image_write (libstb-dev): declarations from <stb/stb_image.h>, implementation from
+# Debian's shared libstb.so, so no translation unit needs STB_IMAGE_IMPLEMENTATION. Exposed as the
+# imported target vasomim::stb (the installed package config defines it the same way).
+find_path(VASOMIM_STB_INCLUDE stb/stb_image.h)
+find_library(VASOMIM_STB_LIBRARY NAMES stb)
+if(NOT VASOMIM_STB_INCLUDE OR NOT VASOMIM_STB_LIBRARY)
+  message(FATAL_ERROR "stb_image headers or libstb not found (Debian: apt-get install libstb-dev)")
+endif()
+if(NOT TARGET vasomim::stb)
+  add_library(vasomim::stb UNKNOWN IMPORTED GLOBAL)
+  set_target_properties(vasomim::stb PROPERTIES
+    IMPORTED_LOCATION "${VASOMIM_STB_LIBRARY}"
+    INTERFACE_INCLUDE_DIRECTORIES "${VASOMIM_STB_INCLUDE}")
+endif()

@@ -18,7 +18,7 @@ function(vasomim_configure_target target)
   endif()
   if(VASOMIM_SANITIZE)
     target_compile_options(${target} PRIVATE
-      $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=${VASOMIM_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all>)
+      $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=${VASOMIM_SANITIZE} -fno-omit-frame-pointer>)
     target_link_options(${target} PRIVATE -fsanitize=${VASOMIM_SANITIZE})
   endif()
 endfunction()

@@ -37,8 +37,8 @@ class Gemm : public ::testing::Test {};
 TYPED_TEST_SUITE(Gemm, vasomim::test::all_backends, vasomim::test::backend_name);
 
 template <class B, class T>
-void check_all_transpositions(double tolerance) {
-    const index_t m = 23, n = 17, k = 31, batch = 3;
+void check_all_transpositions(double tolerance, index_t m = 23, index_t n = 17, index_t k = 31,
+                              index_t batch = 3) {
     const philox g(7, 1);
     for (auto ta : {transpose::no, transpose::yes})
         for (auto tb : {transpose::no, transpose::yes})
@@ -74,6 +74,11 @@ void check_all_transpositions(double tolerance) {
 }
 
 TYPED_TEST(Gemm, FloatAllTranspositionsWithin1e5Relative) { check_all_transpositions<TypeParam, float>(1e-5); }
+
+// Large enough (over 4 MFLOP, batch 1) for the cpu backend's row-panel parallel path.
+TYPED_TEST(Gemm, LargeSingleProductAllTranspositions) {
+    check_all_transpositions<TypeParam, float>(1e-5, 130, 90, 181, 1);
+}
 
 TYPED_TEST(Gemm, DoubleAllTranspositions) { check_all_transpositions<TypeParam, double>(1e-12); }
 

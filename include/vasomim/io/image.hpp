@@ -1,0 +1,140 @@
+#pragma once
+// 8-bit images (PNG, JPEG, BMP, TGA, ...) through stb_image / stb_image_write, and .npy images.
+//
+// Linking: the declarations come from Debian's libstb-dev headers (<stb/stb_image.h>,
+// <stb/stb_image_write.h>) and the implementation from its shared library libstb.so; the CMake
+// target vasomim::vasomim links it (find_library(stb)), so users of this header need nothing else.
+// No translation unit of the library defines STB_IMAGE_IMPLEMENTATION, which keeps the header-only
+// library free of duplicate-symbol problems.
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#include <xtensor/xtensor.hpp>
+
+#include "vasomim/core/error.hpp"
+#include "vasomim/io/detail/atomic_file.hpp"
+#include "vasomim/io/npy.hpp"
+
+namespace vasomim::io {
+
+namespace detail {
+
+/// ITU-R 601 luma with PIL's fixed-point rounding (Image.convert('L')):
+/// L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16, i.e. R*299/1000 + G*587/1000 + B*114/1000
+/// rounded to nearest the way PIL does it.
+inline std::uint8_t pil_luma(std::uint8_t r, std::uint8_t g, std::uint8_t b) {
+    return static_cast<std::uint8_t>((std::uint32_t(r) * 19595u + std::uint32_t(g) * 38470u +
+                                      std::uint32_t(b) * 7471u + 0x8000u) >> 16);
+}
+
+inline std::string lower_extension(const std::filesystem::path& p) {
+    std::string e = p.extension().string();
+    std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    return e;
+}
+
+struct stbi_deleter {
+    void operator()(stbi_uc* p) const { stbi_image_free(p); }
+};
+
+extern "C" inline void append_to_string(void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(size));
+}
+
+}  // namespace detail
+
+/// Reads an image file (PNG, JPEG, BMP, TGA, GIF's first frame, PNM) as 8-bit grayscale H x W.
+/// Colour is converted like PIL's convert('L') (see detail::pil_luma); alpha is ignored; 16-bit
+/// PNGs are reduced to their high byte. Throws io_error (missing/unreadable) or format_error
+/// (corrupt or unsupported content), naming the path.
+inline xt::xtensor<std::uint8_t, 2> read_gray8(const std::filesystem::path& path) {
+    const std::string bytes = detail::read_file_bytes(path, "read_gray8");
+    if (bytes.empty()) throw format_error("read_gray8: '" + path.string() + "' is empty");
+    if (bytes.size() > static_cast<std::size_t>(INT32_MAX))
+        throw format_error("read_gray8: '" + path.string() + "' is larger than 2 GiB");
+    int w = 0, h = 0, channels = 0;
+    std::unique_ptr<stbi_uc, detail::stbi_deleter> pixels(
+        stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()),
+                              &w, &h, &channels, 0));
+    if (!pixels) {
+        const char* why = stbi_failure_reason();
+        throw format_error("read_gray8: '" + path.string() + "' is not a readable image (" +
+                           (why ? why : "unknown reason") + ")");
+    }
+    xt::xtensor<std::uint8_t, 2> out = xt::xtensor<std::uint8_t, 2>::from_shape(
+        {static_cast<std::size_t>(h), static_cast<std::size_t>(w)});
+    const std::size_t n = out.size();
+    const stbi_uc* p = pixels.get();
+    std::uint8_t* o = out.data();
+    switch (channels) {
+        case 1: std::copy(p, p + n, o); break;
+        case 2:
+            for (std::size_t i = 0; i < n; ++i) o[i] = p[2 * i];  // gray + alpha: alpha dropped
+            break;
+        case 3:
+            for (std::size_t i = 0; i < n; ++i) o[i] = detail::pil_luma(p[3 * i], p[3 * i + 1], p[3 * i + 2]);
+            break;
+        case 4:
+            for (std::size_t i = 0; i < n; ++i) o[i] = detail::pil_luma(p[4 * i], p[4 * i + 1], p[4 * i + 2]);
+            break;
+        default:
+            throw format_error("read_gray8: '" + path.string() + "' has " + std::to_string(channels) +
+                               " channels, expected 1 to 4");
+    }
+    return out;
+}
+
+/// Reads a 2-D image as float: .npy files (any real dtype, converted; values kept as stored) or
+/// image files through read_gray8 (values 0..255, not rescaled). Throws shape_error for .npy
+/// arrays that are not 2-D, and io_error / format_error as the readers do.
+inline xt::xtensor<float, 2> read_image_any(const std::filesystem::path& path) {
+    if (detail::lower_extension(path) == ".npy") {
+        auto a = read_npy_as<float>(path);
+        if (a.dimension() != 2)
+            throw shape_error("read_image_any: '" + path.string() + "' holds a " +
+                              std::to_string(a.dimension()) + "-D array, expected a 2-D image");
+        return xt::xtensor<float, 2>(a);
+    }
+    return xt::xtensor<float, 2>(xt::cast<float>(read_gray8(path)));
+}
+
+namespace detail {
+inline void write_png_pixels(const std::filesystem::path& path, const std::uint8_t* data, std::size_t h,
+                             std::size_t w, int comp, const char* what) {
+    if (h == 0 || w == 0)
+        throw shape_error(std::string(what) + ": cannot write an empty image (" + std::to_string(h) + " x " +
+                          std::to_string(w) + ") to '" + path.string() + "'");
+    if (h > static_cast<std::size_t>(INT32_MAX / 8) || w > static_cast<std::size_t>(INT32_MAX / 8))
+        throw shape_error(std::string(what) + ": image too large for PNG: '" + path.string() + "'");
+    std::string encoded;
+    const int ok = stbi_write_png_to_func(&append_to_string, &encoded, static_cast<int>(w),
+                                          static_cast<int>(h), comp, data, static_cast<int>(w) * comp);
+    if (!ok) throw io_error(std::string(what) + ": PNG encoding failed for '" + path.string() + "'");
+    write_atomically(path, what, [&](std::ostream& out) {
+        out.write(encoded.data(), static_cast<std::streamsize>(encoded.size()));
+    });
+}
+}  // namespace detail
+
+/// Writes an 8-bit grayscale PNG (H x W). Atomic: temporary file in the same folder + rename.
+inline void write_png(const std::filesystem::path& path, const xt::xtensor<std::uint8_t, 2>& image) {
+    detail::write_png_pixels(path, image.data(), image.shape(0), image.shape(1), 1, "write_png");
+}
+
+/// Writes an 8-bit RGB PNG from an H x W x 3 array. Atomic like write_png.
+inline void write_png(const std::filesystem::path& path, const xt::xtensor<std::uint8_t, 3>& rgb) {
+    if (rgb.shape(2) != 3)
+        throw shape_error("write_png: an RGB image must be H x W x 3, got last extent " +
+                          std::to_string(rgb.shape(2)) + " for '" + path.string() + "'");
+    detail::write_png_pixels(path, rgb.data(), rgb.shape(0), rgb.shape(1), 3, "write_png");
+}
+
+}  // namespace vasomim::io

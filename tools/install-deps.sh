@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages vasomim needs, only those missing. Runs apt-get as root (through
+# sudo when not root). Usage: tools/install-deps.sh [--python]  (--python adds the fixture/peer
+# tools: python3-torch, python3-scipy, python3-numpy)
+set -euo pipefail
+packages=(cmake ninja-build g++ pkg-config libeigen3-dev xtensor-dev xtl-dev libthrust-dev libcub-dev
+          librandom123-dev libstb-dev nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev
+          libgmock-dev libbenchmark-dev libopenblas-dev libopenblas0-pthread)
+if [[ "${1:-}" == "--python" ]]; then
+  packages+=(python3-torch python3-scipy python3-numpy)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds everything with -Wall -Wextra -Werror and runs the whole test
+# suite (cpu, thrust-omp, thrust-cpp), compiles the CUDA tests with nvcc (sm_90; run only where a
+# GPU is present), runs the suite again under AddressSanitizer + UndefinedBehaviorSanitizer, and
+# builds a separate project against the installed package. Usage: tools/test-all.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${JOBS:-$(nproc)}
+step() { printf '\n==== %s (%s)\n' "$1" "$(date +%T)"; }
+
+step "dependencies"
+bash tools/install-deps.sh
+
+step "build (Release, -Werror)"
+cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DVASOMIM_WERROR=ON \
+  -DCMAKE_INSTALL_PREFIX="$root/build/ci-install"
+cmake --build build/ci -j "$jobs"
+
+step "tests"
+ctest --test-dir build/ci --output-on-failure -j "$jobs"
+
+if [[ -x build/ci/tests/vasomim_tests_cuda ]]; then
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+    step "CUDA tests"
+    build/ci/tests/vasomim_tests_cuda
+  else
+    echo "CUDA tests compiled with nvcc (build/ci/tests/vasomim_tests_cuda); no GPU here, not run"
+  fi
+fi
+
+step "installed-package consumer"
+cmake --install build/ci >/dev/null
+cmake -S tests/consumer -B build/consumer -G Ninja -DCMAKE_PREFIX_PATH="$root/build/ci-install"
+cmake --build build/consumer -j "$jobs"
+build/consumer/consumer
+
+step "sanitizers (address, undefined)"
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+  -DVASOMIM_WERROR=ON -DVASOMIM_SANITIZE=address,undefined -DVASOMIM_ENABLE_CUDA=OFF -DVASOMIM_NATIVE=OFF \
+  -DVASOMIM_BUILD_EXAMPLES=OFF -DVASOMIM_BUILD_BENCHMARKS=OFF
+cmake --build build/asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1 \
+UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$root/tools/ubsan.supp" \
+  ctest --test-dir build/asan --output-on-failure -j "$jobs"
+
+step "all passed"
