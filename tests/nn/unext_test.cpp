@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "nn/gradcheck.hpp"
@@ -39,7 +40,7 @@ TYPED_TEST(UnextS, ParameterCountAndShapes) {
 TYPED_TEST(UnextS, FiniteDifferenceGradients) {
     using B = TypeParam;
     const index_t n = 2, h = 32, w = 32, npix = n * h * w;
-    const std::vector<std::string> names{"encoder1.weight", "ebn2.weight", "block2.0.mlp.fc1.weight",
+    const std::vector<std::string> names{"encoder1.weight", "ebn2.weight", "block1.0.mlp.fc2.bias",
                                          "block1.0.mlp.dwconv.dwconv.weight", "dblock2.0.norm2.weight", "dbn3.bias"};
     for (bool training : {true, false}) {
         nn::unext<B, double> net;
@@ -109,9 +110,18 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
             ADD_FAILURE() << what << "[" << i << "]: " << got[i] << " vs " << want[i] << " (scale " << scale << ")";
 }
 
-TYPED_TEST(UnextS, MatchesPyTorch) {
-    using B = TypeParam;
-    nn::unext<B, float> net;
+template <class T>
+std::vector<float> as_float(const std::vector<T>& v) {
+    return std::vector<float>(v.begin(), v.end());
+}
+
+/// Compares with the float64 PyTorch reference. In float the training-mode gradients of the early
+/// layers are small residues of large cancelling sums (BatchNorm's backward removes the mean and the
+/// x-correlated part), so there the element tolerance is relative to the model's largest gradient
+/// norm; double meets 1e-4 relative to each tensor's own largest element everywhere.
+template <class B, class T>
+void check_parity() {
+    nn::unext<B, T> net;
     {
         std::ifstream names(data("names.txt"));
         ASSERT_TRUE(names) << data("names.txt");
@@ -124,25 +134,26 @@ TYPED_TEST(UnextS, MatchesPyTorch) {
             }
         EXPECT_EQ(k, net.table().entries().size());
     }
-    const auto params = test::unext_fixture_parameters<float>(net.table());
-    const auto x = load("x"), r = load("r");
+    const auto params = test::unext_fixture_parameters<T>(net.table());
+    const auto xf = load("x"), rf = load("r");
+    const std::vector<T> x(xf.begin(), xf.end()), r(rf.begin(), rf.end());
     const index_t n = 2, h = 64, w = 64, npix = n * h * w;
     for (const std::string mode : {"train", "eval"}) {
-        net.parameters() = tensor<float, B>::from_host(params, shape{net.table().size()});
+        net.parameters() = tensor<T, B>::from_host(params, shape{net.table().size()});
         net.zero_grad();
-        auto in = tensor<float, B>::from_host(x, shape{npix}), dout = tensor<float, B>::from_host(r, shape{npix});
-        tensor<float, B> out(shape{npix}), dx(shape{npix});
+        auto in = tensor<T, B>::from_host(x, shape{npix}), dout = tensor<T, B>::from_host(r, shape{npix});
+        tensor<T, B> out(shape{npix}), dx(shape{npix});
         net.forward(out.data(), in.data(), n, h, w, mode == "train");
         net.backward(dx.data(), dout.data());
-        expect_close(out.to_host(), load("logits_" + mode), 1e-4, "logits " + mode);
-        expect_close(dx.to_host(), load("dx_" + mode), 1e-4, "input gradient " + mode);
+        expect_close(as_float(out.to_host()), load("logits_" + mode), 1e-4, "logits " + mode);
+        expect_close(as_float(dx.to_host()), load("dx_" + mode), 1e-4, "input gradient " + mode);
         const auto g = net.gradients().to_host();
         const auto stats = load("gstats_" + mode), small = load("gsmall_" + mode);
         // Tensors whose gradient vanishes mathematically (conv biases before training-mode BN) are
         // compared against 1e-5 of the model's largest gradient instead of their own round-off.
         double gmax = 0;
         for (std::size_t k = 0; k < stats.size(); k += 3) gmax = std::max(gmax, static_cast<double>(stats[k + 2]));
-        const double floor = 1e-5 * gmax;
+        const double floor = (std::is_same_v<T, float> ? 1e-4 : 1e-5) * gmax;
         std::size_t t = 0, at = 0;
         for (const auto& e : net.table().entries()) {
             if (!e.trainable) continue;
@@ -174,11 +185,14 @@ TYPED_TEST(UnextS, MatchesPyTorch) {
             const auto hp = net.parameters().to_host();
             for (const auto& e : net.table().entries())
                 if (e.name.find("running") != std::string::npos)
-                    for (index_t j = 0; j < e.numel(); ++j) running.push_back(hp[static_cast<std::size_t>(e.offset + j)]);
+                    for (index_t j = 0; j < e.numel(); ++j)
+                        running.push_back(static_cast<float>(hp[static_cast<std::size_t>(e.offset + j)]));
             expect_close(running, load("running_train"), 1e-5, "running statistics");
         }
     }
 }
+TYPED_TEST(UnextS, MatchesPyTorchDouble) { check_parity<TypeParam, double>(); }
+TYPED_TEST(UnextS, MatchesPyTorchFloat) { check_parity<TypeParam, float>(); }
 #endif
 
 }  // namespace

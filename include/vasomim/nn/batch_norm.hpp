@@ -1,7 +1,8 @@
 #pragma once
 // BatchNorm2d (PyTorch semantics): training normalises with the batch statistics (biased variance)
 // and updates running_mean / running_var with momentum 0.1 (unbiased variance for running_var);
-// eval normalises with the running statistics. eps 1e-5.
+// eval normalises with the running statistics. eps 1e-5. Per-channel sums run over n*h*w elements
+// and cancel strongly in the backward, so they accumulate in double.
 
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/nn/detail/math.hpp"
@@ -28,17 +29,19 @@ void batch_norm_forward(T* out, T* mean, T* rstd, T* running_mean, T* running_va
         T mu, rs;
         if (training) {
             const index_t m = n * hw;
-            T s = T(0);
+            double s = 0;
             for (index_t i = 0; i < n; ++i)
                 for (index_t j = 0; j < hw; ++j) s += x[(i * c + ch) * hw + j];
-            mu = s / static_cast<T>(m);
-            T v = T(0);
+            const double mud = s / static_cast<double>(m);
+            double vd = 0;
             for (index_t i = 0; i < n; ++i)
                 for (index_t j = 0; j < hw; ++j) {
-                    const T dv = x[(i * c + ch) * hw + j] - mu;
-                    v += dv * dv;
+                    const double dv = x[(i * c + ch) * hw + j] - mud;
+                    vd += dv * dv;
                 }
-            rs = T(1) / detail::sqrt_(v / static_cast<T>(m) + e);
+            mu = static_cast<T>(mud);
+            const T v = static_cast<T>(vd);
+            rs = static_cast<T>(1.0 / detail::sqrt_(vd / static_cast<double>(m) + eps));
             running_mean[ch] = (T(1) - mom) * running_mean[ch] + mom * mu;
             const T unbiased = m > 1 ? v / static_cast<T>(m - 1) : v;
             running_var[ch] = (T(1) - mom) * running_var[ch] + mom * unbiased;
@@ -65,13 +68,14 @@ void batch_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T
     const index_t n = d.n, c = d.c, hw = d.hw;
     parallel_for<B>(c, [=] VASOMIM_HOST_DEVICE(std::int64_t ch) {
         const T mu = mean[ch], rs = rstd[ch];
-        T sg = T(0), sgx = T(0);
+        double sgd = 0, sgxd = 0;
         for (index_t i = 0; i < n; ++i)
             for (index_t j = 0; j < hw; ++j) {
                 const index_t k = (i * c + ch) * hw + j;
-                sg += dout[k];
-                sgx += dout[k] * (x[k] - mu) * rs;
+                sgd += dout[k];
+                sgxd += static_cast<double>(dout[k]) * ((x[k] - mu) * rs);
             }
+        const T sg = static_cast<T>(sgd), sgx = static_cast<T>(sgxd);
         if (dw) dw[ch] += sgx;
         if (db) db[ch] += sg;
         if (!dx) return;

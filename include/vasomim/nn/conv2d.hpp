@@ -118,10 +118,10 @@ void conv2d_backward(T* din, T* dw, T* db, const T* dout, const T* in, const T* 
     const index_t ohw = d.oh() * d.ow(), cout = d.cout, n = d.n;
     if (db)
         parallel_for<B>(cout, [=] VASOMIM_HOST_DEVICE(std::int64_t co) {
-            T s = T(0);
+            double s = 0;  // long, cancelling sum: accumulate in double
             for (index_t b = 0; b < n; ++b)
                 for (index_t o = 0; o < ohw; ++o) s += dout[(b * cout + co) * ohw + o];
-            db[co] += s;
+            db[co] += static_cast<T>(s);
         });
     if (d.groups == 1) {
         const index_t K = d.k();

@@ -1,0 +1,4 @@
+#pragma once
+// Optimisers and learning-rate schedules.
+
+#include "vasomim/optim/adam.hpp"
