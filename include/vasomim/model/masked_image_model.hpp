@@ -134,11 +134,8 @@ public:
                                                              square_to_double{}, plus{}));
     }
 
-private:
-    struct square_to_double {
-        VASOMIM_HOST_DEVICE double operator()(float x) const { return double(x) * double(x); }
-    };
-
+    /// Scales the accumulated gradient so that its L2 norm is at most max_norm (torch's
+    /// clip_grad_norm_ with its 1e-6 guard).
     void clip_gradients(double max_norm) {
         const double norm = gradient_norm();
         if (!(norm > max_norm)) return;
@@ -146,6 +143,11 @@ private:
         float* g = net_.grads().data();
         parallel_for<B>(net_.grads().numel(), [=] VASOMIM_HOST_DEVICE(std::int64_t i) { g[i] *= s; });
     }
+
+private:
+    struct square_to_double {
+        VASOMIM_HOST_DEVICE double operator()(float x) const { return double(x) * double(x); }
+    };
 
     static void upload(tensor<float, B>& dst, const float* host, const shape& s) {
         if (dst.shape() != s) dst = tensor<float, B>(s);
