@@ -16,12 +16,11 @@
 #include "vasomim/core/error.hpp"
 #include "vasomim/core/tensor.hpp"
 #include "vasomim/loss/bce_dice.hpp"
+#include "vasomim/loss/masked_reconstruction.hpp"
 #include "vasomim/core/scalar_math.hpp"
 #include "vasomim/nn/unext.hpp"
 
 namespace vasomim::loss {
-
-inline constexpr double norm_pix_eps = 1e-6;
 
 /// n images of c x h x w cut into p x p patches.
 struct consistency_dims {
