@@ -22,9 +22,11 @@
 
 namespace vasomim::loss {
 
-/// n images of c x h x w cut into p x p patches.
+/// n images of c x h x w cut into p x p patches; norm_pix: the predictions are per-patch normalised
+/// (MAE's norm_pix_loss) and are de-normalised with the target image's patch statistics.
 struct consistency_dims {
     index_t n, c, h, w, p;
+    bool norm_pix = true;
     index_t grid_w() const { return w / p; }
     index_t patches() const { return (h / p) * (w / p); }
     index_t patch_size() const { return p * p * c; }
@@ -81,12 +83,23 @@ public:
             throw config_error("consistency_loss: the segmentor must map 1 channel to 1 logit map");
     }
 
+    /// S(I): the frozen segmentor's logits [n, 1, h, w] for the channel mean of img [n, c, h, w].
+    void segment(T* logits, const T* img, const consistency_dims& d) {
+        check(d);
+        const index_t npix = d.n * d.h * d.w;
+        resize(npix, d.n * d.patches());
+        T* gray = buf_.data();
+        gray_reconstruction<B>(gray, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
+                               static_cast<const T*>(nullptr), img, d);
+        s_.forward(logits, gray, d.n, d.h, d.w, false);
+    }
+
     /// Returns L_cons; dpred [n, L, p*p*c] (may be null) is overwritten with weight * dL/dP.
-    /// target_logits (optional) receives S(I) [n, 1, h, w] (the guidance map uses sigmoid of it).
-    T operator()(const T* pred, const T* img, const consistency_dims& d, T* dpred = nullptr, T weight = T(1)) {
-        if (d.h % d.p || d.w % d.p || d.c < 1)
-            throw shape_error("consistency_loss: image " + std::to_string(d.h) + "x" + std::to_string(d.w) +
-                              " is not cut evenly into patches of " + std::to_string(d.p));
+    /// target_logits: S(I) when the caller already has it (e.g. from segment() for the guidance
+    /// map); null: computed here.
+    T operator()(const T* pred, const T* img, const consistency_dims& d, T* dpred = nullptr, T weight = T(1),
+                 const T* target_logits = nullptr) {
+        check(d);
         const index_t npix = d.n * d.h * d.w, nl = d.n * d.patches();
         resize(npix, nl);
         T* gray = buf_.data();
@@ -95,10 +108,19 @@ public:
         T* dlogits = logits + npix;
         T* mean = dlogits + npix;
         T* stdv = mean + nl;
-        gray_reconstruction<B>(gray, static_cast<const T*>(nullptr), mean, stdv, img, d);
-        s_.forward(target, gray, d.n, d.h, d.w, false);
-        parallel_for<B>(npix, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { target[i] = scalar::sigmoid(target[i]); });
-        patch_stats<B>(mean, stdv, img, d);
+        if (target_logits) {
+            parallel_for<B>(npix, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { target[i] = scalar::sigmoid(target_logits[i]); });
+        } else {
+            gray_reconstruction<B>(gray, static_cast<const T*>(nullptr), mean, stdv, img, d);
+            s_.forward(target, gray, d.n, d.h, d.w, false);
+            parallel_for<B>(npix, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { target[i] = scalar::sigmoid(target[i]); });
+        }
+        if (d.norm_pix) {
+            patch_stats<B>(mean, stdv, img, d);
+        } else {
+            backend_traits<B>::fill(mean, static_cast<std::size_t>(nl), T(0));
+            backend_traits<B>::fill(stdv, static_cast<std::size_t>(nl), T(1));
+        }
         gray_reconstruction<B>(gray, pred, mean, stdv, img, d);
         s_.forward(logits, gray, d.n, d.h, d.w, false);
         const T loss = bce_with_logits<B>(logits, target, npix, gray, dpred ? dlogits : nullptr, weight);
@@ -115,6 +137,15 @@ public:
     }
 
 private:
+    static void check(const consistency_dims& d) {
+        if (d.n < 1 || d.c < 1 || d.p < 1 || d.h % d.p || d.w % d.p)
+            throw shape_error("consistency_loss: " + std::to_string(d.n) + " image(s) of " + std::to_string(d.c) + " x " +
+                              std::to_string(d.h) + " x " + std::to_string(d.w) + " are not cut evenly into patches of " +
+                              std::to_string(d.p));
+        if (d.h % 32 || d.w % 32)
+            throw shape_error("consistency_loss: UNeXt-S needs image sides that are multiples of 32, got " +
+                              std::to_string(d.h) + " x " + std::to_string(d.w));
+    }
     void resize(index_t npix, index_t nl) {
         const index_t need = 4 * npix + 2 * nl;
         if (buf_.numel() < need) buf_ = tensor<T, B>(shape{need});
