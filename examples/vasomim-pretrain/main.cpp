@@ -1,6 +1,9 @@
 // vasomim-pretrain: pre-trains a masked autoencoder on angiograms, as VasoMIM (anatomy-guided
-// masking) or as the MAE baseline with everything else equal. Without arguments it pre-trains the
-// tiny preset on the embedded synthetic angiograms for a few minutes on a CPU.
+// masking steered by the ridge-filter pseudo-labels and the co-guidance segmentor, plus the
+// anatomical consistency loss), as one of the paper's ablations, or as the MAE baseline with
+// everything else equal. Without --segmentor, UNeXt-S is first trained briefly on the pseudo-labels.
+// Without arguments it pre-trains the tiny preset on the embedded synthetic angiograms in a few
+// minutes on a CPU.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -17,6 +20,7 @@
 #include "vasomim/model/masked_image_model.hpp"
 #include "vasomim/train/presets.hpp"
 #include "vasomim/train/pretrain_loop.hpp"
+#include "vasomim/train/segmentor_training.hpp"
 #include "vasomim/vessel/pseudo_label.hpp"
 
 namespace {
@@ -30,6 +34,8 @@ struct options {
     train::pretrain_preset p;
     std::optional<std::filesystem::path> data;
     std::optional<std::filesystem::path> segmentor;
+    std::int64_t segmentor_iterations = 150;
+    double consistency_weight = 1.0;
     std::size_t workers = 2;
     int threads = 0;
     bool norm_pix = true;
@@ -41,6 +47,7 @@ std::string signature(const options& o) {
     s << "method=" << o.method << " img=" << m.img_size << " patch=" << m.patch_size << " chans=" << m.in_chans
       << " enc=" << m.embed_dim << "x" << m.depth << "/" << m.num_heads << " dec=" << m.decoder_embed_dim << "x"
       << m.decoder_depth << "/" << m.decoder_num_heads << " mlp=" << m.mlp_ratio << " norm_pix=" << m.norm_pix_loss;
+    if (o.method == "vasomim" || o.method == "consistency") s << " cons_weight=" << o.consistency_weight;
     return s.str();
 }
 
@@ -76,16 +83,66 @@ int run(const options& o, const Dataset& dataset, Model& model) {
     return summary.interrupted ? 130 : 0;
 }
 
+/// Gives a model with a segmentor its weights: --segmentor, the checkpoint when resuming, or a
+/// brief training run on the pseudo-labels of the same data (saved as <output>/segmentor.safetensors).
+template <class Model, class Dataset>
+void prepare_segmentor(const options& o, const Dataset& dataset, Model& model) {
+    if (o.segmentor) {
+        model.load_segmentor(o.segmentor->string());
+        std::printf("segmentor: %s\n", o.segmentor->c_str());
+        return;
+    }
+    if (o.run.resume_from) {
+        std::printf("segmentor: restored from the checkpoint\n");
+        return;
+    }
+    std::printf("segmentor: no --segmentor given; training UNeXt-S on the pseudo-labels first (%lld iterations, "
+                "0.5 BCE + 0.5 Dice, Adam 1e-3, poly 0.9)\n", static_cast<long long>(o.segmentor_iterations));
+    data::loader_options lo;
+    lo.batch_size = std::min<std::size_t>(o.p.batch_size, 16);
+    lo.workers = o.workers;
+    lo.seed = o.run.seed + 1;  // its own augmentation stream
+    lo.augment.size = o.p.model.img_size;
+    data::prefetch_loader<Dataset> loader(dataset, lo);
+    auto& seg = model.segmentor();
+    seg.init(o.run.seed);
+    train::segmentor_training_options so;
+    so.iterations = o.segmentor_iterations;
+    const auto last = train::train_segmentor(seg, loader, so, std::cout);
+    std::filesystem::create_directories(o.run.output);
+    const auto path = o.run.output / "segmentor.safetensors";
+    io::save_parameters(path.string(), seg.table(), seg.parameters(), {{"format", "unext-s"}});
+    std::printf("segmentor: trained (last batch: loss %.4f, Dice vs pseudo-labels %.3f), saved to %s\n", last.loss,
+                last.dice, path.c_str());
+}
+
 template <class Dataset>
 int dispatch(const options& o, const Dataset& dataset) {
     optim::adamw_options ao;
     ao.weight_decay = o.p.weight_decay;
+    const masking::random uniform{o.p.mask_ratio, o.run.seed};
+    const masking::anatomy_guided<masking::schedule::linear> guided{o.p.mask_ratio, {o.p.beta_0, o.p.beta_E}, o.run.seed};
+    const objective::reconstruction_plus_consistency with_cons{o.consistency_weight};
     if (o.method == "mae") {
-        model::mae_pretraining<B> m(o.p.model, masking::random{o.p.mask_ratio, o.run.seed}, ao);
+        model::mae_pretraining<B> m(o.p.model, uniform, ao);
         return run(o, dataset, m);
     }
-    masking::anatomy_guided<masking::schedule::linear> guided{o.p.mask_ratio, {o.p.beta_0, o.p.beta_E}, o.run.seed};
-    model::filter_guided_pretraining<B> m(o.p.model, guided, ao);
+    if (o.method == "filter-masking") {
+        model::filter_guided_pretraining<B> m(o.p.model, guided, ao);
+        return run(o, dataset, m);
+    }
+    if (o.method == "guided-masking") {
+        model::guided_masking_pretraining<B> m(o.p.model, guided, ao);
+        prepare_segmentor(o, dataset, m);
+        return run(o, dataset, m);
+    }
+    if (o.method == "consistency") {
+        model::consistency_pretraining<B> m(o.p.model, uniform, ao, with_cons);
+        prepare_segmentor(o, dataset, m);
+        return run(o, dataset, m);
+    }
+    model::vasomim_pretraining<B> m(o.p.model, guided, ao, with_cons);
+    prepare_segmentor(o, dataset, m);
     return run(o, dataset, m);
 }
 
@@ -95,8 +152,11 @@ int main(int argc, char** argv) {
     CLI::App app{"Pre-train a vascular anatomy-aware masked autoencoder (VasoMIM) or the MAE baseline"};
     options o;
     app.add_option("--preset", o.preset, "tiny (CPU demo), small, base (as released)")->capture_default_str();
-    app.add_option("--method", o.method, "vasomim (anatomy-guided masking) or mae (random masking)")
-        ->check(CLI::IsMember({"vasomim", "mae"}))
+    app.add_option("--method", o.method,
+                   "vasomim (guided masking with filter + segmentor guidance, plus the consistency loss), mae "
+                   "(random masking), or an ablation: guided-masking (no consistency loss), consistency (random "
+                   "masking plus the consistency loss), filter-masking (guided by the ridge filter alone, no segmentor)")
+        ->check(CLI::IsMember({"vasomim", "mae", "guided-masking", "consistency", "filter-masking"}))
         ->capture_default_str();
     std::optional<std::size_t> batch, synthetic;
     std::optional<std::int64_t> epochs, img_size, patch_size;
@@ -104,7 +164,13 @@ int main(int argc, char** argv) {
     app.add_option("--data", o.data, "data folder (XA-170K layout, images/ + masks/, or images only: pseudo-labels "
                                       "are computed and cached); default: synthetic angiograms");
     app.add_option("--synthetic-images", synthetic, "size of the synthetic data set");
-    app.add_option("--segmentor", o.segmentor, "segmentor weights for co-guidance");
+    app.add_option("--segmentor", o.segmentor,
+                   "UNeXt-S weights (safetensors, state_dict names) for co-guidance; without it one is trained "
+                   "briefly on the pseudo-labels first")
+        ->check(CLI::ExistingFile);
+    app.add_option("--segmentor-iterations", o.segmentor_iterations,
+                   "iterations of that brief segmentor training")->capture_default_str();
+    app.add_option("--consistency-weight", o.consistency_weight, "weight of the consistency loss")->capture_default_str();
     app.add_option("--batch-size", batch, "images per iteration");
     app.add_option("--accum-iter", o.run.accum_iter, "iterations per optimiser step")->capture_default_str();
     app.add_option("--epochs", epochs, "epochs");
@@ -158,12 +224,15 @@ int main(int argc, char** argv) {
         o.run.blr = o.p.blr;
         o.run.signature = signature(o);
         if (o.threads > 0) omp_set_num_threads(o.threads);
-        if (o.segmentor)
-            throw config_error("--segmentor: co-guidance with a segmentor is not available in this build yet; run "
-                               "without it for ridge-filter guidance");
-        if (o.method == "vasomim")
-            std::printf("guidance: ridge-filter pseudo-labels (no segmentor given: filter-only guidance, no "
-                        "consistency loss)\n");
+        if (o.segmentor_iterations <= 0) throw config_error("--segmentor-iterations must be positive");
+        const bool with_segmentor = o.method != "mae" && o.method != "filter-masking";
+        if (o.segmentor && !with_segmentor)
+            throw config_error("--segmentor: method " + o.method + " uses no segmentor");
+        if (with_segmentor && o.p.model.img_size % 32 != 0)
+            throw config_error("method " + o.method + " needs an image size that is a multiple of 32 (UNeXt-S), got " +
+                               std::to_string(o.p.model.img_size));
+        if (o.method == "filter-masking")
+            std::printf("guidance: ridge-filter pseudo-labels only (no segmentor, no consistency loss)\n");
         if (o.data) {
             const data::folder_dataset dataset(*o.data, pseudo_label_of);
             return dispatch(o, dataset);

@@ -24,12 +24,11 @@ public:
     tensor_view(T* data, const vasomim::shape& s, const std::array<index_t, shape::max_rank>& strides)
         : data_(data), shape_(s), strides_(strides) {}
 
-    /// A const view of a mutable one.
-    operator tensor_view<const T, B>() const
-        requires(!std::is_const_v<T>)
-    {
-        return {data_, shape_, strides_};
-    }
+    /// A const view of a mutable one (a converting constructor rather than a conversion operator:
+    /// nvcc warns (#554) about a conversion operator of a const view to its own type).
+    template <class U>
+        requires std::is_same_v<T, const U>
+    tensor_view(const tensor_view<U, B>& other) : data_(other.data()), shape_(other.shape()), strides_(other.strides()) {}
 
     T* data() const { return data_; }
     const vasomim::shape& shape() const { return shape_; }

@@ -4,7 +4,7 @@
 // (x - mean) / sqrt(var + 1e-6) with the UNBIASED variance (torch.var's default), as in MAE.
 
 #include "vasomim/backend/algorithms.hpp"
-#include "vasomim/nn/detail/math.hpp"
+#include "vasomim/core/scalar_math.hpp"
 
 namespace vasomim::loss {
 
@@ -34,7 +34,7 @@ void reconstruction_forward(T* patch_loss, T* target, const T* patches, const T*
             const T mean = s / static_cast<T>(ps);
             T v = T(0);
             for (index_t k = 0; k < ps; ++k) v += (x[k] - mean) * (x[k] - mean);
-            const T inv = T(1) / nn::detail::sqrt_(v / static_cast<T>(ps - 1) + eps);
+            const T inv = T(1) / scalar::sqrt_(v / static_cast<T>(ps - 1) + eps);
             for (index_t k = 0; k < ps; ++k) t[k] = (x[k] - mean) * inv;
         } else {
             for (index_t k = 0; k < ps; ++k) t[k] = x[k];

@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "vasomim/backend/algorithms.hpp"
-#include "vasomim/loss/detail/math.hpp"
+#include "vasomim/core/scalar_math.hpp"
 
 namespace vasomim::guidance {
 
@@ -43,7 +43,7 @@ void guidance_map(T* g, const T* mask, const T* logits, index_t n, double w_b, d
     parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
         T v = none ? T(1) : T(0);
         if (mask && wb != T(0)) v += wb * mask[i];
-        if (logits && wm != T(0)) v += wm * loss::detail::sigmoid(logits[i]);
+        if (logits && wm != T(0)) v += wm * scalar::sigmoid(logits[i]);
         g[i] = v;
     });
 }

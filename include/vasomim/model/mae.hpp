@@ -90,6 +90,25 @@ void unshuffle_backward(T* dx, T* dmask_token, const T* dy, const std::int64_t* 
     });
 }
 
+/// g[b, 1 + l, k] += extra[b, l, k]: a gradient over the patch predictions (no cls row) added to the
+/// decoder head's output gradient (which has one).
+template <backend_policy B, class T>
+void add_patch_gradient(T* g, const T* extra, index_t n, index_t L, index_t ppc) {
+    parallel_for<B>(n * L * ppc, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        const index_t k = i % ppc, r = i / ppc, b = r / L, l = r % L;
+        g[(b * (1 + L) + 1 + l) * ppc + k] += extra[i];
+    });
+}
+
+/// Copies the patch predictions without the cls row: out[b, l, k] = pred[b, 1 + l, k].
+template <backend_policy B, class T>
+void patch_predictions(T* out, const T* pred, index_t n, index_t L, index_t ppc) {
+    parallel_for<B>(n * L * ppc, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        const index_t k = i % ppc, r = i / ppc, b = r / L, l = r % L;
+        out[i] = pred[(b * (1 + L) + 1 + l) * ppc + k];
+    });
+}
+
 /// mask[b, l] = 1 if ids_restore[b, l] >= keep (patch removed), else 0.
 template <backend_policy B, class T>
 void mask_from_restore(T* mask, const std::int64_t* ids_restore, index_t count, index_t keep) {
@@ -284,7 +303,9 @@ public:
     }
 
     /// Backward of the last forward with d(loss) = dloss; parameter gradients accumulate.
-    void backward(T dloss = T(1)) {
+    /// dpred_extra (optional, [n, L, p*p*c] on the backend) is a further gradient with respect to
+    /// the patch predictions, added to the reconstruction loss's (the consistency loss uses it).
+    void backward(T dloss = T(1), const T* dpred_extra = nullptr) {
         detail_require(ids_keep_ != nullptr, "mae::backward called before forward");
         const auto& a = acts_;
         const index_t n = n_, L = cfg_.num_patches(), E = cfg_.embed_dim, D = cfg_.decoder_embed_dim, keep = keep_;
@@ -292,6 +313,7 @@ public:
         const T* P = params_.data();
         T* G = grads_.data();
         loss::reconstruction_backward<B>(a.g_pred, a.pred, a.target, a.mask, {n, L, ppc, 1}, mask_sum_, dloss);
+        if (dpred_extra) detail::add_patch_gradient<B>(a.g_pred, dpred_extra, n, L, ppc);
         nn::linear_backward<B>(a.g_dec_norm, G + off_.pred_w, G + off_.pred_b, a.g_pred, a.dec_norm, P + off_.pred_w,
                                n * td, D, ppc);
         backend_traits<B>::fill(a.g_dec, static_cast<std::size_t>(n * td * D), T(0));

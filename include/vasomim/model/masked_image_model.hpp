@@ -13,10 +13,13 @@
 
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/core/error.hpp"
+#include "vasomim/io/safetensors.hpp"
+#include "vasomim/loss/consistency.hpp"
 #include "vasomim/masking/anatomy_guided.hpp"
 #include "vasomim/masking/random.hpp"
 #include "vasomim/model/guidance.hpp"
 #include "vasomim/model/mae.hpp"
+#include "vasomim/nn/unext.hpp"
 #include "vasomim/optim/adamw.hpp"
 
 namespace vasomim {
@@ -35,6 +38,12 @@ namespace objective {
 /// L = L_rec: the masked reconstruction loss (norm-pix targets when the config says so).
 struct reconstruction {
     static constexpr bool uses_consistency = false;
+};
+/// L = L_rec + weight * L_cons with the anatomical consistency loss
+/// BCEWithLogits(S(I_hat), sigmoid(S(I))) through the frozen segmentor S (VasoMIM: weight 1).
+struct reconstruction_plus_consistency {
+    static constexpr bool uses_consistency = true;
+    double weight = 1.0;
 };
 }  // namespace objective
 
@@ -67,8 +76,21 @@ public:
     using backend_type = B;
     using network_type = typename Encoder::template network<B, float>;
 
-    masked_image_model(const mae_config& config, Masking masking, optim::adamw_options optimiser = {})
-        : net_(config), masking_(masking), opt_(net_.table(), optimiser) {}
+    using segmentor_type = nn::unext<B, float>;
+
+    masked_image_model(const mae_config& config, Masking masking, optim::adamw_options optimiser = {},
+                       Objective objective = {})
+        : net_(config), masking_(masking), objective_(objective), opt_(net_.table(), optimiser) {
+        if constexpr (Guidance::uses_segmentor) {
+            if (config.img_size % 32 != 0)
+                throw config_error("segmentor guidance: UNeXt-S needs an image size that is a multiple of 32, got " +
+                                   std::to_string(config.img_size));
+            segmentor_.init(0);
+        }
+    }
+    // The consistency loss keeps a reference to the segmentor member: the model stays in place.
+    masked_image_model(const masked_image_model&) = delete;
+    masked_image_model& operator=(const masked_image_model&) = delete;
 
     network_type& network() { return net_; }
     const network_type& network() const { return net_; }
@@ -78,54 +100,48 @@ public:
     const masking::patch_mask<B>& last_mask() const { return mask_; }
     const tensor<float, B>& last_guidance() const { return guidance_; }
     const mae_config& config() const { return net_.config(); }
+    const Objective& objective_policy() const { return objective_; }
+
+    /// The frozen co-guidance segmentor (guidance::segmentor and guidance::filter_and_segmentor
+    /// only): load trained weights before training, e.g. with load_segmentor().
+    segmentor_type& segmentor() requires Guidance::uses_segmentor { return segmentor_; }
+    const segmentor_type& segmentor() const requires Guidance::uses_segmentor { return segmentor_; }
+    /// Loads UNeXt-S weights (state_dict names, running statistics included) from safetensors.
+    void load_segmentor(const std::string& path) requires Guidance::uses_segmentor {
+        io::load_parameters(path, segmentor_.table(), segmentor_.parameters());
+    }
+    /// S(I) of the last step [n, 1, S, S] (empty without a segmentor).
+    const tensor<float, B>& last_segmentor_logits() const { return logits_; }
 
     /// MAE initialisation of every parameter from `seed`.
     void init(std::uint64_t seed) { net_.init(seed); }
 
     /// One training step on a batch: images N x 3 x S x S (normalised), pseudo-label masks
-    /// N x S x S in {0, 1} (ignored by guidance::none). Throws numeric_error, before any parameter
-    /// changes, if the loss is not finite.
+    /// N x S x S in {0, 1} (ignored without filter guidance). Throws numeric_error, before any
+    /// parameter changes, if a loss is not finite.
     step_losses train_step(const xt::xtensor<float, 4>& images, const xt::xtensor<float, 3>& masks,
                            const step_context& ctx) {
-        const mae_config& cfg = net_.config();
-        const auto n = static_cast<index_t>(images.shape()[0]);
-        if (images.shape()[1] != std::size_t(cfg.in_chans) || images.shape()[2] != std::size_t(cfg.img_size) ||
-            images.shape()[3] != std::size_t(cfg.img_size))
-            throw shape_error("train_step: images are " + std::to_string(n) + " x " + std::to_string(images.shape()[1]) +
-                              " x " + std::to_string(images.shape()[2]) + " x " + std::to_string(images.shape()[3]) +
-                              ", the model expects " + std::to_string(cfg.in_chans) + " x " +
-                              std::to_string(cfg.img_size) + " x " + std::to_string(cfg.img_size));
-        upload(images_, images.data(), shape{n, cfg.in_chans, cfg.img_size, cfg.img_size});
-
+        prepare(images, masks);
+        const index_t n = images_.dim(0);
         const masking::step_info info{ctx.step, ctx.at};
-        if constexpr (Masking::needs_guidance) {
-            if (masks.shape()[0] != std::size_t(n) || masks.shape()[1] != std::size_t(cfg.img_size) ||
-                masks.shape()[2] != std::size_t(cfg.img_size))
-                throw shape_error("train_step: guidance masks do not match the batch of images");
-            upload(labels_, masks.data(), shape{n, cfg.img_size, cfg.img_size});
-            if (guidance_.shape() != labels_.shape()) guidance_ = tensor<float, B>(labels_.shape());
-            static_assert(!Guidance::uses_segmentor, "segmentor guidance is composed in model/vasomim_model.hpp");
-            guidance::guidance_map<B, float>(guidance_.data(), labels_.data(), nullptr, guidance_.numel(),
-                                             Guidance::w_b, Guidance::w_m);
-            mask_ = masking_.sample_maps(guidance_, cfg.patch_size, info);
-        } else {
-            mask_ = masking_.template sample<B>(n, cfg.num_patches(), info);
-        }
+        if constexpr (Masking::needs_guidance)
+            mask_ = masking_.sample_maps(guidance_, net_.config().patch_size, info);
+        else
+            mask_ = masking_.template sample<B>(n, net_.config().num_patches(), info);
+        return optimise(ctx);
+    }
 
-        if (accumulated_ == 0) net_.zero_grad();
-        const float rec = net_.forward(images_, mask_.ids_keep, mask_.ids_restore);
-        if (!std::isfinite(rec))
-            throw numeric_error("non-finite loss " + std::to_string(rec) + " at step " + std::to_string(ctx.step) +
-                                "; parameters left unchanged");
-        net_.backward(static_cast<float>(ctx.accumulation_scale));
-        ++accumulated_;
-        if (ctx.apply_update) {
-            if (ctx.clip_grad_norm > 0) clip_gradients(ctx.clip_grad_norm);
-            opt_.set_lr(ctx.lr);
-            opt_.step(net_.params(), net_.grads());
-            accumulated_ = 0;
-        }
-        return {rec, rec, 0.0};
+    /// The same step on a given mask (e.g. one made by a reference implementation); the guidance
+    /// map is still computed (last_guidance()) but does not choose the mask.
+    step_losses train_step(const xt::xtensor<float, 4>& images, const xt::xtensor<float, 3>& masks,
+                           const masking::patch_mask<B>& mask, const step_context& ctx) {
+        prepare(images, masks);
+        if (mask.batch() != images_.dim(0) || mask.num_patches() != net_.config().num_patches())
+            throw shape_error("train_step: the given mask is for " + std::to_string(mask.batch()) + " x " +
+                              std::to_string(mask.num_patches()) + " patches, the batch has " +
+                              std::to_string(images_.dim(0)) + " x " + std::to_string(net_.config().num_patches()));
+        mask_ = mask;
+        return optimise(ctx);
     }
 
     /// L2 norm of the accumulated gradient.
@@ -134,11 +150,8 @@ public:
                                                              square_to_double{}, plus{}));
     }
 
-private:
-    struct square_to_double {
-        VASOMIM_HOST_DEVICE double operator()(float x) const { return double(x) * double(x); }
-    };
-
+    /// Scales the accumulated gradient so that its L2 norm is at most max_norm (torch's
+    /// clip_grad_norm_ with its 1e-6 guard).
     void clip_gradients(double max_norm) {
         const double norm = gradient_norm();
         if (!(norm > max_norm)) return;
@@ -147,15 +160,103 @@ private:
         parallel_for<B>(net_.grads().numel(), [=] VASOMIM_HOST_DEVICE(std::int64_t i) { g[i] *= s; });
     }
 
+private:
+    struct square_to_double {
+        VASOMIM_HOST_DEVICE double operator()(float x) const { return double(x) * double(x); }
+    };
+
+    /// Uploads the batch and computes the guidance map G (and S(I) with a segmentor).
+    void prepare(const xt::xtensor<float, 4>& images, const xt::xtensor<float, 3>& masks) {
+        const mae_config& cfg = net_.config();
+        const auto n = static_cast<index_t>(images.shape()[0]);
+        if (n < 1 || images.shape()[1] != std::size_t(cfg.in_chans) || images.shape()[2] != std::size_t(cfg.img_size) ||
+            images.shape()[3] != std::size_t(cfg.img_size))
+            throw shape_error("train_step: images are " + std::to_string(n) + " x " + std::to_string(images.shape()[1]) +
+                              " x " + std::to_string(images.shape()[2]) + " x " + std::to_string(images.shape()[3]) +
+                              ", the model expects N x " + std::to_string(cfg.in_chans) + " x " +
+                              std::to_string(cfg.img_size) + " x " + std::to_string(cfg.img_size));
+        upload(images_, images.data(), shape{n, cfg.in_chans, cfg.img_size, cfg.img_size});
+        const shape map_shape{n, cfg.img_size, cfg.img_size};
+        if constexpr (Guidance::uses_filter) {
+            if (masks.shape()[0] != std::size_t(n) || masks.shape()[1] != std::size_t(cfg.img_size) ||
+                masks.shape()[2] != std::size_t(cfg.img_size))
+                throw shape_error("train_step: the pseudo-label masks (" + std::to_string(masks.shape()[0]) + " x " +
+                                  std::to_string(masks.shape()[1]) + " x " + std::to_string(masks.shape()[2]) +
+                                  ") do not match the batch of images");
+            upload(labels_, masks.data(), map_shape);
+        }
+        if constexpr (Guidance::uses_segmentor) {
+            if (logits_.shape() != map_shape) logits_ = tensor<float, B>(map_shape);
+            consistency_.segment(logits_.data(), images_.data(), dims());
+        }
+        if constexpr (Guidance::uses_filter || Guidance::uses_segmentor) {
+            if (guidance_.shape() != map_shape) guidance_ = tensor<float, B>(map_shape);
+            guidance::guidance_map<Guidance, B>(guidance_.data(), Guidance::uses_filter ? labels_.data() : nullptr,
+                                                Guidance::uses_segmentor ? logits_.data() : nullptr, guidance_.numel());
+        }
+    }
+
+    /// Forward, losses, backward and (at the end of an accumulation cycle) the optimiser step.
+    step_losses optimise(const step_context& ctx) {
+        const mae_config& cfg = net_.config();
+        const index_t n = images_.dim(0), L = cfg.num_patches(), ppc = cfg.patch_values();
+        if (accumulated_ == 0) net_.zero_grad();
+        const float rec = net_.forward(images_, mask_.ids_keep, mask_.ids_restore);
+        float cons = 0;
+        const float* dpred = nullptr;
+        if constexpr (Objective::uses_consistency) {
+            if (pred_.numel() != n * L * ppc) {
+                pred_ = tensor<float, B>(shape{n, L, ppc});
+                dpred_ = tensor<float, B>(shape{n, L, ppc});
+            }
+            detail::patch_predictions<B>(pred_.data(), static_cast<const float*>(net_.acts().pred), n, L, ppc);
+            const auto w = static_cast<float>(objective_.weight * ctx.accumulation_scale);
+            cons = consistency_(pred_.data(), images_.data(), dims(), dpred_.data(), w, logits_.data());
+            dpred = dpred_.data();
+        }
+        double total = rec;
+        if constexpr (Objective::uses_consistency) total += objective_.weight * double(cons);
+        if (!std::isfinite(total))
+            throw numeric_error("non-finite loss at step " + std::to_string(ctx.step) + " (reconstruction " +
+                                std::to_string(rec) + ", consistency " + std::to_string(cons) +
+                                "); parameters left unchanged");
+        net_.backward(static_cast<float>(ctx.accumulation_scale), dpred);
+        ++accumulated_;
+        if (ctx.apply_update) {
+            if (ctx.clip_grad_norm > 0) clip_gradients(ctx.clip_grad_norm);
+            opt_.set_lr(ctx.lr);
+            opt_.step(net_.params(), net_.grads());
+            accumulated_ = 0;
+        }
+        return {total, rec, cons};
+    }
+
+    loss::consistency_dims dims() const {
+        const mae_config& cfg = net_.config();
+        return {images_.dim(0), cfg.in_chans, cfg.img_size, cfg.img_size, cfg.patch_size, cfg.norm_pix_loss};
+    }
+
     static void upload(tensor<float, B>& dst, const float* host, const shape& s) {
         if (dst.shape() != s) dst = tensor<float, B>(s);
         backend_traits<B>::copy_from_host(host, dst.size(), dst.data());
     }
 
+    /// Placeholder for the segmentor and consistency members of models without a segmentor.
+    struct no_segmentor {
+        no_segmentor() = default;
+        template <class A>
+        explicit no_segmentor(A&) {}
+    };
+    using segmentor_member = std::conditional_t<Guidance::uses_segmentor, segmentor_type, no_segmentor>;
+    using consistency_member = std::conditional_t<Guidance::uses_segmentor, loss::consistency_loss<B, float>, no_segmentor>;
+
     network_type net_;
     Masking masking_;
+    Objective objective_;
     optim::adamw<B, float> opt_;
-    tensor<float, B> images_, labels_, guidance_;
+    segmentor_member segmentor_{};
+    consistency_member consistency_{segmentor_};
+    tensor<float, B> images_, labels_, guidance_, logits_, pred_, dpred_;
     masking::patch_mask<B> mask_;
     int accumulated_ = 0;
 };
@@ -169,6 +270,22 @@ using mae_pretraining = masked_image_model<B, encoder::vit, masking::random, gui
 template <backend_policy B>
 using filter_guided_pretraining = masked_image_model<B, encoder::vit, masking::anatomy_guided<masking::schedule::linear>,
                                                      guidance::filter, objective::reconstruction>;
+
+/// VasoMIM as released: anatomy-guided masking (linear beta schedule) steered by
+/// G = 0.5 B + 0.5 sigmoid(S(I)), and L = L_rec + L_cons.
+template <backend_policy B>
+using vasomim_pretraining = masked_image_model<B, encoder::vit, masking::anatomy_guided<masking::schedule::linear>,
+                                               guidance::filter_and_segmentor, objective::reconstruction_plus_consistency>;
+
+/// Ablation "guided masking only": VasoMIM's masking and guidance, reconstruction loss only.
+template <backend_policy B>
+using guided_masking_pretraining = masked_image_model<B, encoder::vit, masking::anatomy_guided<masking::schedule::linear>,
+                                                      guidance::filter_and_segmentor, objective::reconstruction>;
+
+/// Ablation "consistency only": MAE's random masking plus the anatomical consistency loss.
+template <backend_policy B>
+using consistency_pretraining = masked_image_model<B, encoder::vit, masking::random, guidance::segmentor,
+                                                   objective::reconstruction_plus_consistency>;
 
 }  // namespace model
 }  // namespace vasomim

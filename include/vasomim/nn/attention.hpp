@@ -3,6 +3,7 @@
 // projection). The q, k, v of every (sample, head) are laid out contiguously so that QK^T and PV
 // are each one strided batched GEMM over batch * heads.
 
+#include "vasomim/core/scalar_math.hpp"
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/nn/linear.hpp"
 #include "vasomim/nn/softmax.hpp"
@@ -106,7 +107,7 @@ void attention_forward(T* out, const T* x, const T* residual, const attention_pa
                        const attention_acts<T>& acts, const attention_scratch<T>& s,
                        const attention_dims& a) {
     const index_t t = a.t, c = a.c, hd = a.head_dim(), bh = a.n * a.heads, m = a.rows();
-    const T scale = T(1) / detail::sqrt_(static_cast<T>(hd));
+    const T scale = T(1) / scalar::sqrt_(static_cast<T>(hd));
     linear_forward<B>(s.qkv, x, p.qkv_w, p.qkv_b, m, c, 3 * c);
     detail::split_heads<B>(acts.qkvh, s.qkv, a);
     const T* q = acts.qkvh;
@@ -128,7 +129,7 @@ void attention_backward(T* dx, const attention_grads<T>& g, const T* dout, const
                         const attention_params<T>& p, const attention_acts<T>& acts,
                         const attention_scratch<T>& s, const attention_dims& a) {
     const index_t t = a.t, c = a.c, hd = a.head_dim(), bh = a.n * a.heads, m = a.rows();
-    const T scale = T(1) / detail::sqrt_(static_cast<T>(hd));
+    const T scale = T(1) / scalar::sqrt_(static_cast<T>(hd));
     linear_backward<B>(s.dy, g.proj_w, g.proj_b, dout, acts.y, p.proj_w, m, c, c);
     T* dyh = s.yh;
     detail::split_heads_single<B>(dyh, s.dy, a);

@@ -2,7 +2,7 @@
 // Exact GELU, x * Phi(x) with the error function (torch.nn.GELU(approximate='none')).
 
 #include "vasomim/backend/algorithms.hpp"
-#include "vasomim/nn/detail/math.hpp"
+#include "vasomim/core/scalar_math.hpp"
 
 namespace vasomim::nn {
 
@@ -11,7 +11,7 @@ template <backend_policy B, class T>
 void gelu_forward(T* out, const T* x, index_t n) {
     parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
         const T v = x[i];
-        out[i] = T(0.5) * v * (T(1) + detail::erf_(v * T(0.70710678118654752440)));
+        out[i] = T(0.5) * v * (T(1) + scalar::erf_(v * T(0.70710678118654752440)));
     });
 }
 
@@ -20,8 +20,8 @@ template <backend_policy B, class T>
 void gelu_backward(T* dx, const T* dout, const T* x, index_t n) {
     parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
         const T v = x[i];
-        const T cdf = T(0.5) * (T(1) + detail::erf_(v * T(0.70710678118654752440)));
-        const T pdf = T(0.39894228040143267794) * detail::exp_(T(-0.5) * v * v);
+        const T cdf = T(0.5) * (T(1) + scalar::erf_(v * T(0.70710678118654752440)));
+        const T pdf = T(0.39894228040143267794) * scalar::exp_(T(-0.5) * v * v);
         dx[i] = dout[i] * (cdf + v * pdf);
     });
 }

@@ -3,7 +3,7 @@
 // eps = 1e-6. Forward keeps the per-row mean and 1/std for the backward pass.
 
 #include "vasomim/backend/algorithms.hpp"
-#include "vasomim/nn/detail/math.hpp"
+#include "vasomim/core/scalar_math.hpp"
 
 namespace vasomim::nn {
 
@@ -25,7 +25,7 @@ void layer_norm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const 
             const T d = xr[i] - mu;
             v += d * d;
         }
-        const T rs = T(1) / detail::sqrt_(v / static_cast<T>(c) + e);
+        const T rs = T(1) / scalar::sqrt_(v / static_cast<T>(c) + e);
         T* o = out + r * c;
         for (index_t i = 0; i < c; ++i) o[i] = (xr[i] - mu) * rs * w[i] + b[i];
         mean[r] = mu;

@@ -3,7 +3,7 @@
 // attention uses them on its (batch * heads * tokens) x tokens score matrix.
 
 #include "vasomim/backend/algorithms.hpp"
-#include "vasomim/nn/detail/math.hpp"
+#include "vasomim/core/scalar_math.hpp"
 
 namespace vasomim::nn {
 
@@ -16,7 +16,7 @@ void softmax_forward(T* x, index_t m, index_t n) {
         for (index_t i = 1; i < n; ++i) mx = row[i] > mx ? row[i] : mx;
         T s = T(0);
         for (index_t i = 0; i < n; ++i) {
-            const T e = detail::exp_(row[i] - mx);
+            const T e = scalar::exp_(row[i] - mx);
             row[i] = e;
             s += e;
         }

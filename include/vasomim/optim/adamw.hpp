@@ -13,7 +13,7 @@
 
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/io/safetensors.hpp"
-#include "vasomim/nn/detail/math.hpp"
+#include "vasomim/core/scalar_math.hpp"
 #include "vasomim/nn/parameters.hpp"
 
 namespace vasomim::optim {
@@ -74,7 +74,7 @@ public:
                 const T vi = v[i] * b2 + omb2 * gi * gi;
                 m[i] = mi;
                 v[i] = vi;
-                const T denom = nn::detail::sqrt_(vi) / bc2_sqrt + eps;
+                const T denom = scalar::sqrt_(vi) / bc2_sqrt + eps;
                 p[i] = pi - step_size * (mi / denom);
             });
         }

@@ -1,5 +1,6 @@
 #pragma once
-// Pre-training checkpoints: the model's parameters under their timm/MAE names plus the run state
+// Pre-training checkpoints: the model's parameters under their timm/MAE names (and a frozen
+// segmentor's under "segmentor.") plus the run state
 // (step, epoch, seed, configuration signature) in one safetensors file, and the optimiser's moments
 // in a sibling "<name>.optim.safetensors". Every write goes to a temporary file and is renamed, the
 // optimiser file first, so a model file on disk always has a complete partner. The last K are kept.
@@ -18,6 +19,9 @@
 #include "vasomim/io/safetensors.hpp"
 
 namespace vasomim::train {
+
+/// Name prefix of the frozen segmentor's tensors inside a pre-training checkpoint.
+inline constexpr const char* segmentor_prefix = "segmentor.";
 
 /// Run state stored beside the parameters.
 struct run_state {
@@ -70,6 +74,14 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& dir, const Mo
     std::vector<io::named_tensor> tensors;
     for (const auto& e : net.table().entries())
         tensors.push_back({e.name, e.shape, std::vector<float>(params.begin() + e.offset, params.begin() + e.offset + e.numel())});
+    if constexpr (requires { model.segmentor(); }) {
+        // The frozen segmentor travels with the checkpoint, so that a resumed run needs no other file.
+        const auto& seg = model.segmentor();
+        const auto sp = seg.parameters().to_host();
+        for (const auto& e : seg.table().entries())
+            tensors.push_back({segmentor_prefix + e.name, e.shape,
+                               std::vector<float>(sp.begin() + e.offset, sp.begin() + e.offset + e.numel())});
+    }
     io::write_safetensors(path.string(), tensors,
                           {{"format", "vasomim-pretrain-1"},
                            {"step", std::to_string(state.step)},
@@ -109,6 +121,18 @@ run_state load_checkpoint(const std::filesystem::path& path, Model& model, const
         std::copy(t->data.begin(), t->data.end(), params.begin() + e.offset);
     }
     net.params() = std::remove_reference_t<decltype(net.params())>::from_host(params, net.params().shape());
+    if constexpr (requires { model.segmentor(); }) {
+        auto& seg = model.segmentor();
+        auto sp = seg.parameters().to_host();
+        for (const auto& e : seg.table().entries()) {
+            const auto* t = file.find(segmentor_prefix + e.name);
+            if (!t || !(t->shape == e.shape))
+                throw config_error("checkpoint " + path.string() + " lacks segmentor tensor '" + segmentor_prefix + e.name +
+                                   "' of shape " + e.shape.to_string());
+            std::copy(t->data.begin(), t->data.end(), sp.begin() + e.offset);
+        }
+        seg.parameters() = std::remove_reference_t<decltype(seg.parameters())>::from_host(sp, seg.parameters().shape());
+    }
     model.optimiser().load(optimiser_path(path).string());
     return s;
 }

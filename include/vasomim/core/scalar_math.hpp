@@ -1,18 +1,21 @@
 #pragma once
-// log1p and a numerically safe sigmoid for host and device functors (float and double).
+// Scalar math usable in host and device functors for float and double. The C names (expf, erff,
+// ...) exist both in glibc and in CUDA's device library, so one overload set serves every backend.
 
 #include <math.h>
 
 #include "vasomim/core/config.hpp"
 
-namespace vasomim::loss::detail {
+namespace vasomim::scalar {
 
-VASOMIM_HOST_DEVICE inline float log1p_(float x) { return ::log1pf(x); }
-VASOMIM_HOST_DEVICE inline double log1p_(double x) { return ::log1p(x); }
 VASOMIM_HOST_DEVICE inline float exp_(float x) { return ::expf(x); }
 VASOMIM_HOST_DEVICE inline double exp_(double x) { return ::exp(x); }
+VASOMIM_HOST_DEVICE inline float erf_(float x) { return ::erff(x); }
+VASOMIM_HOST_DEVICE inline double erf_(double x) { return ::erf(x); }
 VASOMIM_HOST_DEVICE inline float sqrt_(float x) { return ::sqrtf(x); }
 VASOMIM_HOST_DEVICE inline double sqrt_(double x) { return ::sqrt(x); }
+VASOMIM_HOST_DEVICE inline float log1p_(float x) { return ::log1pf(x); }
+VASOMIM_HOST_DEVICE inline double log1p_(double x) { return ::log1p(x); }
 
 /// 1 / (1 + e^-z) without overflow for large |z|.
 template <class T>
@@ -22,4 +25,4 @@ VASOMIM_HOST_DEVICE inline T sigmoid(T z) {
     return e / (T(1) + e);
 }
 
-}  // namespace vasomim::loss::detail
+}  // namespace vasomim::scalar

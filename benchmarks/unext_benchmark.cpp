@@ -1,0 +1,46 @@
+// UNeXt-S forward (eval) and forward + backward (training mode) on the cpu backend. Batch and side
+// come from VASOMIM_UNEXT_BATCH / VASOMIM_UNEXT_SIZE (default 8 and 224, as the issue asks);
+// benchmarks/unext_vs_torch.py runs this and PyTorch side by side.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "vasomim/backend/backends.hpp"
+#include "vasomim/nn/unext.hpp"
+
+namespace {
+
+using namespace vasomim;
+using B = backend::cpu;
+
+index_t env(const char* name, index_t fallback) {
+    const char* v = std::getenv(name);
+    return v ? static_cast<index_t>(std::atol(v)) : fallback;
+}
+
+void run(benchmark::State& state, bool backward) {
+    const index_t n = env("VASOMIM_UNEXT_BATCH", 8), s = env("VASOMIM_UNEXT_SIZE", 224), npix = n * s * s;
+    nn::unext<B, float> net;
+    net.init(0);
+    tensor<float, B> x(shape{npix}), y(shape{npix}), dy(shape{npix}, 1.f), dx(shape{npix});
+    fill_normal(x, philox(1, 0));
+    for (auto _ : state) {
+        net.forward(y.data(), x.data(), n, s, s, backward);
+        if (backward) {
+            net.zero_grad();
+            net.backward(dx.data(), dy.data());
+        }
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.counters["images/s"] = benchmark::Counter(static_cast<double>(n * state.iterations()), benchmark::Counter::kIsRate);
+}
+
+void BM_unext_forward(benchmark::State& state) { run(state, false); }
+void BM_unext_forward_backward(benchmark::State& state) { run(state, true); }
+
+}  // namespace
+
+BENCHMARK(BM_unext_forward)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_unext_forward_backward)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_MAIN();

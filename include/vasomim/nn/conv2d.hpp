@@ -1,0 +1,190 @@
+#pragma once
+// 2-D convolution (PyTorch Conv2d semantics: weight [cout, cin/groups, kh, kw], zero padding,
+// cross-correlation). Dense convolutions (groups == 1) are im2col + one batched GEMM per call;
+// grouped and depthwise convolutions run a direct kernel (their GEMMs would be tiny).
+
+#include <cstdint>
+
+#include "vasomim/backend/algorithms.hpp"
+#include "vasomim/core/error.hpp"
+
+namespace vasomim::nn {
+
+/// Geometry of one convolution over n images of cin x h x w.
+struct conv2d_dims {
+    index_t n, cin, h, w, cout, kh, kw, stride = 1, pad = 0, groups = 1;
+    VASOMIM_HOST_DEVICE index_t oh() const { return (h + 2 * pad - kh) / stride + 1; }
+    VASOMIM_HOST_DEVICE index_t ow() const { return (w + 2 * pad - kw) / stride + 1; }
+    /// Rows of the im2col matrix: (cin / groups) * kh * kw.
+    index_t k() const { return cin / groups * kh * kw; }
+    void validate() const {
+        if (groups < 1 || cin % groups != 0 || cout % groups != 0 || stride < 1 || pad < 0 || oh() < 1 || ow() < 1)
+            throw shape_error("conv2d: invalid geometry cin=" + std::to_string(cin) + " cout=" + std::to_string(cout) +
+                              " groups=" + std::to_string(groups) + " input " + std::to_string(h) + "x" +
+                              std::to_string(w) + " kernel " + std::to_string(kh) + "x" + std::to_string(kw));
+    }
+};
+
+/// Scratch elements conv2d_forward needs (the im2col matrix; 0 for grouped convolutions).
+inline index_t conv2d_forward_scratch(const conv2d_dims& d) {
+    return d.groups == 1 ? d.n * d.k() * d.oh() * d.ow() : 0;
+}
+/// Scratch elements conv2d_backward needs (columns and per-image weight gradients; 0 when grouped).
+inline index_t conv2d_backward_scratch(const conv2d_dims& d) {
+    return d.groups == 1 ? d.n * d.k() * d.oh() * d.ow() + d.n * d.cout * d.k() : 0;
+}
+
+namespace detail {
+
+/// cols[b, (ci*kh + ky)*kw + kx, oy*ow + ox] = in[b, ci, oy*s - p + ky, ox*s - p + kx] (0 outside).
+template <backend_policy B, class T>
+void im2col(T* cols, const T* in, const conv2d_dims& d) {
+    const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, s = d.stride, p = d.pad;
+    const index_t ow = d.ow(), ohw = d.oh() * ow, K = d.k();
+    parallel_for<B>(d.n * K * ohw, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        const index_t o = i % ohw, k = (i / ohw) % K, b = i / (ohw * K);
+        const index_t kx = k % kw, ky = (k / kw) % kh, ci = k / (kw * kh);
+        const index_t y = (o / ow) * s - p + ky, x = (o % ow) * s - p + kx;
+        cols[i] = (y >= 0 && y < H && x >= 0 && x < W) ? in[((b * C + ci) * H + y) * W + x] : T(0);
+    });
+}
+
+/// Adjoint of im2col as a gather: din[b, ci, y, x] (+)= sum of the columns that read (y, x).
+template <backend_policy B, class T>
+void col2im(T* din, const T* cols, const conv2d_dims& d, bool accumulate) {
+    const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, s = d.stride, p = d.pad;
+    const index_t oh = d.oh(), ow = d.ow(), ohw = oh * ow, K = d.k();
+    parallel_for<B>(d.n * C * H * W, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        const index_t x = i % W, y = (i / W) % H, ci = (i / (W * H)) % C, b = i / (W * H * C);
+        T acc = T(0);
+        for (index_t ky = 0; ky < kh; ++ky) {
+            const index_t ty = y + p - ky;
+            if (ty < 0 || ty % s != 0 || ty / s >= oh) continue;
+            for (index_t kx = 0; kx < kw; ++kx) {
+                const index_t tx = x + p - kx;
+                if (tx < 0 || tx % s != 0 || tx / s >= ow) continue;
+                acc += cols[(b * K + (ci * kh + ky) * kw + kx) * ohw + (ty / s) * ow + tx / s];
+            }
+        }
+        din[i] = accumulate ? din[i] + acc : acc;
+    });
+}
+
+}  // namespace detail
+
+/// Forward: out[n, cout, oh, ow] = conv(in) + bias (bias may be null). scratch holds
+/// conv2d_forward_scratch(d) elements (may be null when that is 0).
+template <backend_policy B, class T>
+void conv2d_forward(T* out, const T* in, const T* w, const T* bias, const conv2d_dims& d, T* scratch) {
+    d.validate();
+    const index_t ohw = d.oh() * d.ow(), cout = d.cout;
+    if (d.groups == 1) {
+        const index_t K = d.k();
+        detail::im2col<B>(scratch, in, d);
+        if (bias)
+            parallel_for<B>(d.n * cout * ohw, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { out[i] = bias[(i / ohw) % cout]; });
+        gemm_batched<B>(transpose::no, transpose::no, cout, ohw, K, T(1), w, K, 0, scratch, ohw, K * ohw,
+                        bias ? T(1) : T(0), out, ohw, cout * ohw, d.n);
+        return;
+    }
+    const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, s = d.stride, p = d.pad, ow = d.ow();
+    const index_t cpg = d.cin / d.groups, opg = d.cout / d.groups;
+    parallel_for<B>(d.n * cout * ohw, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        const index_t o = i % ohw, co = (i / ohw) % cout, b = i / (ohw * cout);
+        const index_t g = co / opg, oy = o / ow, ox = o % ow;
+        T acc = bias ? bias[co] : T(0);
+        for (index_t cl = 0; cl < cpg; ++cl) {
+            const T* src = in + (b * C + g * cpg + cl) * H * W;
+            const T* wk = w + (co * cpg + cl) * kh * kw;
+            for (index_t ky = 0; ky < kh; ++ky) {
+                const index_t y = oy * s - p + ky;
+                if (y < 0 || y >= H) continue;
+                for (index_t kx = 0; kx < kw; ++kx) {
+                    const index_t x = ox * s - p + kx;
+                    if (x >= 0 && x < W) acc += wk[ky * kw + kx] * src[y * W + x];
+                }
+            }
+        }
+        out[i] = acc;
+    });
+}
+
+/// Backward: dw and db accumulate (either may be null); din (may be null) is overwritten, or
+/// accumulated when `accumulate_din`. scratch holds conv2d_backward_scratch(d) elements.
+template <backend_policy B, class T>
+void conv2d_backward(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, const conv2d_dims& d,
+                     T* scratch, bool accumulate_din = false) {
+    d.validate();
+    const index_t ohw = d.oh() * d.ow(), cout = d.cout, n = d.n;
+    if (db)
+        parallel_for<B>(cout, [=] VASOMIM_HOST_DEVICE(std::int64_t co) {
+            double s = 0;  // long, cancelling sum: accumulate in double
+            for (index_t b = 0; b < n; ++b)
+                for (index_t o = 0; o < ohw; ++o) s += dout[(b * cout + co) * ohw + o];
+            db[co] += static_cast<T>(s);
+        });
+    if (d.groups == 1) {
+        const index_t K = d.k();
+        T* cols = scratch;
+        if (dw) {
+            T* part = scratch + n * K * ohw;
+            detail::im2col<B>(cols, in, d);
+            gemm_batched<B>(transpose::no, transpose::yes, cout, K, ohw, T(1), dout, ohw, cout * ohw, cols, ohw,
+                            K * ohw, T(0), part, K, cout * K, n);
+            parallel_for<B>(cout * K, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+                T s = T(0);
+                for (index_t b = 0; b < n; ++b) s += part[b * cout * K + i];
+                dw[i] += s;
+            });
+        }
+        if (din) {
+            gemm_batched<B>(transpose::yes, transpose::no, K, ohw, cout, T(1), w, K, 0, dout, ohw, cout * ohw, T(0),
+                            cols, ohw, K * ohw, n);
+            detail::col2im<B>(din, cols, d, accumulate_din);
+        }
+        return;
+    }
+    const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, s = d.stride, p = d.pad;
+    const index_t oh = d.oh(), ow = d.ow(), cpg = d.cin / d.groups, opg = d.cout / d.groups;
+    if (din)
+        parallel_for<B>(n * C * H * W, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+            const index_t x = i % W, y = (i / W) % H, ci = (i / (W * H)) % C, b = i / (W * H * C);
+            const index_t g = ci / cpg, cl = ci % cpg;
+            T acc = T(0);
+            for (index_t co = g * opg; co < (g + 1) * opg; ++co) {
+                const T* wk = w + (co * cpg + cl) * kh * kw;
+                const T* go = dout + (b * cout + co) * ohw;
+                for (index_t ky = 0; ky < kh; ++ky) {
+                    const index_t ty = y + p - ky;
+                    if (ty < 0 || ty % s != 0 || ty / s >= oh) continue;
+                    for (index_t kx = 0; kx < kw; ++kx) {
+                        const index_t tx = x + p - kx;
+                        if (tx < 0 || tx % s != 0 || tx / s >= ow) continue;
+                        acc += wk[ky * kw + kx] * go[(ty / s) * ow + tx / s];
+                    }
+                }
+            }
+            din[i] = accumulate_din ? din[i] + acc : acc;
+        });
+    if (dw)
+        parallel_for<B>(cout * cpg * kh * kw, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+            const index_t kx = i % kw, ky = (i / kw) % kh, cl = (i / (kw * kh)) % cpg, co = i / (kw * kh * cpg);
+            const index_t ci = (co / opg) * cpg + cl;
+            T acc = T(0);
+            for (index_t b = 0; b < n; ++b) {
+                const T* src = in + (b * C + ci) * H * W;
+                const T* go = dout + (b * cout + co) * ohw;
+                for (index_t oy = 0; oy < oh; ++oy) {
+                    const index_t y = oy * s - p + ky;
+                    if (y < 0 || y >= H) continue;
+                    for (index_t ox = 0; ox < ow; ++ox) {
+                        const index_t x = ox * s - p + kx;
+                        if (x >= 0 && x < W) acc += go[oy * ow + ox] * src[y * W + x];
+                    }
+                }
+            }
+            dw[i] += acc;
+        });
+}
+
+}  // namespace vasomim::nn

@@ -1,0 +1,120 @@
+#pragma once
+// Training the co-guidance segmentor UNeXt-S on vessel pseudo-labels (DESIGN 4.4):
+// 0.5 * BCE + 0.5 * (1 - Dice), Adam lr 1e-3 with poly(0.9) decay per iteration. The segmentor sees
+// the channel mean of the ImageNet-normalised 3-channel image, as the consistency loss feeds it.
+
+#include <cmath>
+#include <cstdint>
+#include <ostream>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+#include "vasomim/core/error.hpp"
+#include "vasomim/core/tensor.hpp"
+#include "vasomim/data/loader.hpp"
+#include "vasomim/loss/bce_dice.hpp"
+#include "vasomim/nn/unext.hpp"
+#include "vasomim/optim/adam.hpp"
+
+namespace vasomim::train {
+
+struct segmentor_training_options {
+    std::int64_t iterations = 200;  ///< length of the poly schedule
+    double lr = 1e-3;               ///< Adam base learning rate
+    double poly_power = 0.9;
+    std::int64_t log_every = 50;    ///< iterations between log lines (0: none)
+};
+
+/// What one training iteration measured.
+struct segmentor_step {
+    double loss = 0;  ///< 0.5 BCE + 0.5 (1 - Dice)
+    double dice = 0;  ///< hard Dice of S > 0 against the labels on this batch
+};
+
+/// Adam + poly(0.9) over UNeXt-S in training mode (BatchNorm batch statistics, running statistics
+/// updated), one step per batch.
+template <backend_policy B>
+class segmentor_trainer {
+public:
+    segmentor_trainer(nn::unext<B, float>& net, segmentor_training_options o)
+        : net_(net), o_(o), opt_(net.table(), optim::adam_config{o.lr}) {
+        if (o.iterations <= 0) throw config_error("segmentor training: iterations must be positive");
+        if (!(o.lr > 0)) throw config_error("segmentor training: the learning rate must be positive");
+    }
+
+    /// One step on gray images and binary labels, both n x h x w on the host (h, w multiples of 32).
+    segmentor_step step(const float* gray, const float* labels, index_t n, index_t h, index_t w) {
+        if (h % 32 || w % 32)
+            throw shape_error("segmentor training: UNeXt-S needs sides that are multiples of 32, got " +
+                              std::to_string(h) + " x " + std::to_string(w));
+        const index_t npix = n * h * w;
+        if (x_.numel() != npix) {
+            x_ = tensor<float, B>(shape{npix});
+            t_ = tensor<float, B>(shape{npix});
+            z_ = tensor<float, B>(shape{npix});
+            dz_ = tensor<float, B>(shape{npix});
+            scratch_ = tensor<float, B>(shape{npix + 3 * n});
+        }
+        backend_traits<B>::copy_from_host(gray, static_cast<std::size_t>(npix), x_.data());
+        backend_traits<B>::copy_from_host(labels, static_cast<std::size_t>(npix), t_.data());
+        net_.forward(z_.data(), x_.data(), n, h, w, true);
+        const float l = loss::bce_dice_loss<B>(z_.data(), t_.data(), n, h * w, scratch_.data(), dz_.data());
+        if (!std::isfinite(l))
+            throw numeric_error("segmentor training: non-finite loss at iteration " + std::to_string(opt_.steps()));
+        const double d = loss::hard_dice<B>(z_.data(), t_.data(), npix, scratch_.data());
+        net_.zero_grad();
+        net_.backward(static_cast<float*>(nullptr), dz_.data());
+        opt_.step(net_.parameters(), net_.gradients(), optim::poly_lr(o_.lr, opt_.steps(), o_.iterations, o_.poly_power));
+        return {double(l), d};
+    }
+
+    std::int64_t steps() const { return opt_.steps(); }
+
+private:
+    nn::unext<B, float>& net_;
+    segmentor_training_options o_;
+    optim::adam<B, float> opt_;
+    tensor<float, B> x_, t_, z_, dz_, scratch_;
+};
+
+/// Channel mean of images N x C x H x W: the segmentor's input.
+inline std::vector<float> channel_mean(const xt::xtensor<float, 4>& images) {
+    const std::size_t n = images.shape()[0], c = images.shape()[1], hw = images.shape()[2] * images.shape()[3];
+    std::vector<float> gray(n * hw, 0.f);
+    for (std::size_t b = 0; b < n; ++b)
+        for (std::size_t ch = 0; ch < c; ++ch) {
+            const float* src = images.data() + (b * c + ch) * hw;
+            float* dst = gray.data() + b * hw;
+            for (std::size_t i = 0; i < hw; ++i) dst[i] += src[i];
+        }
+    for (auto& v : gray) v /= static_cast<float>(c);
+    return gray;
+}
+
+/// Trains `net` for o.iterations on the loader's (augmented) images and pseudo-label masks, epoch
+/// after epoch; returns the last step's measures. Logs a line every o.log_every iterations.
+template <backend_policy B, class Dataset>
+segmentor_step train_segmentor(nn::unext<B, float>& net, data::prefetch_loader<Dataset>& loader,
+                               const segmentor_training_options& o, std::ostream& log) {
+    if (loader.batches_per_epoch() == 0) throw config_error("segmentor training: the data set has no full batch");
+    segmentor_trainer<B> trainer(net, o);
+    segmentor_step last;
+    for (std::int64_t epoch = 0; trainer.steps() < o.iterations; ++epoch) {
+        loader.start_epoch(epoch);
+        while (trainer.steps() < o.iterations) {
+            auto b = loader.next();
+            if (!b) break;
+            const auto n = static_cast<index_t>(b->images.shape()[0]);
+            const auto h = static_cast<index_t>(b->images.shape()[2]), w = static_cast<index_t>(b->images.shape()[3]);
+            const auto gray = channel_mean(b->images);
+            last = trainer.step(gray.data(), b->masks.data(), n, h, w);
+            if (o.log_every > 0 && (trainer.steps() % o.log_every == 0 || trainer.steps() == o.iterations))
+                log << "  segmentor iteration " << trainer.steps() << "/" << o.iterations << ": loss " << last.loss
+                    << ", Dice vs pseudo-labels " << last.dice << "\n";
+        }
+    }
+    return last;
+}
+
+}  // namespace vasomim::train
