@@ -1,7 +1,8 @@
 // vasomim-train-segmentor: trains the co-guidance segmentor UNeXt-S on angiograms and their vessel
 // pseudo-labels (0.5 BCE + 0.5 Dice, Adam lr 1e-3 with poly(0.9) decay; augmentation: random
 // resized crop (scale 0.2-1, ratio 3/4-4/3; bilinear for images, nearest for labels) and horizontal
-// flip p = 0.5), saves the weights (one .npy per state_dict key) and reports Dice against the
+// flip p = 0.5), saves the weights (one safetensors file, PyTorch state_dict names, loadable with
+// --init to continue or to evaluate with --iterations 0) and reports Dice against the
 // pseudo-labels and, when given, against expert masks; also the Dice of the pseudo-labels and of
 // the mixed guidance G = 0.5 B + 0.5 sigmoid(S(I)) thresholded at 0.5.
 //
@@ -18,11 +19,9 @@
 #include <string>
 #include <vector>
 
-#include <xtensor/xadapt.hpp>
-
 #include "vasomim/backend/backends.hpp"
 #include "vasomim/io/image.hpp"
-#include "vasomim/io/npy.hpp"
+#include "vasomim/io/safetensors.hpp"
 #include "vasomim/loss/bce_dice.hpp"
 #include "vasomim/nn/unext.hpp"
 #include "vasomim/optim/adam.hpp"
@@ -167,22 +166,11 @@ scores evaluate(nn::unext<B, T>& net, const std::vector<sample>& set) {
     return sc;
 }
 
-void save(nn::unext<B, T>& net, const fs::path& dir) {
-    fs::create_directories(dir);
-    const auto host = net.parameters().to_host();
-    for (const auto& e : net.table().entries()) {
-        std::vector<std::size_t> shp;
-        for (int i = 0; i < e.shape.rank(); ++i) shp.push_back(static_cast<std::size_t>(e.shape[i]));
-        const auto view = xt::adapt(host.data() + e.offset, static_cast<std::size_t>(e.numel()), xt::no_ownership(), shp);
-        io::write_npy(dir / (e.name + ".npy"), xt::xarray<float>(view));
-    }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"vasomim-train-segmentor: train UNeXt-S on vessel pseudo-labels (0.5 BCE + 0.5 Dice, Adam, poly lr)"};
-    std::string images, labels, masks, eval_images, eval_labels, eval_masks, out = "unext_s_weights";
+    std::string images, labels, masks, eval_images, eval_labels, eval_masks, out = "unext_s.safetensors", init;
     std::string prefix, eval_prefix, mask_suffix = "_gt";
     int iterations = 500, batch = 8, size = 160;
     double lr = 1e-3;
@@ -196,19 +184,27 @@ int main(int argc, char** argv) {
     app.add_option("--eval-masks", eval_masks, "their expert masks");
     app.add_option("--eval-prefix", eval_prefix, "report only on held-out images starting with this");
     app.add_option("--mask-suffix", mask_suffix, "expert mask file = <stem><suffix>.png");
-    app.add_option("--iterations", iterations, "training iterations")->check(CLI::PositiveNumber);
+    app.add_option("--iterations", iterations, "training iterations (0: only evaluate, e.g. with --init)")
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
     app.add_option("--size", size, "training crop side (multiple of 32)")->check(CLI::PositiveNumber);
     app.add_option("--lr", lr, "Adam base learning rate (poly 0.9 decay)");
     app.add_option("--seed", seed, "seed of initialisation and augmentation");
-    app.add_option("-o,--output", out, "output folder for the weights (one .npy per state_dict key)");
+    app.add_option("-o,--output", out, "output weights, one .safetensors file (PyTorch state_dict names)");
+    app.add_option("--init", init, "start from these weights (.safetensors with the same names and shapes)");
     CLI11_PARSE(app, argc, argv);
     try {
         if (size % 32 != 0) throw config_error("--size must be a multiple of 32, got " + std::to_string(size));
+        if (iterations > 0 && fs::is_directory(out))
+            throw config_error("-o must name a .safetensors file, '" + out + "' is a folder");
         const auto train = load(images, labels, masks, prefix, mask_suffix);
         std::printf("training on %zu images (pseudo-labels from %s)\n", train.size(), labels.c_str());
         nn::unext<B, T> net;
         net.init(seed);
+        if (!init.empty()) {
+            io::load_parameters(init, net.table(), net.parameters());
+            std::printf("initial weights: %s\n", init.c_str());
+        }
         optim::adam<B, T> opt(net.table(), {lr});
         std::mt19937_64 rng(seed + 1);
         const index_t n = batch, S = size, npix = n * S * S;
@@ -231,8 +227,11 @@ int main(int argc, char** argv) {
                 std::fflush(stdout);
             }
         }
-        save(net, out);
-        std::printf("weights: %s (%zu tensors, .npy per state_dict key)\n", out.c_str(), net.table().entries().size());
+        if (iterations > 0) {
+            io::save_parameters(out, net.table(), net.parameters(),
+                                {{"model", "UNeXt-S"}, {"in_channels", "1"}, {"iterations", std::to_string(iterations)}});
+            std::printf("weights: %s (%zu tensors, state_dict names)\n", out.c_str(), net.table().entries().size());
+        }
         const auto st = evaluate(net, train);
         std::printf("training set (%zu): Dice segmentor vs pseudo-labels %.4f", train.size(), st.seg_vs_label);
         if (!masks.empty())

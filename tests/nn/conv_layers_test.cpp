@@ -109,6 +109,16 @@ TYPED_TEST(NnConvLayers, Conv2dDense) {
     this->check_conv(nn::conv2d_dims{2, 2, 6, 5, 3, 2, 3, 1, 0, 1});  // rectangular kernel, no padding
 }
 
+TYPED_TEST(NnConvLayers, Conv2dDenseDirectKernel) {
+    // geometries of the register-blocked direct kernel (host backends: rows of >= 16 pixels, >= 8
+    // output channels): partial channel and column blocks, both block widths, a 5 x 5 kernel, no
+    // padding; the input gradient takes the direct path when cin >= 8
+    this->check_conv(nn::conv2d_dims{2, 3, 4, 37, 9, 3, 3, 1, 1, 1});
+    this->check_conv(nn::conv2d_dims{1, 2, 3, 70, 8, 3, 3, 1, 1, 1});
+    this->check_conv(nn::conv2d_dims{1, 9, 3, 20, 16, 5, 5, 1, 2, 1});
+    this->check_conv(nn::conv2d_dims{1, 8, 3, 21, 8, 3, 3, 1, 0, 1});
+}
+
 TYPED_TEST(NnConvLayers, Conv2dGroupedAndDepthwise) {
     this->check_conv(nn::conv2d_dims{2, 4, 5, 6, 6, 3, 3, 1, 1, 2});
     this->check_conv(nn::conv2d_dims{2, 5, 6, 5, 5, 3, 3, 1, 1, 5});  // depthwise, as in DWConv

@@ -6,6 +6,7 @@
 
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/core/scalar_math.hpp"
+#include "vasomim/nn/detail/row_kernels.hpp"
 
 namespace vasomim::nn {
 
@@ -30,15 +31,11 @@ void batch_norm_forward(T* out, T* mean, T* rstd, T* running_mean, T* running_va
         if (training) {
             const index_t m = n * hw;
             double s = 0;
-            for (index_t i = 0; i < n; ++i)
-                for (index_t j = 0; j < hw; ++j) s += x[(i * c + ch) * hw + j];
+            for (index_t i = 0; i < n; ++i) s += detail::lane_sum<double>(x + (i * c + ch) * hw, static_cast<const T*>(nullptr), hw);
             const double mud = s / static_cast<double>(m);
             double vd = 0;
             for (index_t i = 0; i < n; ++i)
-                for (index_t j = 0; j < hw; ++j) {
-                    const double dv = x[(i * c + ch) * hw + j] - mud;
-                    vd += dv * dv;
-                }
+                vd += detail::lane_sum_centered<double>(x + (i * c + ch) * hw, static_cast<const T*>(nullptr), mud, hw);
             mu = static_cast<T>(mud);
             const T v = static_cast<T>(vd);
             rs = static_cast<T>(1.0 / scalar::sqrt_(vd / static_cast<double>(m) + eps));
@@ -52,11 +49,11 @@ void batch_norm_forward(T* out, T* mean, T* rstd, T* running_mean, T* running_va
         mean[ch] = mu;
         rstd[ch] = rs;
         const T sc = rs * w[ch], sh = b[ch] - mu * rs * w[ch];
-        for (index_t i = 0; i < n; ++i)
-            for (index_t j = 0; j < hw; ++j) {
-                const index_t k = (i * c + ch) * hw + j;
-                out[k] = x[k] * sc + sh;
-            }
+        for (index_t i = 0; i < n; ++i) {
+            const T* xr = x + (i * c + ch) * hw;
+            T* o = out + (i * c + ch) * hw;
+            for (index_t j = 0; j < hw; ++j) o[j] = xr[j] * sc + sh;
+        }
     });
 }
 
@@ -69,23 +66,24 @@ void batch_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T
     parallel_for<B>(c, [=] VASOMIM_HOST_DEVICE(std::int64_t ch) {
         const T mu = mean[ch], rs = rstd[ch];
         double sgd = 0, sgxd = 0;
-        for (index_t i = 0; i < n; ++i)
-            for (index_t j = 0; j < hw; ++j) {
-                const index_t k = (i * c + ch) * hw + j;
-                sgd += dout[k];
-                sgxd += static_cast<double>(dout[k]) * ((x[k] - mu) * rs);
-            }
-        const T sg = static_cast<T>(sgd), sgx = static_cast<T>(sgxd);
+        for (index_t i = 0; i < n; ++i) {
+            const index_t k = (i * c + ch) * hw;
+            sgd += detail::lane_sum<double>(dout + k, static_cast<const T*>(nullptr), hw);
+            sgxd += detail::lane_sum_centered<double>(x + k, dout + k, static_cast<double>(mu), hw);
+        }
+        const T sg = static_cast<T>(sgd), sgx = static_cast<T>(sgxd * static_cast<double>(rs));
         if (dw) dw[ch] += sgx;
         if (db) db[ch] += sg;
         if (!dx) return;
         const T m = static_cast<T>(n * hw), sc = w[ch] * rs;
-        for (index_t i = 0; i < n; ++i)
-            for (index_t j = 0; j < hw; ++j) {
-                const index_t k = (i * c + ch) * hw + j;
-                const T g = dout[k];
-                dx[k] = training ? sc * (g - sg / m - (x[k] - mu) * rs * sgx / m) : sc * g;
-            }
+        const T mg = training ? sg / m : T(0), kx = training ? rs * sgx / m : T(0);
+        for (index_t i = 0; i < n; ++i) {
+            const index_t k0 = (i * c + ch) * hw;
+            const T* g = dout + k0;
+            const T* xr = x + k0;
+            T* o = dx + k0;
+            for (index_t j = 0; j < hw; ++j) o[j] = sc * (g[j] - mg - (xr[j] - mu) * kx);
+        }
     });
 }
 

@@ -1,12 +1,15 @@
 #pragma once
 // 2-D convolution (PyTorch Conv2d semantics: weight [cout, cin/groups, kh, kw], zero padding,
-// cross-correlation). Dense convolutions (groups == 1) are im2col + one batched GEMM per call;
-// grouped and depthwise convolutions run a direct kernel (their GEMMs would be tiny).
+// cross-correlation). Dense stride-1 convolutions over rows of >= 16 pixels run a register-blocked
+// direct kernel on host backends (forward and input gradient); other dense ones are im2col + one
+// batched GEMM per call (always so on CUDA); grouped and depthwise convolutions run a direct
+// row kernel (their GEMMs would be tiny).
 
 #include <cstdint>
 
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/core/error.hpp"
+#include "vasomim/nn/detail/row_kernels.hpp"
 
 namespace vasomim::nn {
 
@@ -37,37 +40,135 @@ inline index_t conv2d_backward_scratch(const conv2d_dims& d) {
 namespace detail {
 
 /// cols[b, (ci*kh + ky)*kw + kx, oy*ow + ox] = in[b, ci, oy*s - p + ky, ox*s - p + kx] (0 outside).
+/// One work item per row of the column matrix (b, k, oy): a shifted copy of one input row.
 template <backend_policy B, class T>
 void im2col(T* cols, const T* in, const conv2d_dims& d) {
     const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, s = d.stride, p = d.pad;
-    const index_t ow = d.ow(), ohw = d.oh() * ow, K = d.k();
-    parallel_for<B>(d.n * K * ohw, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-        const index_t o = i % ohw, k = (i / ohw) % K, b = i / (ohw * K);
+    const index_t oh = d.oh(), ow = d.ow(), K = d.k();
+    parallel_for<B>(d.n * K * oh, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+        const index_t oy = r % oh, k = (r / oh) % K, b = r / (oh * K);
         const index_t kx = k % kw, ky = (k / kw) % kh, ci = k / (kw * kh);
-        const index_t y = (o / ow) * s - p + ky, x = (o % ow) * s - p + kx;
-        cols[i] = (y >= 0 && y < H && x >= 0 && x < W) ? in[((b * C + ci) * H + y) * W + x] : T(0);
+        T* dst = cols + r * ow;
+        const index_t y = oy * s - p + ky;
+        index_t lo = 0, hi = 0;
+        if (y >= 0 && y < H) tap_range(kx, s, p, W, ow, lo, hi);
+        for (index_t ox = 0; ox < lo; ++ox) dst[ox] = T(0);
+        if (hi > lo) {
+            const T* src = in + ((b * C + ci) * H + y) * W;
+            const index_t off = kx - p;
+            if (s == 1)
+                for (index_t ox = lo; ox < hi; ++ox) dst[ox] = src[ox + off];
+            else
+                for (index_t ox = lo; ox < hi; ++ox) dst[ox] = src[ox * s + off];
+        }
+        for (index_t ox = hi; ox < ow; ++ox) dst[ox] = T(0);
     });
 }
 
-/// Adjoint of im2col as a gather: din[b, ci, y, x] (+)= sum of the columns that read (y, x).
+/// Adjoint of im2col: din[b, ci, y, x] (+)= sum of the columns that read (y, x). One work item per
+/// input row (b, ci, y), which gathers the column rows that read it: no atomics.
 template <backend_policy B, class T>
 void col2im(T* din, const T* cols, const conv2d_dims& d, bool accumulate) {
     const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, s = d.stride, p = d.pad;
-    const index_t oh = d.oh(), ow = d.ow(), ohw = oh * ow, K = d.k();
-    parallel_for<B>(d.n * C * H * W, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-        const index_t x = i % W, y = (i / W) % H, ci = (i / (W * H)) % C, b = i / (W * H * C);
-        T acc = T(0);
+    const index_t oh = d.oh(), ow = d.ow(), K = d.k();
+    parallel_for<B>(d.n * C * H, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+        const index_t y = r % H, ci = (r / H) % C, b = r / (H * C);
+        T* dst = din + r * W;
+        if (!accumulate)
+            for (index_t x = 0; x < W; ++x) dst[x] = T(0);
         for (index_t ky = 0; ky < kh; ++ky) {
             const index_t ty = y + p - ky;
             if (ty < 0 || ty % s != 0 || ty / s >= oh) continue;
             for (index_t kx = 0; kx < kw; ++kx) {
-                const index_t tx = x + p - kx;
-                if (tx < 0 || tx % s != 0 || tx / s >= ow) continue;
-                acc += cols[(b * K + (ci * kh + ky) * kw + kx) * ohw + (ty / s) * ow + tx / s];
+                const T* src = cols + ((b * K + (ci * kh + ky) * kw + kx) * oh + ty / s) * ow;
+                index_t lo, hi;
+                tap_range(kx, s, p, W, ow, lo, hi);
+                const index_t off = kx - p;
+                if (s == 1)
+                    for (index_t ox = lo; ox < hi; ++ox) dst[ox + off] += src[ox];
+                else
+                    for (index_t ox = lo; ox < hi; ++ox) dst[ox * s + off] += src[ox];
             }
         }
-        din[i] = accumulate ? din[i] + acc : acc;
     });
+}
+
+/// Direct dense convolution with stride 1 on host backends: one work item per (image, block of
+/// 8 output channels, output row), 16 columns at a time accumulated in registers, so no column
+/// matrix is written or packed. The weight of (output channel o, input channel i, ky, kx) is
+/// w[base + o*so + i*si + ky*sy + kx*sx], which also expresses the flipped, transposed kernel of the
+/// input gradient. out is overwritten, or accumulated onto when `accumulate`. XB: columns per block.
+template <index_t XB, backend_policy B, class T>
+void conv2d_direct(T* out, const T* in, const T* w, const T* bias, const conv2d_dims& d, index_t base, index_t so,
+                   index_t si, index_t sy, index_t sx, bool accumulate) {
+    constexpr index_t CB = 8;
+    const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, p = d.pad, cout = d.cout;
+    const index_t oh = d.oh(), ow = d.ow(), ncb = (cout + CB - 1) / CB;
+    parallel_for<B>(d.n * ncb * oh, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+        const index_t oy = r % oh, cb = (r / oh) % ncb, b = r / (oh * ncb);
+        const index_t co0 = cb * CB, cn = cout - co0 < CB ? cout - co0 : CB;
+        for (index_t x0 = 0; x0 < ow; x0 += XB) {
+            T acc[CB][XB];
+            for (index_t c = 0; c < CB; ++c) {
+                const T v = bias && c < cn ? bias[co0 + c] : T(0);
+                for (index_t j = 0; j < XB; ++j) acc[c][j] = v;
+            }
+            for (index_t ci = 0; ci < C; ++ci) {
+                const T* plane = in + (b * C + ci) * H * W;
+                for (index_t ky = 0; ky < kh; ++ky) {
+                    const index_t y = oy - p + ky;
+                    if (y < 0 || y >= H) continue;
+                    const T* row = plane + y * W;
+                    for (index_t kx = 0; kx < kw; ++kx) {
+                        index_t lo, hi;
+                        tap_range(kx, 1, p, W, ow, lo, hi);
+                        const index_t off = kx - p;
+                        T v[XB];
+                        if (lo <= x0 && x0 + XB <= hi) {
+                            for (index_t j = 0; j < XB; ++j) v[j] = row[x0 + j + off];
+                        } else {
+                            for (index_t j = 0; j < XB; ++j) {
+                                const index_t x = x0 + j;
+                                v[j] = x >= lo && x < hi ? row[x + off] : T(0);
+                            }
+                        }
+                        const T* wp = w + (base + co0 * so + ci * si + ky * sy + kx * sx);
+                        for (index_t c = 0; c < CB; ++c) {
+                            const T wv = c < cn ? wp[c * so] : T(0);
+                            for (index_t j = 0; j < XB; ++j) acc[c][j] += wv * v[j];
+                        }
+                    }
+                }
+            }
+            const index_t xn = ow - x0 < XB ? ow - x0 : XB;
+            for (index_t c = 0; c < cn; ++c) {
+                T* dst = out + ((b * cout + co0 + c) * oh + oy) * ow + x0;
+                if (accumulate)
+                    for (index_t j = 0; j < xn; ++j) dst[j] += acc[c][j];
+                else
+                    for (index_t j = 0; j < xn; ++j) dst[j] = acc[c][j];
+            }
+        }
+    });
+}
+
+/// Whether the direct kernel serves this convolution: host backends, dense, stride 1, square
+/// kernel, at least one block of 8 output channels, rows of at least 16 pixels (narrow maps and
+/// single-channel outputs go through im2col + GEMM).
+template <backend_policy B>
+bool use_direct_conv(const conv2d_dims& d) {
+    return backend_traits<B>::host_accessible && d.groups == 1 && d.stride == 1 && d.kh == d.kw && d.pad >= 0 && d.pad < d.kh &&
+           d.cout >= 8 && d.ow() >= 16 && d.w >= 16;
+}
+
+/// conv2d_direct with 64-column blocks on wide rows, 32 on narrow ones (measured on 28..224 maps).
+template <backend_policy B, class T>
+void conv2d_direct_any(T* out, const T* in, const T* w, const T* bias, const conv2d_dims& d, index_t base, index_t so,
+                       index_t si, index_t sy, index_t sx, bool accumulate) {
+    if (d.ow() >= 48)
+        conv2d_direct<64, B>(out, in, w, bias, d, base, so, si, sy, sx, accumulate);
+    else
+        conv2d_direct<32, B>(out, in, w, bias, d, base, so, si, sy, sx, accumulate);
 }
 
 }  // namespace detail
@@ -78,34 +179,54 @@ template <backend_policy B, class T>
 void conv2d_forward(T* out, const T* in, const T* w, const T* bias, const conv2d_dims& d, T* scratch) {
     d.validate();
     const index_t ohw = d.oh() * d.ow(), cout = d.cout;
+    if constexpr (backend_traits<B>::host_accessible) {
+        if (detail::use_direct_conv<B>(d)) {
+            const index_t kk = d.kh * d.kw;
+            detail::conv2d_direct_any<B>(out, in, w, bias, d, 0, d.cin * kk, kk, d.kw, 1, false);
+            return;
+        }
+    }
     if (d.groups == 1) {
         const index_t K = d.k();
         detail::im2col<B>(scratch, in, d);
-        if (bias)
-            parallel_for<B>(d.n * cout * ohw, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { out[i] = bias[(i / ohw) % cout]; });
+        if (bias)  // one work item per output plane
+            parallel_for<B>(d.n * cout, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+                const T v = bias[r % cout];
+                for (index_t o = 0; o < ohw; ++o) out[r * ohw + o] = v;
+            });
         gemm_batched<B>(transpose::no, transpose::no, cout, ohw, K, T(1), w, K, 0, scratch, ohw, K * ohw,
                         bias ? T(1) : T(0), out, ohw, cout * ohw, d.n);
         return;
     }
-    const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, s = d.stride, p = d.pad, ow = d.ow();
-    const index_t cpg = d.cin / d.groups, opg = d.cout / d.groups;
-    parallel_for<B>(d.n * cout * ohw, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-        const index_t o = i % ohw, co = (i / ohw) % cout, b = i / (ohw * cout);
-        const index_t g = co / opg, oy = o / ow, ox = o % ow;
-        T acc = bias ? bias[co] : T(0);
+    // grouped / depthwise: one work item per output row (b, co, oy), taps accumulated in
+    // (ci, ky, kx) order over the whole row
+    const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, s = d.stride, p = d.pad;
+    const index_t oh = d.oh(), ow = d.ow(), cpg = d.cin / d.groups, opg = d.cout / d.groups;
+    parallel_for<B>(d.n * cout * oh, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+        const index_t oy = r % oh, co = (r / oh) % cout, b = r / (oh * cout);
+        const index_t g = co / opg;
+        T* dst = out + r * ow;
+        const T b0 = bias ? bias[co] : T(0);
+        for (index_t ox = 0; ox < ow; ++ox) dst[ox] = b0;
         for (index_t cl = 0; cl < cpg; ++cl) {
             const T* src = in + (b * C + g * cpg + cl) * H * W;
             const T* wk = w + (co * cpg + cl) * kh * kw;
             for (index_t ky = 0; ky < kh; ++ky) {
                 const index_t y = oy * s - p + ky;
                 if (y < 0 || y >= H) continue;
+                const T* srow = src + y * W;
                 for (index_t kx = 0; kx < kw; ++kx) {
-                    const index_t x = ox * s - p + kx;
-                    if (x >= 0 && x < W) acc += wk[ky * kw + kx] * src[y * W + x];
+                    const T wv = wk[ky * kw + kx];
+                    index_t lo, hi;
+                    detail::tap_range(kx, s, p, W, ow, lo, hi);
+                    const index_t off = kx - p;
+                    if (s == 1)
+                        for (index_t ox = lo; ox < hi; ++ox) dst[ox] += wv * srow[ox + off];
+                    else
+                        for (index_t ox = lo; ox < hi; ++ox) dst[ox] += wv * srow[ox * s + off];
                 }
             }
         }
-        out[i] = acc;
     });
 }
 
@@ -116,12 +237,11 @@ void conv2d_backward(T* din, T* dw, T* db, const T* dout, const T* in, const T* 
                      T* scratch, bool accumulate_din = false) {
     d.validate();
     const index_t ohw = d.oh() * d.ow(), cout = d.cout, n = d.n;
-    if (db)
+    if (db)  // long, cancelling sums: accumulate in double
         parallel_for<B>(cout, [=] VASOMIM_HOST_DEVICE(std::int64_t co) {
-            double s = 0;  // long, cancelling sum: accumulate in double
-            for (index_t b = 0; b < n; ++b)
-                for (index_t o = 0; o < ohw; ++o) s += dout[(b * cout + co) * ohw + o];
-            db[co] += static_cast<T>(s);
+            double acc = 0;
+            for (index_t b = 0; b < n; ++b) acc += detail::lane_sum<double>(dout + (b * cout + co) * ohw, static_cast<const T*>(nullptr), ohw);
+            db[co] += static_cast<T>(acc);
         });
     if (d.groups == 1) {
         const index_t K = d.k();
@@ -137,50 +257,73 @@ void conv2d_backward(T* din, T* dw, T* db, const T* dout, const T* in, const T* 
                 dw[i] += s;
             });
         }
-        if (din) {
+        // on host backends the input gradient of a stride-1 convolution is a direct convolution of
+        // dout with the flipped, transposed kernel and padding k - 1 - p
+        bool direct = false;
+        if constexpr (backend_traits<B>::host_accessible) {
+            const conv2d_dims t{n, cout, d.oh(), d.ow(), d.cin, d.kh, d.kw, 1, d.kh - 1 - d.pad, 1};
+            direct = din && d.stride == 1 && detail::use_direct_conv<B>(t);
+            if (direct) {
+                const index_t kk = d.kh * d.kw;
+                detail::conv2d_direct_any<B>(din, dout, w, static_cast<const T*>(nullptr), t, kk - 1, kk, d.cin * kk,
+                                             -d.kw, -1, accumulate_din);
+            }
+        }
+        if (din && !direct) {
             gemm_batched<B>(transpose::yes, transpose::no, K, ohw, cout, T(1), w, K, 0, dout, ohw, cout * ohw, T(0),
                             cols, ohw, K * ohw, n);
             detail::col2im<B>(din, cols, d, accumulate_din);
         }
         return;
     }
+    // grouped / depthwise: din per input row (b, ci, y), gathering the output rows that read it
     const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, s = d.stride, p = d.pad;
     const index_t oh = d.oh(), ow = d.ow(), cpg = d.cin / d.groups, opg = d.cout / d.groups;
     if (din)
-        parallel_for<B>(n * C * H * W, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-            const index_t x = i % W, y = (i / W) % H, ci = (i / (W * H)) % C, b = i / (W * H * C);
+        parallel_for<B>(n * C * H, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+            const index_t y = r % H, ci = (r / H) % C, b = r / (H * C);
             const index_t g = ci / cpg, cl = ci % cpg;
-            T acc = T(0);
+            T* dst = din + r * W;
+            if (!accumulate_din)
+                for (index_t x = 0; x < W; ++x) dst[x] = T(0);
             for (index_t co = g * opg; co < (g + 1) * opg; ++co) {
                 const T* wk = w + (co * cpg + cl) * kh * kw;
                 const T* go = dout + (b * cout + co) * ohw;
                 for (index_t ky = 0; ky < kh; ++ky) {
                     const index_t ty = y + p - ky;
                     if (ty < 0 || ty % s != 0 || ty / s >= oh) continue;
+                    const T* grow = go + (ty / s) * ow;
                     for (index_t kx = 0; kx < kw; ++kx) {
-                        const index_t tx = x + p - kx;
-                        if (tx < 0 || tx % s != 0 || tx / s >= ow) continue;
-                        acc += wk[ky * kw + kx] * go[(ty / s) * ow + tx / s];
+                        const T wv = wk[ky * kw + kx];
+                        index_t lo, hi;
+                        detail::tap_range(kx, s, p, W, ow, lo, hi);
+                        const index_t off = kx - p;
+                        if (s == 1)
+                            for (index_t ox = lo; ox < hi; ++ox) dst[ox + off] += wv * grow[ox];
+                        else
+                            for (index_t ox = lo; ox < hi; ++ox) dst[ox * s + off] += wv * grow[ox];
                     }
                 }
             }
-            din[i] = accumulate_din ? din[i] + acc : acc;
         });
-    if (dw)
+    if (dw)  // one work item per weight: a dot product of shifted rows over the batch
         parallel_for<B>(cout * cpg * kh * kw, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
             const index_t kx = i % kw, ky = (i / kw) % kh, cl = (i / (kw * kh)) % cpg, co = i / (kw * kh * cpg);
             const index_t ci = (co / opg) * cpg + cl;
+            index_t lo, hi;
+            detail::tap_range(kx, s, p, W, ow, lo, hi);
+            const index_t off = kx - p;
             T acc = T(0);
             for (index_t b = 0; b < n; ++b) {
                 const T* src = in + (b * C + ci) * H * W;
                 const T* go = dout + (b * cout + co) * ohw;
                 for (index_t oy = 0; oy < oh; ++oy) {
                     const index_t y = oy * s - p + ky;
-                    if (y < 0 || y >= H) continue;
-                    for (index_t ox = 0; ox < ow; ++ox) {
-                        const index_t x = ox * s - p + kx;
-                        if (x >= 0 && x < W) acc += go[oy * ow + ox] * src[y * W + x];
-                    }
+                    if (y < 0 || y >= H || hi <= lo) continue;
+                    if (s == 1)
+                        acc += detail::lane_sum<T>(go + oy * ow + lo, src + y * W + lo + off, hi - lo);
+                    else
+                        for (index_t ox = lo; ox < hi; ++ox) acc += go[oy * ow + ox] * src[y * W + ox * s + off];
                 }
             }
             dw[i] += acc;

@@ -29,12 +29,21 @@ struct token_dims {
 template <backend_policy B, class T>
 void token_shift(T* out, const T* in, const token_dims& d, int axis, bool adjoint) {
     const index_t H = d.h, W = d.w, C = d.c, chunk = (d.c + shift_size - 1) / shift_size, pad = shift_size / 2;
-    parallel_for<B>(d.numel(), [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-        const index_t ch = i % C, x = (i / C) % W, y = (i / (C * W)) % H, b = i / (C * W * H);
-        index_t s = ch / chunk - pad;
-        if (adjoint) s = -s;
-        const index_t sy = axis == 0 ? y - s : y, sx = axis == 1 ? x - s : x;
-        out[i] = (sy >= 0 && sy < H && sx >= 0 && sx < W) ? in[((b * H + sy) * W + sx) * C + ch] : T(0);
+    // one work item per token; the channels of one chunk move together
+    parallel_for<B>(d.rows(), [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+        const index_t x = r % W, y = (r / W) % H, b = r / (W * H);
+        T* dst = out + r * C;
+        for (index_t j = 0; j * chunk < C; ++j) {
+            const index_t c0 = j * chunk, c1 = c0 + chunk < C ? c0 + chunk : C;
+            const index_t s = adjoint ? pad - j : j - pad;
+            const index_t sy = axis == 0 ? y - s : y, sx = axis == 1 ? x - s : x;
+            if (sy >= 0 && sy < H && sx >= 0 && sx < W) {
+                const T* src = in + ((b * H + sy) * W + sx) * C;
+                for (index_t ch = c0; ch < c1; ++ch) dst[ch] = src[ch];
+            } else {
+                for (index_t ch = c0; ch < c1; ++ch) dst[ch] = T(0);
+            }
+        }
     });
 }
 

@@ -105,6 +105,7 @@ public:
         conv("final", cfg.num_classes, 8, 1);
         params_ = tensor<T, B>(shape{table_.size()});
         grads_ = tensor<T, B>(shape{table_.size()});
+        resolve();
         init(0);
     }
 
@@ -176,10 +177,9 @@ public:
         const T* in = x;
         index_t cin = cfg_.in_channels, hh = H, ww = W;
         for (int s = 0; s < 3; ++s) {
-            const std::string id = std::to_string(s + 1);
             const conv2d_dims d{n, cin, hh, ww, enc[s], 3, 3, 1, 1, 1};
-            conv2d_forward<B>(a_.ec[s], in, param("encoder" + id + ".weight"), param("encoder" + id + ".bias"), d, scratch_);
-            bn_forward("ebn" + id, a_.eb[s], a_.ebs[s], a_.ec[s], enc[s], hh * ww);
+            conv2d_forward<B>(a_.ec[s], in, P(r_.enc[s].w), P(r_.enc[s].b), d, scratch_);
+            bn_forward(r_.ebn[s], a_.eb[s], a_.ebs[s], a_.ec[s], enc[s], hh * ww);
             max_pool2x2_forward<B>(a_.ep[s], arg_[s].data(), a_.eb[s], n * enc[s], hh, ww);
             hh /= 2;
             ww /= 2;
@@ -189,13 +189,11 @@ public:
         }
         // tokenised stages: t3 [n,32,H/8] -> t4 [n,64,H/16] -> bottleneck [n,128,H/32]
         for (int s = 0; s < 2; ++s) {
-            const std::string pe = "patch_embed" + std::to_string(s + 3), blk = "block" + std::to_string(s + 1) + ".0",
-                              nm = "norm" + std::to_string(s + 3);
             const conv2d_dims d = embed_dims(s);
             const token_dims td{n, d.oh(), d.ow(), tok[s]};
-            overlap_embed_forward<B>(a_.etok[s], s == 0 ? a_.t[2] : a_.t4, embed_params(pe), a_.pe[s], d, scratch_);
-            shifted_block_forward<B>(a_.eblk[s], a_.etok[s], block_params(blk), a_.eba[s], td);
-            layer_norm_forward<B>(a_.enorm[s], a_.enm[s], a_.ens[s], a_.eblk[s], param(nm + ".weight"), param(nm + ".bias"),
+            overlap_embed_forward<B>(a_.etok[s], s == 0 ? a_.t[2] : a_.t4, embed_params(r_.pe[s]), a_.pe[s], d, scratch_);
+            shifted_block_forward<B>(a_.eblk[s], a_.etok[s], block_params(r_.eblk[s]), a_.eba[s], td);
+            layer_norm_forward<B>(a_.enorm[s], a_.enm[s], a_.ens[s], a_.eblk[s], P(r_.norm[s].w), P(r_.norm[s].b),
                                   td.rows(), tok[s], unext_layer_norm_eps);
             detail::tokens_to_image<B>(s == 0 ? a_.t4 : a_.bott, a_.enorm[s], n, tok[s], td.h * td.w);
         }
@@ -205,13 +203,12 @@ public:
         hh = H / 32;
         ww = W / 32;
         for (int s = 0; s < 5; ++s) {
-            const std::string id = std::to_string(s + 1);
             const index_t co = dec_out(s);
             const conv2d_dims d{n, ch, hh, ww, co, 3, 3, 1, 1, 1};
-            conv2d_forward<B>(a_.dc[s], cur, param("decoder" + id + ".weight"), param("decoder" + id + ".bias"), d, scratch_);
+            conv2d_forward<B>(a_.dc[s], cur, P(r_.dec[s].w), P(r_.dec[s].b), d, scratch_);
             const T* pre = a_.dc[s];
             if (s < 4) {
-                bn_forward("dbn" + id, a_.db[s], a_.dbs[s], a_.dc[s], co, hh * ww);
+                bn_forward(r_.dbn[s], a_.db[s], a_.dbs[s], a_.dc[s], co, hh * ww);
                 pre = a_.db[s];
             }
             upsample2x_forward<B>(a_.du[s], pre, n * co, hh, ww);
@@ -224,18 +221,17 @@ public:
             detail::add<B>(a_.ds[s], a_.dr[s], skip(s), m);
             cur = a_.ds[s];
             if (s < 2) {
-                const std::string blk = "dblock" + id + ".0", nm = "dnorm" + std::to_string(s + 3);
                 const token_dims td{n, hh, ww, co};
                 detail::image_to_tokens<B>(a_.dtok[s], a_.ds[s], n, co, hh * ww);
-                shifted_block_forward<B>(a_.dblk[s], a_.dtok[s], block_params(blk), a_.dba[s], td);
-                layer_norm_forward<B>(a_.dnorm[s], a_.dnm[s], a_.dns[s], a_.dblk[s], param(nm + ".weight"),
-                                      param(nm + ".bias"), td.rows(), co, unext_layer_norm_eps);
+                shifted_block_forward<B>(a_.dblk[s], a_.dtok[s], block_params(r_.dblk[s]), a_.dba[s], td);
+                layer_norm_forward<B>(a_.dnorm[s], a_.dnm[s], a_.dns[s], a_.dblk[s], P(r_.dnorm[s].w),
+                                      P(r_.dnorm[s].b), td.rows(), co, unext_layer_norm_eps);
                 detail::tokens_to_image<B>(a_.dimg[s], a_.dnorm[s], n, co, hh * ww);
                 cur = a_.dimg[s];
             }
         }
         const conv2d_dims fd{n, 8, H, W, cfg_.num_classes, 1, 1, 1, 0, 1};
-        conv2d_forward<B>(logits, a_.dr[4], param("final.weight"), param("final.bias"), fd, scratch_);
+        conv2d_forward<B>(logits, a_.dr[4], P(r_.fin.w), P(r_.fin.b), fd, scratch_);
     }
 
     /// Backward of the last forward: parameter gradients accumulate into gradients(); dx (may be
@@ -246,10 +242,9 @@ public:
         T* gB = gb_.data();
         // head and last decoder stage (no BN, no skip)
         const conv2d_dims fd{n, 8, H, W, cfg_.num_classes, 1, 1, 1, 0, 1};
-        conv2d_backward<B>(gA, grad("final.weight"), grad("final.bias"), dlogits, a_.dr[4], param("final.weight"), fd, scratch_);
+        conv2d_backward<B>(gA, G(r_.fin.w), G(r_.fin.b), dlogits, a_.dr[4], P(r_.fin.w), fd, scratch_);
         index_t hh = H, ww = W;
         for (int s = 4; s >= 0; --s) {
-            const std::string id = std::to_string(s + 1);
             const index_t co = dec_out(s), ci = s == 0 ? 128 : dec_out(s - 1);
             // gA holds the gradient of the stage output (after the skip add for s < 4)
             if (s < 4) backend_traits<B>::copy(gA, static_cast<std::size_t>(n * co * hh * ww), gskip(s));
@@ -257,16 +252,14 @@ public:
             upsample2x_backward<B>(gB, gA, n * co, hh / 2, ww / 2);
             hh /= 2;
             ww /= 2;
-            if (s < 4) bn_backward("dbn" + id, gB, gB, a_.dc[s], a_.dbs[s], co, hh * ww);
+            if (s < 4) bn_backward(r_.dbn[s], gB, gB, a_.dc[s], a_.dbs[s], co, hh * ww);
             const T* in = s == 0 ? a_.bott : (s <= 2 ? a_.dimg[s - 1] : a_.ds[s - 1]);
             const conv2d_dims d{n, ci, hh, ww, co, 3, 3, 1, 1, 1};
-            conv2d_backward<B>(gA, grad("decoder" + id + ".weight"), grad("decoder" + id + ".bias"), gB, in,
-                               param("decoder" + id + ".weight"), d, scratch_);
+            conv2d_backward<B>(gA, G(r_.dec[s].w), G(r_.dec[s].b), gB, in, P(r_.dec[s].w), d, scratch_);
             if (s >= 1 && s <= 2) {  // through dnorm and dblock of the previous stage
                 const int k = s - 1;
-                const std::string blk = "dblock" + std::to_string(k + 1) + ".0", nm = "dnorm" + std::to_string(k + 3);
                 const token_dims td{n, hh, ww, ci};
-                tokens_block_backward(gA, gB, blk, nm, a_.dblk[k], a_.dtok[k], a_.dnm[k], a_.dns[k], a_.dba[k], td);
+                tokens_block_backward(gA, gB, r_.dblk[k], r_.dnorm[k], a_.dblk[k], a_.dtok[k], a_.dnm[k], a_.dns[k], a_.dba[k], td);
                 detail::tokens_to_image<B>(gA, gB, n, ci, hh * ww);
             }
         }
@@ -274,31 +267,28 @@ public:
         for (int s = 1; s >= 0; --s) {
             const conv2d_dims d = embed_dims(s);
             const token_dims td{n, d.oh(), d.ow(), tok[s]};
-            const std::string pe = "patch_embed" + std::to_string(s + 3), blk = "block" + std::to_string(s + 1) + ".0",
-                              nm = "norm" + std::to_string(s + 3);
             T* gimg = s == 1 ? gA : gskip(0);  // gradient of this stage's output image
-            tokens_block_backward(gimg, gB, blk, nm, a_.eblk[s], a_.etok[s], a_.enm[s], a_.ens[s], a_.eba[s], td);
+            tokens_block_backward(gimg, gB, r_.eblk[s], r_.norm[s], a_.eblk[s], a_.etok[s], a_.enm[s], a_.ens[s], a_.eba[s], td);
             // gB now holds the gradient of the embedding tokens; the embedding input's gradient
             // accumulates onto the skip gradient of t4 (s = 1) or t3 (s = 0)
-            overlap_embed_backward<B>(gskip(s == 1 ? 0 : 1), embed_grads(pe), gB, s == 0 ? a_.t[2] : a_.t4,
-                                      embed_params(pe), a_.pe[s], d, scratch_, true);
+            overlap_embed_backward<B>(gskip(s == 1 ? 0 : 1), embed_grads(r_.pe[s]), gB, s == 0 ? a_.t[2] : a_.t4,
+                                      embed_params(r_.pe[s]), a_.pe[s], d, scratch_, true);
         }
         // encoder conv stages; gskip(1) = grad t3, gskip(2) = grad t2, gskip(3) = grad t1
         hh = H / 8;
         ww = W / 8;
         for (int s = 2; s >= 0; --s) {
-            const std::string id = std::to_string(s + 1);
             T* gt = gskip(3 - s);
             relu_backward<B>(gt, gt, a_.t[s], n * enc[s] * hh * ww);
             max_pool2x2_backward<B>(gA, gt, arg_[s].data(), n * enc[s], hh * 2, ww * 2);
             hh *= 2;
             ww *= 2;
-            bn_backward("ebn" + id, gA, gA, a_.ec[s], a_.ebs[s], enc[s], hh * ww);
+            bn_backward(r_.ebn[s], gA, gA, a_.ec[s], a_.ebs[s], enc[s], hh * ww);
             const index_t ci = s == 0 ? cfg_.in_channels : enc[s - 1];
             const conv2d_dims d{n, ci, hh, ww, enc[s], 3, 3, 1, 1, 1};
             T* din = s == 0 ? dx : gskip(4 - s);
-            conv2d_backward<B>(din, grad("encoder" + id + ".weight"), grad("encoder" + id + ".bias"), gA,
-                               s == 0 ? x_ : a_.t[s - 1], param("encoder" + id + ".weight"), d, scratch_, s > 0);
+            conv2d_backward<B>(din, G(r_.enc[s].w), G(r_.enc[s].b), gA, s == 0 ? x_ : a_.t[s - 1], P(r_.enc[s].w), d,
+                               scratch_, s > 0);
         }
     }
 
@@ -321,42 +311,77 @@ private:
         const index_t div = s == 0 ? 8 : 16;
         return conv2d_dims{n_, s == 0 ? 32 : 64, h_ / div, w_ / div, tok[s], 3, 3, 2, 1, 1};
     }
-    overlap_embed_params<T> embed_params(const std::string& pe) {
-        return {param(pe + ".proj.weight"), param(pe + ".proj.bias"), param(pe + ".norm.weight"), param(pe + ".norm.bias")};
+    // Parameter offsets resolved once from their names (no string lookups in forward/backward).
+    struct pair_ref { index_t w = 0, b = 0; };  ///< .weight and .bias
+    struct bn_ref { index_t w = 0, b = 0, mean = 0, var = 0; };
+    struct embed_ref { pair_ref proj, norm; };
+    struct block_ref { pair_ref norm, fc1, dw, fc2; };
+    struct refs {
+        pair_ref enc[3], dec[5], fin, norm[2], dnorm[2];
+        bn_ref ebn[3], dbn[4];
+        embed_ref pe[2];
+        block_ref eblk[2], dblk[2];
+    };
+
+    void resolve() {
+        auto off = [&](const std::string& n) { return table_.find(n).offset; };
+        auto pr = [&](const std::string& n) { return pair_ref{off(n + ".weight"), off(n + ".bias")}; };
+        auto bn = [&](const std::string& n) {
+            return bn_ref{off(n + ".weight"), off(n + ".bias"), off(n + ".running_mean"), off(n + ".running_var")};
+        };
+        auto blk = [&](const std::string& n) {
+            return block_ref{pr(n + ".norm2"), pr(n + ".mlp.fc1"), pr(n + ".mlp.dwconv.dwconv"), pr(n + ".mlp.fc2")};
+        };
+        for (int s = 0; s < 3; ++s) {
+            r_.enc[s] = pr("encoder" + std::to_string(s + 1));
+            r_.ebn[s] = bn("ebn" + std::to_string(s + 1));
+        }
+        for (int s = 0; s < 5; ++s) r_.dec[s] = pr("decoder" + std::to_string(s + 1));
+        for (int s = 0; s < 4; ++s) r_.dbn[s] = bn("dbn" + std::to_string(s + 1));
+        for (int s = 0; s < 2; ++s) {
+            r_.norm[s] = pr("norm" + std::to_string(s + 3));
+            r_.dnorm[s] = pr("dnorm" + std::to_string(s + 3));
+            const std::string pe = "patch_embed" + std::to_string(s + 3);
+            r_.pe[s] = embed_ref{pr(pe + ".proj"), pr(pe + ".norm")};
+            r_.eblk[s] = blk("block" + std::to_string(s + 1) + ".0");
+            r_.dblk[s] = blk("dblock" + std::to_string(s + 1) + ".0");
+        }
+        r_.fin = pr("final");
     }
-    overlap_embed_grads<T> embed_grads(const std::string& pe) {
-        return {grad(pe + ".proj.weight"), grad(pe + ".proj.bias"), grad(pe + ".norm.weight"), grad(pe + ".norm.bias")};
+    T* P(index_t off) { return params_.data() + off; }
+    T* G(index_t off) { return grads_.data() + off; }
+
+    overlap_embed_params<T> embed_params(const embed_ref& r) {
+        return {P(r.proj.w), P(r.proj.b), P(r.norm.w), P(r.norm.b)};
     }
-    shifted_block_params<T> block_params(const std::string& b) {
-        return {param(b + ".norm2.weight"), param(b + ".norm2.bias"), param(b + ".mlp.fc1.weight"),
-                param(b + ".mlp.fc1.bias"), param(b + ".mlp.dwconv.dwconv.weight"), param(b + ".mlp.dwconv.dwconv.bias"),
-                param(b + ".mlp.fc2.weight"), param(b + ".mlp.fc2.bias")};
+    overlap_embed_grads<T> embed_grads(const embed_ref& r) {
+        return {G(r.proj.w), G(r.proj.b), G(r.norm.w), G(r.norm.b)};
     }
-    shifted_block_grads<T> block_grads(const std::string& b) {
-        return {grad(b + ".norm2.weight"), grad(b + ".norm2.bias"), grad(b + ".mlp.fc1.weight"),
-                grad(b + ".mlp.fc1.bias"), grad(b + ".mlp.dwconv.dwconv.weight"), grad(b + ".mlp.dwconv.dwconv.bias"),
-                grad(b + ".mlp.fc2.weight"), grad(b + ".mlp.fc2.bias")};
+    shifted_block_params<T> block_params(const block_ref& r) {
+        return {P(r.norm.w), P(r.norm.b), P(r.fc1.w), P(r.fc1.b), P(r.dw.w), P(r.dw.b), P(r.fc2.w), P(r.fc2.b)};
+    }
+    shifted_block_grads<T> block_grads(const block_ref& r) {
+        return {G(r.norm.w), G(r.norm.b), G(r.fc1.w), G(r.fc1.b), G(r.dw.w), G(r.dw.b), G(r.fc2.w), G(r.fc2.b)};
     }
 
-    void bn_forward(const std::string& nm, T* out, T* stats, const T* x, index_t c, index_t hw) {
-        batch_norm_forward<B>(out, stats, stats + c, param(nm + ".running_mean"), param(nm + ".running_var"), x,
-                              param(nm + ".weight"), param(nm + ".bias"), batch_norm_dims{n_, c, hw}, training_);
+    void bn_forward(const bn_ref& r, T* out, T* stats, const T* x, index_t c, index_t hw) {
+        batch_norm_forward<B>(out, stats, stats + c, P(r.mean), P(r.var), x, P(r.w), P(r.b), batch_norm_dims{n_, c, hw},
+                              training_);
     }
-    void bn_backward(const std::string& nm, T* dx, const T* dout, const T* x, const T* stats, index_t c, index_t hw) {
-        batch_norm_backward<B>(dx, grad(nm + ".weight"), grad(nm + ".bias"), dout, x, stats, stats + c,
-                               param(nm + ".weight"), batch_norm_dims{n_, c, hw}, training_);
+    void bn_backward(const bn_ref& r, T* dx, const T* dout, const T* x, const T* stats, index_t c, index_t hw) {
+        batch_norm_backward<B>(dx, G(r.w), G(r.b), dout, x, stats, stats + c, P(r.w), batch_norm_dims{n_, c, hw},
+                               training_);
     }
 
     /// Backward through tokens -> shifted block -> LayerNorm -> image: gimg (the image gradient,
     /// [n, c, h*w]) in, the gradient of the block input tokens out in gB; gimg is used as scratch.
-    void tokens_block_backward(T* gimg, T* gB, const std::string& blk, const std::string& nm, const T* blk_out,
+    void tokens_block_backward(T* gimg, T* gB, const block_ref& blk, const pair_ref& nm, const T* blk_out,
                                const T* blk_in, const T* mean, const T* rstd, const shifted_block_acts<T>& a,
                                const token_dims& td) {
         const index_t N = td.numel();
         detail::image_to_tokens<B>(gB, gimg, td.n, td.c, td.h * td.w);
         backend_traits<B>::fill(gimg, static_cast<std::size_t>(N), T(0));
-        layer_norm_backward<B>(gimg, grad(nm + ".weight"), grad(nm + ".bias"), gB, blk_out, mean, rstd,
-                               param(nm + ".weight"), td.rows(), td.c);
+        layer_norm_backward<B>(gimg, G(nm.w), G(nm.b), gB, blk_out, mean, rstd, P(nm.w), td.rows(), td.c);
         shifted_block_backward<B>(gB, block_grads(blk), gimg, blk_in, block_params(blk), a, scratch_, td);
     }
 
@@ -470,6 +495,7 @@ private:
 
     unext_config cfg_;
     parameter_table table_;
+    refs r_{};
     tensor<T, B> params_, grads_, arena_, scratch_t_, ga_, gb_;
     tensor<std::int32_t, B> arg_[3];
     T* scratch_ = nullptr;

@@ -46,8 +46,10 @@ void eigen_gemm(transpose ta, transpose tb, std::int64_t m, std::int64_t n, std:
     else cm.noalias() += alpha * am.transpose() * bm.transpose();
 }
 
-/// Batched version: one large product is parallelised inside Eigen; many products run one per
-/// OpenMP thread (Eigen then runs each serially, as it does inside a parallel region).
+/// Batched version: one large product is split into row (or column) panels, one per OpenMP thread;
+/// many products run one per thread. Each Eigen GEMM is serial: the build defines
+/// EIGEN_DONT_PARALLELIZE (CMakeLists.txt), because Eigen's own parallel GEMM spin-waits between
+/// its threads and stalls for hundreds of milliseconds when the cores are shared.
 template <class T>
 void eigen_gemm_batched(transpose ta, transpose tb, std::int64_t m, std::int64_t n, std::int64_t k,
                         T alpha, const T* a, std::int64_t lda, std::int64_t stride_a, const T* b,
@@ -58,7 +60,21 @@ void eigen_gemm_batched(transpose ta, transpose tb, std::int64_t m, std::int64_t
         // This measured faster than Eigen's own parallel GEMM (no shared packed blocks to wait on).
         const std::int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
         const std::int64_t panel = ((m + threads - 1) / threads + 15) / 16 * 16;
-        if (threads == 1 || m < 64 || 2.0 * double(m) * double(n) * double(k) < 4e6) {
+        const bool big = 2.0 * double(m) * double(n) * double(k) >= 4e6;
+        if (threads > 1 && big && m < 64 && n >= 64) {
+            // Few rows, many columns (e.g. a narrow weight times a long activation): split the
+            // columns of C instead, one panel per thread.
+            const std::int64_t cpanel = ((n + threads - 1) / threads + 15) / 16 * 16;
+            const std::int64_t cpanels = (n + cpanel - 1) / cpanel;
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(cpanels))
+            for (std::int64_t p = 0; p < cpanels; ++p) {
+                const std::int64_t c0 = p * cpanel, cols = std::min(cpanel, n - c0);
+                const T* bp = tb == transpose::yes ? b + c0 * ldb : b + c0;
+                eigen_gemm(ta, tb, m, cols, k, alpha, a, lda, bp, ldb, beta, c + c0, ldc);
+            }
+            return;
+        }
+        if (threads == 1 || m < 64 || !big) {
             eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }

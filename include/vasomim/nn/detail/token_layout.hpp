@@ -6,23 +6,37 @@
 
 namespace vasomim::nn::detail {
 
-/// tokens[b, l, ch] = img[b, ch, l]; acc adds instead of overwriting.
+/// tokens[b, l, ch] = img[b, ch, l]; acc adds instead of overwriting. One work item per
+/// (image, block of 16 tokens): the strided reads of a block share cache lines.
 template <backend_policy B, class T>
 void image_to_tokens(T* tokens, const T* img, index_t n, index_t c, index_t l, bool acc = false) {
-    parallel_for<B>(n * l * c, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-        const index_t ch = i % c, t = (i / c) % l, b = i / (c * l);
-        const T v = img[(b * c + ch) * l + t];
-        tokens[i] = acc ? tokens[i] + v : v;
+    constexpr index_t tb = 16;
+    const index_t blocks = (l + tb - 1) / tb;
+    parallel_for<B>(n * blocks, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+        const index_t b = r / blocks, t0 = (r % blocks) * tb, t1 = t0 + tb < l ? t0 + tb : l;
+        const T* src = img + b * c * l;
+        for (index_t t = t0; t < t1; ++t) {
+            T* dst = tokens + (b * l + t) * c;
+            if (acc)
+                for (index_t ch = 0; ch < c; ++ch) dst[ch] += src[ch * l + t];
+            else
+                for (index_t ch = 0; ch < c; ++ch) dst[ch] = src[ch * l + t];
+        }
     });
 }
 
-/// img[b, ch, l] = tokens[b, l, ch]; acc adds instead of overwriting.
+/// img[b, ch, l] = tokens[b, l, ch]; acc adds instead of overwriting. One work item per
+/// (image, channel): a strided read of the token column.
 template <backend_policy B, class T>
 void tokens_to_image(T* img, const T* tokens, index_t n, index_t c, index_t l, bool acc = false) {
-    parallel_for<B>(n * c * l, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-        const index_t t = i % l, ch = (i / l) % c, b = i / (l * c);
-        const T v = tokens[(b * l + t) * c + ch];
-        img[i] = acc ? img[i] + v : v;
+    parallel_for<B>(n * c, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+        const index_t ch = r % c, b = r / c;
+        const T* src = tokens + b * l * c + ch;
+        T* dst = img + r * l;
+        if (acc)
+            for (index_t t = 0; t < l; ++t) dst[t] += src[t * c];
+        else
+            for (index_t t = 0; t < l; ++t) dst[t] = src[t * c];
     });
 }
 

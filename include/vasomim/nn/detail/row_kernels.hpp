@@ -1,0 +1,63 @@
+#pragma once
+// Helpers for the row-wise image kernels (conv2d, batch-norm, pooling, upsampling): one work item
+// per image row, so index arithmetic (divisions) happens once per row and the inner loops run
+// over contiguous memory, which the host compiler vectorises. Usable in host and device functors.
+
+#include "vasomim/core/config.hpp"
+#include "vasomim/core/tensor.hpp"
+
+namespace vasomim::nn::detail {
+
+/// Output columns [lo, hi) of a row for which x = o * s - p + k lies inside [0, w): the taps of
+/// kernel column k that read real (not padding) input.
+VASOMIM_HOST_DEVICE inline void tap_range(index_t k, index_t s, index_t p, index_t w, index_t ow, index_t& lo,
+                                          index_t& hi) {
+    const index_t a = p - k, b = w - 1 + p - k;
+    lo = a > 0 ? (a + s - 1) / s : 0;
+    hi = b < 0 ? 0 : b / s + 1;
+    if (hi > ow) hi = ow;
+    if (lo > hi) lo = hi;
+}
+
+/// Sum of p[0..n) (times q[0..n) when q is given) in U, with 8 interleaved partial sums: the
+/// compiler vectorises it and long sums lose less precision than one running total.
+template <class U, class T>
+VASOMIM_HOST_DEVICE inline U lane_sum(const T* p, const T* q, index_t n) {
+    U acc[8] = {U(0), U(0), U(0), U(0), U(0), U(0), U(0), U(0)};
+    index_t i = 0;
+    if (q) {
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; ++j) acc[j] += static_cast<U>(p[i + j]) * static_cast<U>(q[i + j]);
+        for (; i < n; ++i) acc[0] += static_cast<U>(p[i]) * static_cast<U>(q[i]);
+    } else {
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; ++j) acc[j] += static_cast<U>(p[i + j]);
+        for (; i < n; ++i) acc[0] += static_cast<U>(p[i]);
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/// Sum of (p[i] - mu)^2, or of q[i] * (p[i] - mu) when q is given, in U with 8 partial sums.
+template <class U, class T>
+VASOMIM_HOST_DEVICE inline U lane_sum_centered(const T* p, const T* q, U mu, index_t n) {
+    U acc[8] = {U(0), U(0), U(0), U(0), U(0), U(0), U(0), U(0)};
+    index_t i = 0;
+    if (q) {
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; ++j) acc[j] += static_cast<U>(q[i + j]) * (static_cast<U>(p[i + j]) - mu);
+        for (; i < n; ++i) acc[0] += static_cast<U>(q[i]) * (static_cast<U>(p[i]) - mu);
+    } else {
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; ++j) {
+                const U v = static_cast<U>(p[i + j]) - mu;
+                acc[j] += v * v;
+            }
+        for (; i < n; ++i) {
+            const U v = static_cast<U>(p[i]) - mu;
+            acc[0] += v * v;
+        }
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+}  // namespace vasomim::nn::detail
