@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "parity_check.hpp"
 #include "nn/npy.hpp"
 #include "test_backends.hpp"
 #include "vasomim/io/safetensors.hpp"
@@ -35,23 +36,6 @@ model::mae_config fixture_config() {
     c.decoder_num_heads = 4;
     c.norm_pix_loss = true;
     return c;
-}
-
-/// Every element within rtol of the reference, relative to max(|ref|, 1e-2 * max|ref| of the tensor):
-/// elementwise relative error, with a floor for elements that are tiny compared to the tensor.
-void expect_close(const std::string& what, const std::vector<float>& got, const std::vector<float>& ref,
-                  double rtol = 1e-4) {
-    ASSERT_EQ(got.size(), ref.size()) << what;
-    double scale = 0;
-    for (float r : ref) scale = std::max(scale, double(std::abs(r)));
-    double worst = 0;
-    std::size_t at = 0;
-    for (std::size_t i = 0; i < ref.size(); ++i) {
-        const double err = std::abs(double(got[i]) - ref[i]) / std::max(double(std::abs(ref[i])), 1e-2 * scale + 1e-30);
-        if (err > worst) worst = err, at = i;
-    }
-    EXPECT_LE(worst, rtol) << what << ": worst relative error at element " << at << ": got " << got[at] << ", PyTorch "
-                           << ref[at];
 }
 
 template <class B>
@@ -81,13 +65,13 @@ TYPED_TEST(MaeParity, LossActivationsGradientsAndThreeAdamWSteps) {
     EXPECT_NEAR(loss, losses[0], 1e-4 * std::abs(losses[0]));
     const auto& a = m.acts();
     const index_t E = cfg.embed_dim, D = cfg.decoder_embed_dim;
-    expect_close("mask", m.host_copy(a.mask, n * L), test::load_npy(dir + "mask.npy").as<float>(), 0.0);
-    expect_close("latent", m.host_copy(a.latent, n * (1 + keep) * E), test::load_npy(dir + "latent.npy").as<float>());
-    expect_close("decoder_input", m.host_copy(a.dec_x[0], n * (1 + L) * D),
+    test::expect_close("mask", m.host_copy(a.mask, n * L), test::load_npy(dir + "mask.npy").as<float>(), 0.0);
+    test::expect_close("latent", m.host_copy(a.latent, n * (1 + keep) * E), test::load_npy(dir + "latent.npy").as<float>());
+    test::expect_close("decoder_input", m.host_copy(a.dec_x[0], n * (1 + L) * D),
                  test::load_npy(dir + "decoder_input.npy").as<float>());
-    expect_close("target", m.host_copy(a.target, n * L * cfg.patch_values()),
+    test::expect_close("target", m.host_copy(a.target, n * L * cfg.patch_values()),
                  test::load_npy(dir + "target.npy").as<float>());
-    expect_close("pred", m.prediction(), test::load_npy(dir + "pred.npy").as<float>());
+    test::expect_close("pred", m.prediction(), test::load_npy(dir + "pred.npy").as<float>());
     m.backward();
     const auto grads = io::read_safetensors(dir + "grads_step0.safetensors");
     std::size_t checked = 0;
@@ -99,7 +83,7 @@ TYPED_TEST(MaeParity, LossActivationsGradientsAndThreeAdamWSteps) {
         }
         ASSERT_NE(g, nullptr) << e.name;
         ASSERT_EQ(g->shape, e.shape) << e.name;
-        expect_close("grad " + e.name, m.parameter(e.name, true), g->data);
+        test::expect_close("grad " + e.name, m.parameter(e.name, true), g->data);
         ++checked;
     }
     EXPECT_EQ(checked, grads.tensors.size());

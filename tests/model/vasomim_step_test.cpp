@@ -6,6 +6,7 @@
 // gradient, within 1e-4 relative, on every host backend.
 #include <gtest/gtest.h>
 
+#include "parity_check.hpp"
 #include "vasomim/core/config.hpp"
 
 #if !VASOMIM_HAS_CUDA
@@ -41,24 +42,6 @@ model::mae_config fixture_config() {
     c.decoder_num_heads = 4;
     c.norm_pix_loss = true;
     return c;
-}
-
-/// Every element within rtol of the reference, relative to max(|ref|, floor * max|ref| of the tensor):
-/// floor 1e-2 is mae_parity_test.cpp's elementwise check, floor 1 is relative to the tensor's scale.
-void expect_close(const std::string& what, const std::vector<float>& got, const std::vector<float>& ref,
-                  double rtol = 1e-4, double floor = 1e-2) {
-    ASSERT_EQ(got.size(), ref.size()) << what;
-    double scale = 0;
-    for (float r : ref) scale = std::max(scale, double(std::abs(r)));
-    ASSERT_GT(scale, 0) << what;
-    double worst = 0;
-    std::size_t at = 0;
-    for (std::size_t i = 0; i < ref.size(); ++i) {
-        const double err = std::abs(double(got[i]) - ref[i]) / std::max(double(std::abs(ref[i])), floor * scale);
-        if (err > worst) worst = err, at = i;
-    }
-    EXPECT_LE(worst, rtol) << what << ": worst relative error at element " << at << ": got " << got[at] << ", PyTorch "
-                           << ref[at];
 }
 
 template <class B>
@@ -106,8 +89,8 @@ TYPED_TEST(VasomimStep, GuidanceLossesAndGradientsMatchPyTorch) {
     EXPECT_NEAR(l.rec, losses[0], 1e-4 * std::abs(losses[0])) << "L_rec";
     EXPECT_NEAR(l.cons, losses[1], 1e-4 * std::abs(losses[1])) << "L_cons";
     EXPECT_NEAR(l.loss, losses[2], 1e-4 * std::abs(losses[2])) << "L";
-    expect_close("S(I)", m.last_segmentor_logits().to_host(), test::load_npy(dir + "logits.npy").as<float>());
-    expect_close("G", m.last_guidance().to_host(), test::load_npy(dir + "guidance.npy").as<float>());
+    test::expect_close("S(I)", m.last_segmentor_logits().to_host(), test::load_npy(dir + "logits.npy").as<float>());
+    test::expect_close("G", m.last_guidance().to_host(), test::load_npy(dir + "guidance.npy").as<float>());
 
     const auto grads = io::read_safetensors(dir + "grads.safetensors");
     std::size_t checked = 0;
@@ -119,7 +102,7 @@ TYPED_TEST(VasomimStep, GuidanceLossesAndGradientsMatchPyTorch) {
         }
         ASSERT_NE(g, nullptr) << e.name;
         ASSERT_EQ(g->shape, e.shape) << e.name;
-        expect_close("grad " + e.name, m.network().parameter(e.name, true), g->data);
+        test::expect_close("grad " + e.name, m.network().parameter(e.name, true), g->data);
         ++checked;
     }
     EXPECT_EQ(checked, grads.tensors.size());
@@ -154,7 +137,7 @@ TYPED_TEST(VasomimStep, ConsistencyGradientAloneMatchesPyTorch) {
         ASSERT_EQ(g1.size(), t.data.size()) << t.name;
         std::vector<float> cons(g1.size());
         for (std::size_t i = 0; i < g1.size(); ++i) cons[i] = static_cast<float>((double(gw[i]) - g1[i]) / (w - 1));
-        expect_close("grad L_cons " + t.name, cons, t.data, 1e-4, 1.0);
+        test::expect_close("grad L_cons " + t.name, cons, t.data, 1e-4, 1.0);
     }
 }
 
