@@ -1,5 +1,6 @@
 // Resume is exact: N steps, checkpoint, resume in a fresh model, N more steps gives parameters
-// bit-identical to 2N straight steps (cpu backend), for MAE and for anatomy-guided masking.
+// bit-identical to 2N straight steps (cpu backend), for MAE, for anatomy-guided masking and for
+// VasoMIM (segmentor guidance and the consistency loss; the segmentor travels in the checkpoint).
 #include <gtest/gtest.h>
 
 #include "vasomim/core/config.hpp"
@@ -58,7 +59,8 @@ struct resume_fixture : ::testing::Test {
     }
 
     template <class Model>
-    std::vector<float> train(Model make(), const fs::path& out, std::uint64_t max_steps, bool resume) {
+    std::vector<float> train(Model make(), const fs::path& out, std::uint64_t max_steps, bool resume,
+                             void (*prepare)(Model&) = nullptr) {
         synthetic_options.height = synthetic_options.width = 40;
         const data::synthetic_dataset dataset(12, 5, synthetic_options);
         data::loader_options lo;
@@ -69,6 +71,7 @@ struct resume_fixture : ::testing::Test {
         data::prefetch_loader<data::synthetic_dataset> loader(dataset, lo);
         Model m = make();
         m.init(77);
+        if (prepare) prepare(m);
         auto o = options(out, max_steps);
         if (resume) o.resume_from = out;
         std::ostringstream log;
@@ -84,6 +87,15 @@ struct resume_fixture : ::testing::Test {
 model::mae_pretraining<B> make_mae() { return {small_config(), masking::random{0.5, 77}}; }
 model::filter_guided_pretraining<B> make_guided() {
     return {small_config(), masking::anatomy_guided<masking::schedule::linear>{0.5, {0.0, 0.5}, 77}};
+}
+
+model::vasomim_pretraining<B> make_vasomim() {
+    return {small_config(), masking::anatomy_guided<masking::schedule::linear>{0.5, {0.0, 0.5}, 77}};
+}
+/// Gives the frozen segmentor the weights of seed `s` (standing for trained weights).
+template <std::uint64_t s>
+void segmentor_from(model::vasomim_pretraining<B>& m) {
+    m.segmentor().init(s);
 }
 
 TEST_F(resume_fixture, MaeResumeIsBitIdentical) {
@@ -105,6 +117,17 @@ TEST_F(resume_fixture, GuidedMaskingResumeAcrossAnEpochIsBitIdentical) {
     train(make_guided, dir / "split", 4, false);
     const auto resumed = train(make_guided, dir / "split", 8, true);
     EXPECT_TRUE(straight == resumed) << "parameters differ after resuming";
+}
+
+TEST_F(resume_fixture, VasomimResumeRestoresTheSegmentorAndIsBitIdentical) {
+    const auto straight = train(make_vasomim, dir / "straight", 8, false, segmentor_from<5>);
+    train(make_vasomim, dir / "split", 4, false, segmentor_from<5>);
+    // The resumed model starts with another segmentor: the checkpoint's must replace it.
+    const auto resumed = train(make_vasomim, dir / "split", 8, true, segmentor_from<6>);
+    EXPECT_TRUE(straight == resumed) << "parameters differ after resuming";
+    // The segmentor matters: with the other one throughout, training goes elsewhere.
+    const auto other = train(make_vasomim, dir / "other", 8, false, segmentor_from<6>);
+    EXPECT_FALSE(straight == other);
 }
 
 TEST_F(resume_fixture, CheckpointOfAnotherConfigurationIsRefused) {
