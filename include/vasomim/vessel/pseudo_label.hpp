@@ -234,6 +234,15 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> ima
     if (o.border < 0) throw value_error("pseudo_label: border must be >= 0, got " + std::to_string(o.border));
     using R = response_t<T>;
     pseudo_label_steps<R, B> s;
+    // The steps after the uint8 values: border, percentile threshold, region growing.
+    auto finish = [&o](pseudo_label_steps<R, B>& r) {
+        zero_border(r.value, o.border);
+        r.threshold = percentile(r.value, o.percentile);
+        auto kept = r.value.clone();
+        zero_below(kept, r.threshold);
+        r.mask = region_grow(kept);
+        return std::move(r);
+    };
 #if !VASOMIM_HAS_CUDA
     // Default on the host for integer pixels: float filtering, double recomputation only where
     // the uint8 cast is in doubt (checked_sato.hpp); the values equal the double pipeline's.
@@ -242,12 +251,7 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> ima
             auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border);
             s.response = std::move(c.response);
             s.value = std::move(c.value);
-            zero_border(s.value, o.border);
-            s.threshold = percentile(s.value, o.percentile);
-            auto kept = s.value.clone();
-            zero_below(kept, s.threshold);
-            s.mask = region_grow(kept);
-            return s;
+            return finish(s);
         }
     }
 #endif
@@ -263,12 +267,7 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> ima
         s.response = sato(image, o.sato());
     }
     s.value = to_uint8(s.response);
-    zero_border(s.value, o.border);
-    s.threshold = percentile(s.value, o.percentile);
-    auto kept = s.value.clone();
-    zero_below(kept, s.threshold);
-    s.mask = region_grow(kept);
-    return s;
+    return finish(s);
 }
 
 /// The released VasoMIM pseudo-label (0 / 255) of a 2-D image (uint8 in the released pipeline).
