@@ -25,6 +25,7 @@
 #include "vasomim/loss/bce_dice.hpp"
 #include "vasomim/nn/unext.hpp"
 #include "vasomim/optim/adam.hpp"
+#include "vasomim/train/segmentor_training.hpp"
 
 namespace fs = std::filesystem;
 using namespace vasomim;
@@ -205,26 +206,23 @@ int main(int argc, char** argv) {
             io::load_parameters(init, net.table(), net.parameters());
             std::printf("initial weights: %s\n", init.c_str());
         }
-        optim::adam<B, T> opt(net.table(), {lr});
         std::mt19937_64 rng(seed + 1);
         const index_t n = batch, S = size, npix = n * S * S;
         std::vector<float> img(static_cast<std::size_t>(npix)), lab(static_cast<std::size_t>(npix));
-        tensor<T, B> logits(shape{npix}), dlogits(shape{npix}), scratch(shape{npix + 3 * n});
         std::uniform_int_distribution<std::size_t> pick(0, train.size() - 1);
         const auto t0 = std::chrono::steady_clock::now();
-        for (int it = 0; it < iterations; ++it) {
-            for (index_t b = 0; b < n; ++b) augment(train[pick(rng)], S, rng, img.data() + b * S * S, lab.data() + b * S * S);
-            auto tin = tensor<T, B>::from_host(img, shape{npix}), tlab = tensor<T, B>::from_host(lab, shape{npix});
-            net.forward(logits.data(), tin.data(), n, S, S, true);
-            const T l = loss::bce_dice_loss<B>(logits.data(), tlab.data(), n, S * S, scratch.data(), dlogits.data());
-            net.zero_grad();
-            net.backward(static_cast<T*>(nullptr), dlogits.data());
-            opt.step(net.parameters(), net.gradients(), optim::poly_lr(lr, it, iterations));
-            if (it % 25 == 0 || it + 1 == iterations) {
-                const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                std::printf("iter %4d  loss %.4f  lr %.2e  %.1f s\n", it, static_cast<double>(l),
-                            optim::poly_lr(lr, it, iterations), sec);
-                std::fflush(stdout);
+        if (iterations > 0) {
+            vasomim::train::segmentor_trainer<B> trainer(net, {.iterations = iterations, .lr = lr});
+            for (int it = 0; it < iterations; ++it) {
+                for (index_t b = 0; b < n; ++b)
+                    augment(train[pick(rng)], S, rng, img.data() + b * S * S, lab.data() + b * S * S);
+                const auto r = trainer.step(img.data(), lab.data(), n, S, S);
+                if (it % 25 == 0 || it + 1 == iterations) {
+                    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                    std::printf("iter %4d  loss %.4f  Dice %.3f  lr %.2e  %.1f s\n", it, r.loss, r.dice,
+                                optim::poly_lr(lr, it, iterations), sec);
+                    std::fflush(stdout);
+                }
             }
         }
         if (iterations > 0) {

@@ -15,16 +15,11 @@
 #include <xtensor/xtensor.hpp>
 
 #include "vasomim/core/error.hpp"
+#include "vasomim/data/labelled_image.hpp"
 #include "vasomim/data/synthetic_angiogram.hpp"
 #include "vasomim/io/image.hpp"
 
 namespace vasomim::data {
-
-/// An angiogram and its vessel mask (pseudo-label or exact), both H x W, mask 0/255.
-struct labelled_image {
-    xt::xtensor<std::uint8_t, 2> image;
-    xt::xtensor<std::uint8_t, 2> mask;
-};
 
 /// Makes a mask for an image that has none (e.g. vasomim::vessel's pseudo-label pipeline).
 using mask_maker = std::function<xt::xtensor<std::uint8_t, 2>(const xt::xtensor<std::uint8_t, 2>&)>;

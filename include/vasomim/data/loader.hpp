@@ -19,6 +19,7 @@
 
 #include "vasomim/core/error.hpp"
 #include "vasomim/core/philox.hpp"
+#include "vasomim/data/labelled_image.hpp"
 #include "vasomim/data/transforms.hpp"
 
 namespace vasomim::data {
