@@ -3,6 +3,7 @@
 // eps = 1e-6. Forward keeps the per-row mean and 1/std for the backward pass.
 
 #include "vasomim/backend/algorithms.hpp"
+#include "vasomim/core/lane_reduce.hpp"
 #include "vasomim/core/scalar_math.hpp"
 
 namespace vasomim::nn {
@@ -17,14 +18,8 @@ void layer_norm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const 
     const T e = static_cast<T>(eps);
     parallel_for<B>(m, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
         const T* xr = x + r * c;
-        T s = T(0);
-        for (index_t i = 0; i < c; ++i) s += xr[i];
-        const T mu = s / static_cast<T>(c);
-        T v = T(0);
-        for (index_t i = 0; i < c; ++i) {
-            const T d = xr[i] - mu;
-            v += d * d;
-        }
+        const T mu = lanes::sum<T>(c, [=](index_t i) { return xr[i]; }) / static_cast<T>(c);
+        const T v = lanes::sum<T>(c, [=](index_t i) { return (xr[i] - mu) * (xr[i] - mu); });
         const T rs = T(1) / scalar::sqrt_(v / static_cast<T>(c) + e);
         T* o = out + r * c;
         for (index_t i = 0; i < c; ++i) o[i] = (xr[i] - mu) * rs * w[i] + b[i];
@@ -43,14 +38,9 @@ void layer_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T
             const T* xr = x + r * c;
             const T* g = dout + r * c;
             const T mu = mean[r], rs = rstd[r];
-            T s1 = T(0), s2 = T(0);
-            for (index_t i = 0; i < c; ++i) {
-                const T dn = g[i] * w[i];
-                s1 += dn;
-                s2 += dn * (xr[i] - mu) * rs;
-            }
-            s1 /= static_cast<T>(c);
-            s2 /= static_cast<T>(c);
+            const T s1 = lanes::sum<T>(c, [=](index_t i) { return g[i] * w[i]; }) / static_cast<T>(c);
+            const T s2 =
+                lanes::sum<T>(c, [=](index_t i) { return g[i] * w[i] * (xr[i] - mu) * rs; }) / static_cast<T>(c);
             T* d = dx + r * c;
             for (index_t i = 0; i < c; ++i) {
                 const T xh = (xr[i] - mu) * rs;
