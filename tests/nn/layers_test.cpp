@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "nn/gradcheck.hpp"
@@ -192,10 +193,14 @@ double run_block_part(block_part part, const block_case<B>& bc, const std::vecto
         nn::attention_forward<B>(out.data(), x.data(), static_cast<const double*>(nullptr), p.attn_p(), acts.attn,
                                  scratch.attn, d.attn());
     else if (part == block_part::mlp)
-        nn::mlp_forward<B>(out.data(), x.data(), static_cast<const double*>(nullptr), p.mlp_p(), acts.mlp, d.mlp());
+        nn::mlp_forward<B>(out.data(), x.data(), static_cast<const double*>(nullptr), p.mlp_p(), acts.mlp, scratch.hidden,
+                           d.mlp());
     else
         nn::vit_block_forward<B>(out.data(), x.data(), p, acts, scratch, d);
     if (g) {
+        // Backward must not read the GELU output left in scratch by forward: it recomputes it.
+        backend_traits<B>::fill(scratch.hidden, static_cast<std::size_t>(m * d.hidden),
+                                std::numeric_limits<double>::quiet_NaN());
         auto grads = zeros<B>(bc.table.size());
         const auto gt = nn::vit_block_tensors<double>::at(grads.data(), bc.layout);
         auto dres = up<B>(r);
@@ -204,8 +209,8 @@ double run_block_part(block_part part, const block_case<B>& bc, const std::vecto
             nn::attention_backward<B>(dx.data(), gt.attn_g(), dres.data(), x.data(), p.attn_p(), acts.attn,
                                       scratch.attn, d.attn());
         else if (part == block_part::mlp)
-            nn::mlp_backward<B>(dx.data(), gt.mlp_g(), dres.data(), x.data(), p.mlp_p(), acts.mlp, scratch.dhidden,
-                                d.mlp());
+            nn::mlp_backward<B>(dx.data(), gt.mlp_g(), dres.data(), x.data(), p.mlp_p(), acts.mlp, scratch.hidden,
+                                scratch.dhidden, d.mlp());
         else {
             nn::vit_block_backward<B>(dres.data(), gt, x.data(), p, acts, scratch, d);
             dx = std::move(dres);

@@ -88,7 +88,6 @@ struct vit_block_acts {
         r.ln2_mean = a.take(m);
         r.ln2_rstd = a.take(m);
         r.mlp.pre = a.take(m * d.hidden);
-        r.mlp.act = a.take(m * d.hidden);
         return r;
     }
 };
@@ -98,6 +97,7 @@ template <class T>
 struct vit_block_scratch {
     attention_scratch<T> attn;
     T* dln;      ///< [rows, c]
+    T* hidden;   ///< [rows, hidden]: the GELU output, recomputed in backward
     T* dhidden;  ///< [rows, hidden]
 
     /// Carves scratch large enough for blocks of dims a and of dims b (encoder and decoder).
@@ -113,6 +113,7 @@ struct vit_block_scratch {
         s.attn.dy = cur.take(mc);
         s.attn.dqkvh = cur.take(3 * mc);
         s.dln = cur.take(mc);
+        s.hidden = cur.take(mx(a.rows() * a.hidden, b.rows() * b.hidden));
         s.dhidden = cur.take(mx(a.rows() * a.hidden, b.rows() * b.hidden));
         return s;
     }
@@ -137,7 +138,7 @@ void vit_block_forward(T* out, const T* x, const vit_block_tensors<const T>& p, 
     layer_norm_forward<B>(a.ln1, a.ln1_mean, a.ln1_rstd, x, p.norm1_w, p.norm1_b, m, c);
     attention_forward<B>(a.res1, a.ln1, x, p.attn_p(), a.attn, s.attn, d.attn());
     layer_norm_forward<B>(a.ln2, a.ln2_mean, a.ln2_rstd, a.res1, p.norm2_w, p.norm2_b, m, c);
-    mlp_forward<B>(out, a.ln2, a.res1, p.mlp_p(), a.mlp, d.mlp());
+    mlp_forward<B>(out, a.ln2, a.res1, p.mlp_p(), a.mlp, s.hidden, d.mlp());
 }
 
 /// Backward: dres [n, t, c] holds the gradient of the block output on entry and that of the block
@@ -146,7 +147,7 @@ template <backend_policy B, class T>
 void vit_block_backward(T* dres, const vit_block_tensors<T>& g, const T* x, const vit_block_tensors<const T>& p,
                         const vit_block_acts<T>& a, const vit_block_scratch<T>& s, const block_dims& d) {
     const index_t m = d.rows(), c = d.c;
-    mlp_backward<B>(s.dln, g.mlp_g(), dres, a.ln2, p.mlp_p(), a.mlp, s.dhidden, d.mlp());
+    mlp_backward<B>(s.dln, g.mlp_g(), dres, a.ln2, p.mlp_p(), a.mlp, s.hidden, s.dhidden, d.mlp());
     layer_norm_backward<B>(dres, g.norm2_w, g.norm2_b, s.dln, a.res1, a.ln2_mean, a.ln2_rstd, p.norm2_w, m, c);
     attention_backward<B>(s.dln, g.attn_g(), dres, a.ln1, p.attn_p(), a.attn, s.attn, d.attn());
     layer_norm_backward<B>(dres, g.norm1_w, g.norm1_b, s.dln, x, a.ln1_mean, a.ln1_rstd, p.norm1_w, m, c);
