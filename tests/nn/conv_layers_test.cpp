@@ -22,24 +22,14 @@
 namespace {
 
 using namespace vasomim;
+using vasomim::test::dot;
 using vasomim::test::host_tensors;
+using vasomim::test::up;
+using vasomim::test::zeros;
 
 template <class B>
 using dtensor = tensor<double, B>;
 
-template <class B>
-dtensor<B> up(const std::vector<double>& v) {
-    return dtensor<B>::from_host(v, shape{static_cast<index_t>(v.size())});
-}
-template <class B>
-dtensor<B> zeros(index_t n) {
-    return dtensor<B>(shape{n > 0 ? n : 1});
-}
-double dot(const std::vector<double>& a, const std::vector<double>& b) {
-    double s = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-    return s;
-}
 std::size_t sz(index_t n) { return static_cast<std::size_t>(n); }
 
 /// Direct host convolution (the definition) for forward checks.

@@ -12,12 +12,30 @@
 #include <vector>
 
 #include "vasomim/core/philox.hpp"
+#include "vasomim/core/tensor.hpp"
 
 namespace vasomim::test {
 
 using host_tensors = std::vector<std::vector<double>>;
 /// loss(tensors); fills grads (same shapes) when grads != nullptr.
 using loss_fn = std::function<double(const host_tensors&, host_tensors*)>;
+
+/// A host vector as a 1-D double tensor on backend B.
+template <class B>
+tensor<double, B> up(const std::vector<double>& v) {
+    return tensor<double, B>::from_host(v, shape{static_cast<index_t>(v.size())});
+}
+/// n zeros on backend B (one element when n is 0, so that data() is a valid pointer).
+template <class B>
+tensor<double, B> zeros(index_t n) {
+    return tensor<double, B>(shape{n > 0 ? n : 1});
+}
+/// sum a[i] b[i]: the scalar loss sum(out * r) of a gradient-check case.
+inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
+    double s = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+    return s;
+}
 
 inline std::vector<double> random_vector(std::size_t n, std::uint64_t seed, double scale = 1.0) {
     const philox g(seed, 7);
