@@ -50,3 +50,16 @@ function(vasomim_add_cuda_executable target)
     $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20 --extended-lambda --expt-relaxed-constexpr -Xcompiler=-Wall>)
   target_link_libraries(${target} PRIVATE CUDA::cudart CUDA::cublas)
 endfunction()
+
+# An example program. VASOMIM_BACKEND=cpu (default): g++ with the project's flags, and
+# vasomim::default_backend is backend::cpu. VASOMIM_BACKEND=cuda: nvcc compiles the sources, and
+# default_backend is backend::thrust_cuda (tensors on the GPU, GEMMs through cuBLAS).
+function(vasomim_add_program target)
+  if(VASOMIM_BACKEND STREQUAL "cuda")
+    vasomim_add_cuda_executable(${target} ${ARGN})
+  else()
+    add_executable(${target} ${ARGN})
+    vasomim_configure_target(${target})
+  endif()
+  target_link_libraries(${target} PRIVATE vasomim::vasomim)
+endfunction()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything with -Wall -Wextra -Werror and runs the whole test
-# suite (cpu, thrust-omp, thrust-cpp), compiles the CUDA tests with nvcc (sm_90; run only where a
-# GPU is present), runs the suite again under AddressSanitizer + UndefinedBehaviorSanitizer, and
-# builds a separate project against the installed package. Usage: tools/test-all.sh
+# suite (cpu, thrust-omp, thrust-cpp), compiles the CUDA tests and the pre-training program for the
+# CUDA backend with nvcc (sm_90; run only where a GPU is present), runs the suite again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and builds a separate project against the
+# installed package. Usage: tools/test-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -26,6 +27,18 @@ if [[ -x build/ci/tests/vasomim_tests_cuda ]]; then
     build/ci/tests/vasomim_tests_cuda
   else
     echo "CUDA tests compiled with nvcc (build/ci/tests/vasomim_tests_cuda); no GPU here, not run"
+  fi
+fi
+
+if [[ -x build/ci/tests/vasomim_tests_cuda ]]; then
+  step "programs for the CUDA backend (nvcc, -DVASOMIM_BACKEND=cuda)"
+  # The pre-training program and the backend demo, compiled by nvcc with default_backend =
+  # thrust_cuda; the other programs build the same way (cmake --build build/ci-cuda).
+  cmake -S . -B build/ci-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DVASOMIM_BACKEND=cuda \
+    -DVASOMIM_BUILD_TESTS=OFF -DVASOMIM_BUILD_BENCHMARKS=OFF >/dev/null
+  cmake --build build/ci-cuda -j "$jobs" --target vasomim-pretrain vasomim-backends
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+    build/ci-cuda/examples/vasomim-backends/vasomim-backends
   fi
 fi
 

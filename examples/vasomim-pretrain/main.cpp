@@ -54,7 +54,7 @@ std::string signature(const options& o) {
 /// The released pseudo-label pipeline as the mask maker of folders without masks.
 xt::xtensor<std::uint8_t, 2> pseudo_label_of(const xt::xtensor<std::uint8_t, 2>& img) {
     const shape s{index_t(img.shape()[0]), index_t(img.shape()[1])};
-    const auto t = tensor<std::uint8_t, backend::cpu>::from_host(std::span<const std::uint8_t>(img.data(), img.size()), s);
+    const auto t = tensor<std::uint8_t, B>::from_host(std::span<const std::uint8_t>(img.data(), img.size()), s);
     const auto mask = vessel::pseudo_label(t).to_host();
     return xt::adapt(mask, img.shape());
 }

@@ -29,7 +29,7 @@
 
 namespace fs = std::filesystem;
 using namespace vasomim;
-using B = backend::cpu;
+using B = default_backend;  // backend::cpu, or thrust_cuda when nvcc compiles this file (VASOMIM_BACKEND=cuda)
 using T = float;
 
 namespace {

@@ -49,6 +49,14 @@ struct reconstruction_plus_consistency {
 
 namespace model {
 
+namespace detail {
+/// x^2 in double (the gradient norm). At namespace scope, not private: nvcc's generated kernel
+/// stubs must be able to name every functor a Thrust algorithm is instantiated with.
+struct square_to_double {
+    VASOMIM_HOST_DEVICE double operator()(float x) const { return double(x) * double(x); }
+};
+}  // namespace detail
+
 /// Losses of one step (for logging).
 struct step_losses {
     double loss = 0, rec = 0, cons = 0;
@@ -147,7 +155,7 @@ public:
     /// L2 norm of the accumulated gradient.
     double gradient_norm() const {
         return std::sqrt(backend_traits<B>::transform_reduce(net_.grads().data(), net_.grads().size(), 0.0,
-                                                             square_to_double{}, plus{}));
+                                                             detail::square_to_double{}, plus{}));
     }
 
     /// Scales the accumulated gradient so that its L2 norm is at most max_norm (torch's
@@ -161,10 +169,6 @@ public:
     }
 
 private:
-    struct square_to_double {
-        VASOMIM_HOST_DEVICE double operator()(float x) const { return double(x) * double(x); }
-    };
-
     /// Uploads the batch and computes the guidance map G (and S(I) with a segmentor).
     void prepare(const xt::xtensor<float, 4>& images, const xt::xtensor<float, 3>& masks) {
         const mae_config& cfg = net_.config();
