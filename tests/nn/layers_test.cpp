@@ -188,9 +188,11 @@ double run_block_part(block_part part, const block_case<B>& bc, const std::vecto
     else
         nn::vit_block_forward<B>(out.data(), x.data(), p, acts, scratch, d);
     if (g) {
-        // Backward must not read the GELU output left in scratch by forward: it recomputes it.
+        // Backward must not read the GELU and LayerNorm outputs left in scratch by forward: it
+        // recomputes them.
         backend_traits<B>::fill(scratch.hidden, static_cast<std::size_t>(m * d.hidden),
                                 std::numeric_limits<double>::quiet_NaN());
+        backend_traits<B>::fill(scratch.ln, static_cast<std::size_t>(m * c), std::numeric_limits<double>::quiet_NaN());
         auto grads = zeros<B>(bc.table.size());
         const auto gt = nn::vit_block_tensors<double>::at(grads.data(), bc.layout);
         auto dres = up<B>(r);

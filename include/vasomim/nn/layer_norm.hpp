@@ -28,6 +28,19 @@ void layer_norm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const 
     });
 }
 
+/// out[r, :] = (x[r, :] - mean[r]) * rstd[r] * w + b: the forward output again from the saved row
+/// statistics (the ViT block recomputes its LayerNorm outputs in backward instead of keeping them).
+template <backend_policy B, class T>
+void layer_norm_recompute(T* out, const T* x, const T* mean, const T* rstd, const T* w, const T* b, index_t m,
+                          index_t c) {
+    parallel_for<B>(m, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
+        const T* xr = x + r * c;
+        const T mu = mean[r], rs = rstd[r];
+        T* o = out + r * c;
+        for (index_t i = 0; i < c; ++i) o[i] = (xr[i] - mu) * rs * w[i] + b[i];
+    });
+}
+
 /// Backward: dx += d(LN)/dx^T dout (accumulates, as the input of a pre-norm layer is always on a
 /// residual stream), dw += sum_r dout * xhat, db += sum_r dout. dx may be null.
 template <backend_policy B, class T>

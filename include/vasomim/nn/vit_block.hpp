@@ -64,12 +64,14 @@ struct vit_block_tensors {
 };
 
 /// Activations one block keeps for its backward pass (the block input is owned by the caller).
+/// The LayerNorm outputs are not kept: backward recomputes them from the block input / res1 and
+/// the saved row statistics (one cheap pass each; saves 2 rows * c values per block).
 template <class T>
 struct vit_block_acts {
-    T *ln1, *ln1_mean, *ln1_rstd;
+    T *ln1_mean, *ln1_rstd;
     attention_acts<T> attn;
     T* res1;  ///< x + attn(norm1(x))
-    T *ln2, *ln2_mean, *ln2_rstd;
+    T *ln2_mean, *ln2_rstd;
     mlp_acts<T> mlp;
 
     /// Carves the regions for dims d from an arena (the same sequence sizes and hands out).
@@ -77,14 +79,12 @@ struct vit_block_acts {
     static vit_block_acts take(Cursor& a, const block_dims& d) {
         const index_t m = d.rows(), c = d.c;
         vit_block_acts r{};
-        r.ln1 = a.take(m * c);
         r.ln1_mean = a.take(m);
         r.ln1_rstd = a.take(m);
         r.attn.qkvh = a.take(3 * m * c);
         r.attn.att = a.take(d.n * d.heads * d.t * d.t);
         r.attn.y = a.take(m * c);
         r.res1 = a.take(m * c);
-        r.ln2 = a.take(m * c);
         r.ln2_mean = a.take(m);
         r.ln2_rstd = a.take(m);
         r.mlp.pre = a.take(m * d.hidden);
@@ -96,6 +96,7 @@ struct vit_block_acts {
 template <class T>
 struct vit_block_scratch {
     attention_scratch<T> attn;
+    T* ln;       ///< [rows, c]: a LayerNorm output (forward, and recomputed in backward)
     T* dln;      ///< [rows, c]
     T* hidden;   ///< [rows, hidden]: the GELU output, recomputed in backward
     T* dhidden;  ///< [rows, hidden]
@@ -112,6 +113,7 @@ struct vit_block_scratch {
         s.attn.datt = cur.take(att);
         s.attn.dy = cur.take(mc);
         s.attn.dqkvh = cur.take(3 * mc);
+        s.ln = cur.take(mc);
         s.dln = cur.take(mc);
         s.hidden = cur.take(mx(a.rows() * a.hidden, b.rows() * b.hidden));
         s.dhidden = cur.take(mx(a.rows() * a.hidden, b.rows() * b.hidden));
@@ -135,10 +137,10 @@ template <backend_policy B, class T>
 void vit_block_forward(T* out, const T* x, const vit_block_tensors<const T>& p, const vit_block_acts<T>& a,
                        const vit_block_scratch<T>& s, const block_dims& d) {
     const index_t m = d.rows(), c = d.c;
-    layer_norm_forward<B>(a.ln1, a.ln1_mean, a.ln1_rstd, x, p.norm1_w, p.norm1_b, m, c);
-    attention_forward<B>(a.res1, a.ln1, x, p.attn_p(), a.attn, s.attn, d.attn());
-    layer_norm_forward<B>(a.ln2, a.ln2_mean, a.ln2_rstd, a.res1, p.norm2_w, p.norm2_b, m, c);
-    mlp_forward<B>(out, a.ln2, a.res1, p.mlp_p(), a.mlp, s.hidden, d.mlp());
+    layer_norm_forward<B>(s.ln, a.ln1_mean, a.ln1_rstd, x, p.norm1_w, p.norm1_b, m, c);
+    attention_forward<B>(a.res1, s.ln, x, p.attn_p(), a.attn, s.attn, d.attn());
+    layer_norm_forward<B>(s.ln, a.ln2_mean, a.ln2_rstd, a.res1, p.norm2_w, p.norm2_b, m, c);
+    mlp_forward<B>(out, s.ln, a.res1, p.mlp_p(), a.mlp, s.hidden, d.mlp());
 }
 
 /// Backward: dres [n, t, c] holds the gradient of the block output on entry and that of the block
@@ -147,9 +149,11 @@ template <backend_policy B, class T>
 void vit_block_backward(T* dres, const vit_block_tensors<T>& g, const T* x, const vit_block_tensors<const T>& p,
                         const vit_block_acts<T>& a, const vit_block_scratch<T>& s, const block_dims& d) {
     const index_t m = d.rows(), c = d.c;
-    mlp_backward<B>(s.dln, g.mlp_g(), dres, a.ln2, p.mlp_p(), a.mlp, s.hidden, s.dhidden, d.mlp());
+    layer_norm_recompute<B>(s.ln, a.res1, a.ln2_mean, a.ln2_rstd, p.norm2_w, p.norm2_b, m, c);
+    mlp_backward<B>(s.dln, g.mlp_g(), dres, s.ln, p.mlp_p(), a.mlp, s.hidden, s.dhidden, d.mlp());
     layer_norm_backward<B>(dres, g.norm2_w, g.norm2_b, s.dln, a.res1, a.ln2_mean, a.ln2_rstd, p.norm2_w, m, c);
-    attention_backward<B>(s.dln, g.attn_g(), dres, a.ln1, p.attn_p(), a.attn, s.attn, d.attn());
+    layer_norm_recompute<B>(s.ln, x, a.ln1_mean, a.ln1_rstd, p.norm1_w, p.norm1_b, m, c);
+    attention_backward<B>(s.dln, g.attn_g(), dres, s.ln, p.attn_p(), a.attn, s.attn, d.attn());
     layer_norm_backward<B>(dres, g.norm1_w, g.norm1_b, s.dln, x, a.ln1_mean, a.ln1_rstd, p.norm1_w, m, c);
 }
 
