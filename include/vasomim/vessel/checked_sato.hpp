@@ -342,8 +342,18 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     // centring), only for the sigmas that can hold the maximum.
     std::vector<double>& x = wsp.x;
     x.resize(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < rows; ++i)
-        for (std::int64_t j = 0; j < cols; ++j) x[static_cast<std::size_t>(i * cols + j)] = sign * static_cast<double>(src[i * s0 + j * s1]);
+    {
+        double* xd = x.data();
+#pragma omp parallel for schedule(static)
+        for (std::int64_t i = 0; i < rows; ++i) {
+            const T* row = src + i * s0;
+            double* out_row = xd + i * cols;
+            if (s1 == 1)
+                for (std::int64_t j = 0; j < cols; ++j) out_row[j] = sign * static_cast<double>(row[j]);
+            else
+                for (std::int64_t j = 0; j < cols; ++j) out_row[j] = sign * static_cast<double>(row[j * s1]);
+        }
+    }
     struct scale_weights {
         weight_cache r_dd, r_dg, r_gg, c_gg, c_gd, c_dd;  // rows: axis 0, cols: axis 1 (scipy's order)
     };

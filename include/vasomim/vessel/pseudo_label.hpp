@@ -78,6 +78,17 @@ struct below_to_zero_kernel {
         if (!(static_cast<double>(p[i]) >= t)) p[i] = T(0);
     }
 };
+/// Integer pixels: v >= t exactly when v >= ceil(t) (as a wider integer); a branch-free select
+/// that vectorises, where the double comparison above did not.
+template <class T>
+struct below_to_zero_int_kernel {
+    T* p;
+    long long t;
+    VASOMIM_HOST_DEVICE void operator()(std::int64_t i) const {
+        const T v = p[i];
+        p[i] = static_cast<long long>(v) >= t ? v : T(0);
+    }
+};
 
 template <class T, class U>
 struct strided_cast_kernel {
@@ -149,8 +160,18 @@ double percentile(const T* host_values, std::size_t n, double q) {
     const double frac = virt - static_cast<double>(lo);
     T a{}, b{};
     if constexpr (std::is_same_v<T, std::uint8_t>) {  // counting sort: exact and O(n)
+        // Four interleaved histograms: consecutive equal pixels do not wait on one counter.
+        std::array<std::array<std::size_t, 256>, 4> h4{};
+        std::size_t i = 0;
+        for (; i + 4 <= n; i += 4) {
+            ++h4[0][host_values[i]];
+            ++h4[1][host_values[i + 1]];
+            ++h4[2][host_values[i + 2]];
+            ++h4[3][host_values[i + 3]];
+        }
+        for (; i < n; ++i) ++h4[0][host_values[i]];
         std::array<std::size_t, 256> hist{};
-        for (std::size_t i = 0; i < n; ++i) ++hist[host_values[i]];
+        for (std::size_t v = 0; v < 256; ++v) hist[v] = h4[0][v] + h4[1][v] + h4[2][v] + h4[3][v];
         auto nth = [&](std::size_t k) {
             std::size_t acc = 0;
             for (int v = 0; v < 256; ++v) {
@@ -186,6 +207,23 @@ double percentile(const tensor<T, B>& values, double q) {
 /// Sets every value below `threshold` to 0 (the released threshold step keeps values >= it).
 template <class T, class B>
 void zero_below(tensor<T, B>& values, double threshold) {
+    if constexpr (std::is_integral_v<T> && sizeof(T) <= 4) {
+        if (std::isfinite(threshold)) {  // |ceil(t)| beyond 2^40 behaves like +-inf for these types
+            const auto c = static_cast<long long>(std::ceil(std::min(std::max(threshold, -1e12), 1e12)));
+#if !VASOMIM_HAS_CUDA
+            if constexpr (std::is_same_v<B, backend::cpu>) {
+                // A plain loop: through the functor, every 8-bit store may alias the functor's own
+                // members, which keeps the compiler from vectorising.
+                T* p = values.data();
+                const std::int64_t n = values.numel();
+                for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<long long>(p[i]) >= c ? p[i] : T(0);
+                return;
+            }
+#endif
+            parallel_for<B>(values.numel(), detail::below_to_zero_int_kernel<T>{values.data(), c});
+            return;
+        }
+    }
     parallel_for<B>(values.numel(), detail::below_to_zero_kernel<T>{values.data(), threshold});
 }
 
@@ -210,7 +248,11 @@ tensor<std::uint8_t, B> region_grow(const tensor<T, B>& image) {
     if (image.rank() != 2 || image.numel() == 0)
         throw shape_error("region_grow: expected a non-empty 2-D image, got " + image.shape().to_string());
     const auto v = detail::host_copy(image);
-    const auto seed = static_cast<std::int64_t>(std::max_element(v.begin(), v.end()) - v.begin());
+    // First maximum: the value by a (vectorisable) reduction, then its first occurrence.
+    T top = v[0];
+    for (const T& x : v) top = x > top ? x : top;
+    auto seed = static_cast<std::int64_t>(std::find(v.begin(), v.end(), top) - v.begin());
+    if (seed == static_cast<std::int64_t>(v.size())) seed = 0;  // a NaN first value (as max_element)
     std::vector<std::uint8_t> mask(v.size(), 0);
     if (v[static_cast<std::size_t>(seed)] != T(0))
         detail::flood_fill4(v.data(), image.dim(0), image.dim(1), seed, mask.data(), std::uint8_t(255));
