@@ -78,9 +78,14 @@ struct hessian_kernels {
     kernel_taps<R> g, d;
 };
 
+/// ridge: the ridge filters' kernels, whose exact mode drops taps up to 1e-12 of the L1 norm
+/// (make_taps_l1; held to their 1e-5 parity bar); otherwise scipy's kernels (the Hessian itself
+/// is held to 1e-12).
 template <class R>
-hessian_kernels<R> make_hessian_kernels(double sigma, const hessian_options& o) {
+hessian_kernels<R> make_hessian_kernels(double sigma, const hessian_options& o, bool ridge = false) {
     const double s = sigma / std::sqrt(2.0), truncate = hessian_truncate(sigma, o);
+    if (ridge && o.precision == kernel_precision::exact)
+        return {make_taps_l1<R>(s, 0, truncate, 1e-12), make_taps_l1<R>(s, 1, truncate, 1e-12)};
     return {make_taps<R>(s, 0, truncate, o.precision), make_taps<R>(s, 1, truncate, o.precision)};
 }
 
@@ -387,11 +392,12 @@ struct no_sink {
     void operator()(std::int64_t, const R*, const R*, const R*) const {}
 };
 
-/// Hessian rows of sign * image at sigma handed to sink (see hessian_cpu); needs reorderable(o).
+/// Hessian rows of sign * image at sigma, with the ridge filters' kernels, handed to sink (see
+/// hessian_cpu); needs reorderable(o).
 template <class T, class R, class Sink>
 void hessian_rows(const tensor_view<const T, backend::cpu>& image, double sigma, const hessian_options& o, R sign,
                   hessian_workspace<R, backend::cpu>& ws, Sink&& sink) {
-    const auto k = make_hessian_kernels<R>(sigma, o);
+    const auto k = make_hessian_kernels<R>(sigma, o, true);
     hessian_cpu(image, k.g, k.d, o.mode, static_cast<R>(o.cval), sign, ws, static_cast<R*>(nullptr), static_cast<R*>(nullptr),
                 static_cast<R*>(nullptr), sink);
 }
@@ -408,9 +414,9 @@ hessian_workspace<R, backend::cpu>& cached_workspace(std::int64_t pixels, hessia
 /// Computes the Hessian planes of sign * image at sigma into `h` (allocated by the caller).
 template <class T, class R, class B>
 void hessian_into(const tensor_view<const T, B>& image, double sigma, const hessian_options& o, R sign,
-                  hessian_planes<R, B>& h, hessian_workspace<R, B>& ws) {
+                  hessian_planes<R, B>& h, hessian_workspace<R, B>& ws, bool ridge = false) {
     const std::int64_t rows = image.dim(0), cols = image.dim(1);
-    const auto kernels = make_hessian_kernels<R>(sigma, o);
+    const auto kernels = make_hessian_kernels<R>(sigma, o, ridge);
     const kernel_taps<R>& g = kernels.g;
     const kernel_taps<R>& d = kernels.d;
     const shape sh{rows, cols};

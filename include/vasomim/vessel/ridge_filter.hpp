@@ -69,7 +69,7 @@ void for_each_scale(const tensor_view<const T, B>& image, const ridge_options& o
     const auto ho = o.hessian();
     const R sign = o.black_ridges ? R(1) : R(-1);
     for (double sigma : o.sigmas) {
-        hessian_into(image, sigma, ho, sign, h, ws);
+        hessian_into(image, sigma, ho, sign, h, ws, true);
         per_scale(sigma, static_cast<const hessian_planes<R, B>&>(h));
     }
 }
