@@ -145,11 +145,12 @@ inline pass_kernel as_row(pass_kernel k) {
     return k;
 }
 
-/// Depth of one column pass: column_pass_rows4 accumulates its 2r + 4 (zero-padded) taps in
-/// sequence, counted as two roundings each (whether or not the compiler fuses the multiply-add);
-/// rows outside full blocks take column_pass_row, whose tree is the row pass's.
+/// Depth of one column pass: column_pass_rows4 accumulates its 2r + 4 (zero-padded) taps in two
+/// chains of r + 2, each step counted as two roundings (whether or not the compiler fuses the
+/// multiply-add), then adds the chains; rows outside full blocks take column_pass_row, whose tree
+/// is the row pass's.
 inline pass_kernel as_column(pass_kernel k) {
-    k.depth = std::max(2 * (2 * k.radius + 4), k.radius / 4 + k.radius % 4 + 8);
+    k.depth = std::max(2 * (k.radius + 2) + 1, k.radius / 4 + k.radius % 4 + 8);
     return k;
 }
 
@@ -310,23 +311,39 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     {
         std::vector<std::int64_t> mine;
         std::vector<std::uint8_t> flag(static_cast<std::size_t>(cols));
+        std::vector<float> row_best(static_cast<std::size_t>(cols)), row_low(row_best), row_high(row_best);
 #pragma omp for schedule(static) nowait
         for (std::int64_t i = 0; i < rows; ++i) {
             // Float bounds widened by one more float rounding of each (err already has slack).
+            // Sigma by sigma over the row (contiguous loops that vectorise).
+            float* __restrict bst = row_best.data();
+            float* __restrict lo_ = row_low.data();
+            float* __restrict hi_ = row_high.data();
+            const float* __restrict p0 = ps[0] + i * cols;
             for (std::int64_t j = 0; j < cols; ++j) {
-                const std::int64_t p = i * cols + j;
-                float best = ps[0][p], low = ps[0][p] - e0, high = ps[0][p] + e0;
-                for (std::size_t k = 1; k < ns; ++k) {
-                    const float v = ps[k][p], e = static_cast<float>(err[k]);
-                    best = std::max(best, v);
-                    low = std::max(low, v - e);
-                    high = std::max(high, v + e);
+                bst[j] = p0[j];
+                lo_[j] = p0[j] - e0;
+                hi_[j] = p0[j] + e0;
+            }
+            for (std::size_t k = 1; k < ns; ++k) {
+                const float* __restrict pk = ps[k] + i * cols;
+                const float e = static_cast<float>(err[k]);
+                for (std::int64_t j = 0; j < cols; ++j) {
+                    const float v = pk[j];
+                    bst[j] = std::max(bst[j], v);
+                    lo_[j] = std::max(lo_[j], v - e);
+                    hi_[j] = std::max(hi_[j], v + e);
                 }
-                out[p] = static_cast<double>(best);
-                const float b = std::min(std::max(best, 0.0f), 255.0f);
-                val[p] = static_cast<std::uint8_t>(b);
-                const float lc = std::min(std::max(low, 0.0f), 255.0f), hc = std::min(std::max(high, 0.0f), 255.0f);
-                flag[static_cast<std::size_t>(j)] = static_cast<int>(lc) != static_cast<int>(hc);
+            }
+            double* __restrict orow = out + i * cols;
+            std::uint8_t* __restrict vrow = val + i * cols;
+            std::uint8_t* __restrict frow = flag.data();
+            for (std::int64_t j = 0; j < cols; ++j) {
+                orow[j] = static_cast<double>(bst[j]);
+                const float b = std::min(std::max(bst[j], 0.0f), 255.0f);
+                vrow[j] = static_cast<std::uint8_t>(b);
+                const float lc = std::min(std::max(lo_[j], 0.0f), 255.0f), hc = std::min(std::max(hi_[j], 0.0f), 255.0f);
+                frow[j] = static_cast<int>(lc) != static_cast<int>(hc);
             }
             if (i < border || i >= rows - border) continue;
             for (std::int64_t j = border; j < cols - border; ++j)

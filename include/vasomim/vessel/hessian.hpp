@@ -145,10 +145,11 @@ struct vec64<float> {
 /// Column correlation at the four rows i0..i0+3 (inside the plane) of a contiguous rows x cols
 /// plane (cols >= 2 vectors), into out[0..3]. Each input row is loaded once per four output rows
 /// and the partial sums of a two-vector strip stay in registers: column_pass_row loads two rows
-/// from L2 per tap pair, which bounds it; this one is bound by arithmetic. Taps are applied in
-/// order as sequential fused multiply-adds (2r + 4 of them, `padded` holding the 2r + 1 taps
-/// with three zeros on each side, so that every input row feeds every output without branches;
-/// zero taps add exact zeros). `ptrs` is scratch for 2r + 4 row pointers.
+/// from L2 per tap pair, which bounds it; this one is bound by arithmetic. Each output sums its
+/// 2r + 4 products in sequence (double) or in two chains of r + 2 (float: even and odd input rows;
+/// the float error bound of checked_sato counts this depth; `padded` holds the
+/// 2r + 1 taps with three zeros on each side, so that every input row feeds every output without
+/// branches; zero taps add exact zeros). `ptrs` is scratch for 2r + 4 row pointers.
 template <class R>
 inline void column_pass_rows4(const R* plane, std::int64_t rows, std::int64_t cols, std::int64_t i0, const R* padded,
                               int radius, boundary_mode mode, const R* cval_row, R* const* out, const R** ptrs) {
@@ -168,8 +169,35 @@ inline void column_pass_rows4(const R* plane, std::int64_t rows, std::int64_t co
     for (std::int64_t j0 = 0; j0 < cols; j0 += W) {
         const std::int64_t j = j0 + W <= cols ? j0 : cols - W;  // last strip may overlap: same values again
         V a00{}, a01{}, a10{}, a11{}, a20{}, a21{}, a30{}, a31{};
-        for (int q = 0; q < nk; ++q) {
+        if constexpr (!std::is_same_v<R, float>) {  // one chain per output
+            for (int q = 0; q < nk; ++q) {
+                const V x0 = load(ptrs[q] + j), x1 = load(ptrs[q] + j + L);
+                const R* c = padded + q + 3;  // c[-t]: the tap of input row q for output row t
+                a00 += c[0] * x0;
+                a01 += c[0] * x1;
+                a10 += c[-1] * x0;
+                a11 += c[-1] * x1;
+                a20 += c[-2] * x0;
+                a21 += c[-2] * x1;
+                a30 += c[-3] * x0;
+                a31 += c[-3] * x1;
+            }
+            store(out[0] + j, a00);
+            store(out[0] + j + L, a01);
+            store(out[1] + j, a10);
+            store(out[1] + j + L, a11);
+            store(out[2] + j, a20);
+            store(out[2] + j + L, a21);
+            store(out[3] + j, a30);
+            store(out[3] + j + L, a31);
+            continue;
+        }
+        // float: two chains per output (even and odd input rows), added at the end, half the
+        // summation depth of one chain (checked_sato's float error bound counts it).
+        V b00{}, b01{}, b10{}, b11{}, b20{}, b21{}, b30{}, b31{};
+        for (int q = 0; q < nk; q += 2) {  // nk is even
             const V x0 = load(ptrs[q] + j), x1 = load(ptrs[q] + j + L);
+            const V y0 = load(ptrs[q + 1] + j), y1 = load(ptrs[q + 1] + j + L);
             const R* c = padded + q + 3;  // c[-t]: the tap of input row q for output row t
             a00 += c[0] * x0;
             a01 += c[0] * x1;
@@ -179,15 +207,23 @@ inline void column_pass_rows4(const R* plane, std::int64_t rows, std::int64_t co
             a21 += c[-2] * x1;
             a30 += c[-3] * x0;
             a31 += c[-3] * x1;
+            b00 += c[1] * y0;
+            b01 += c[1] * y1;
+            b10 += c[0] * y0;
+            b11 += c[0] * y1;
+            b20 += c[-1] * y0;
+            b21 += c[-1] * y1;
+            b30 += c[-2] * y0;
+            b31 += c[-2] * y1;
         }
-        store(out[0] + j, a00);
-        store(out[0] + j + L, a01);
-        store(out[1] + j, a10);
-        store(out[1] + j + L, a11);
-        store(out[2] + j, a20);
-        store(out[2] + j + L, a21);
-        store(out[3] + j, a30);
-        store(out[3] + j + L, a31);
+        store(out[0] + j, a00 + b00);
+        store(out[0] + j + L, a01 + b01);
+        store(out[1] + j, a10 + b10);
+        store(out[1] + j + L, a11 + b11);
+        store(out[2] + j, a20 + b20);
+        store(out[2] + j + L, a21 + b21);
+        store(out[3] + j, a30 + b30);
+        store(out[3] + j + L, a31 + b31);
     }
 }
 
