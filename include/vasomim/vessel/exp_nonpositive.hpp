@@ -16,6 +16,46 @@
 
 namespace vasomim::vessel {
 
+namespace detail {
+// Bit casts usable on host and device (device: CUDA's intrinsics).
+VASOMIM_HOST_DEVICE inline std::uint64_t bits_of(double v) {
+#if defined(__CUDA_ARCH__)
+    return static_cast<std::uint64_t>(__double_as_longlong(v));
+#else
+    std::uint64_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b;
+#endif
+}
+VASOMIM_HOST_DEVICE inline double double_of(std::uint64_t b) {
+#if defined(__CUDA_ARCH__)
+    return __longlong_as_double(static_cast<long long>(b));
+#else
+    double v;
+    std::memcpy(&v, &b, sizeof v);
+    return v;
+#endif
+}
+VASOMIM_HOST_DEVICE inline std::uint32_t bits_of(float v) {
+#if defined(__CUDA_ARCH__)
+    return static_cast<std::uint32_t>(__float_as_int(v));
+#else
+    std::uint32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b;
+#endif
+}
+VASOMIM_HOST_DEVICE inline float float_of(std::uint32_t b) {
+#if defined(__CUDA_ARCH__)
+    return __int_as_float(static_cast<int>(b));
+#else
+    float v;
+    std::memcpy(&v, &b, sizeof v);
+    return v;
+#endif
+}
+}  // namespace detail
+
 VASOMIM_HOST_DEVICE inline double exp_nonpositive(double x) {
     const bool tiny = x < -708.0;
     const double xc = tiny ? -708.0 : x;
@@ -37,11 +77,8 @@ VASOMIM_HOST_DEVICE inline double exp_nonpositive(double x) {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    std::uint64_t bits;
-    std::memcpy(&bits, &t, sizeof bits);  // low bits of t hold k (two's complement)
-    bits = (bits + 1023u) << 52;           // k + 1023 in the exponent field: 2^k, k in [-1022, 0]
-    double scale;
-    std::memcpy(&scale, &bits, sizeof scale);
+    // The low bits of t hold k (two's complement); k + 1023 in the exponent field is 2^k.
+    const double scale = detail::double_of((detail::bits_of(t) + 1023u) << 52);
     return tiny ? 0.0 : p * scale;
 }
 
@@ -60,11 +97,7 @@ VASOMIM_HOST_DEVICE inline float exp_nonpositive(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    std::uint32_t bits;
-    std::memcpy(&bits, &t, sizeof bits);
-    bits = (bits + 127u) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
+    const float scale = detail::float_of((detail::bits_of(t) + 127u) << 23);
     return tiny ? 0.0f : p * scale;
 }
 

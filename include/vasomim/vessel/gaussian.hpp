@@ -88,7 +88,7 @@ struct kernel_taps {
 
 /// Taps -keep..keep of the 2r+1 weights w (convolution orientation) in correlation orientation.
 template <class R>
-kernel_taps<R> detail_taps_of(const std::vector<double>& w, int r, int keep) {
+kernel_taps<R> taps_from_weights(const std::vector<double>& w, int r, int keep) {
     kernel_taps<R> k;
     k.radius = keep;
     k.taps.resize(static_cast<std::size_t>(2 * keep + 1));
@@ -107,7 +107,7 @@ kernel_taps<R> make_taps(double sigma, int order, double truncate, kernel_precis
     while (keep > 0 && std::abs(w[static_cast<std::size_t>(r - keep)]) <= rel * peak &&
            std::abs(w[static_cast<std::size_t>(r + keep)]) <= rel * peak)
         --keep;
-    return detail_taps_of<R>(w, r, keep);
+    return taps_from_weights<R>(w, r, keep);
 }
 
 /// The taps of the ridge filters' exact mode: scipy's kernel without the outermost tap pairs
@@ -131,7 +131,7 @@ kernel_taps<R> make_taps_l1(double sigma, int order, double truncate, double rel
         dropped += pair;
         --keep;
     }
-    return detail_taps_of<R>(w, r, keep);
+    return taps_from_weights<R>(w, r, keep);
 }
 
 namespace detail {

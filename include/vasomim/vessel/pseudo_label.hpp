@@ -30,7 +30,8 @@ struct pseudo_label_options {
     bool black_ridges = true;
     boundary_mode mode = boundary_mode::reflect;
     double cval = 0.0;
-    /// fast: trimmed kernels and float arithmetic even for uint8 images (not held to the parity bar)
+    /// fast: trimmed kernels and float arithmetic even for uint8 images (not held to the parity bar).
+    /// On the host, integer images take the checked float path in either mode (exact, and faster).
     kernel_precision precision = kernel_precision::exact;
     index_t border = 20;       ///< pixels zeroed on each side (0: none)
     double percentile = 92.0;  ///< in [0, 100]
@@ -289,7 +290,7 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> ima
     // Default on the host for integer pixels: float filtering, double recomputation only where
     // the uint8 cast is in doubt (checked_sato.hpp); the values equal the double pipeline's.
     if constexpr (std::is_same_v<B, backend::cpu> && std::is_integral_v<std::remove_const_t<T>>) {
-        if (o.precision == kernel_precision::exact && o.mode != boundary_mode::constant) {
+        if (o.mode != boundary_mode::constant) {
             auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border);
             s.response = std::move(c.response);
             s.value = std::move(c.value);
