@@ -205,11 +205,12 @@ struct checked_sato_result {
 };
 
 /// Sato response of sign * image (integer pixels) and its exact uint8 cast on the
-/// pixels at least `border` from every edge (outside, the cast of the float response).
+/// pixels at least `border` from every edge (outside, the cast of the float response). Without
+/// with_response only the uint8 values are produced (the response stays empty).
 template <class T>
     requires std::is_integral_v<T>
 checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image, const sato_options& o,
-                                 std::int64_t border) {
+                                 std::int64_t border, bool with_response = true) {
     using R = float;
     require_image(image, "pseudo_label");
     check_ridge_options(o, "pseudo_label");
@@ -298,9 +299,9 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     }
 
     checked_sato_result res;
-    res.response = tensor<double, backend::cpu>(shape{rows, cols});
+    if (with_response) res.response = tensor<double, backend::cpu>(shape{rows, cols});
     res.value = tensor<std::uint8_t, backend::cpu>(shape{rows, cols});
-    double* out = res.response.data();
+    double* out = with_response ? res.response.data() : nullptr;
     std::uint8_t* val = res.value.data();
     std::vector<const R*> ps(ns);
     for (std::size_t k = 0; k < ns; ++k) ps[k] = per_sigma[k].data();
@@ -335,11 +336,13 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
                     hi_[j] = std::max(hi_[j], v + e);
                 }
             }
-            double* __restrict orow = out + i * cols;
+            if (out) {
+                double* __restrict orow = out + i * cols;
+                for (std::int64_t j = 0; j < cols; ++j) orow[j] = static_cast<double>(bst[j]);
+            }
             std::uint8_t* __restrict vrow = val + i * cols;
             std::uint8_t* __restrict frow = flag.data();
             for (std::int64_t j = 0; j < cols; ++j) {
-                orow[j] = static_cast<double>(bst[j]);
                 const float b = std::min(std::max(bst[j], 0.0f), 255.0f);
                 vrow[j] = static_cast<std::uint8_t>(b);
                 const float lc = std::min(std::max(lo_[j], 0.0f), 255.0f), hc = std::min(std::max(hi_[j], 0.0f), 255.0f);
@@ -406,7 +409,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
                 eigenvalues2(hrr, hrc, hcc, l1, l2);
                 best = std::max(best, o.sigmas[k] * o.sigmas[k] * std::max(l1, 0.0));
             }
-            out[p] = best;
+            if (out) out[p] = best;
             val[p] = static_cast<std::uint8_t>(cast(best));
         }
     }

@@ -269,9 +269,12 @@ struct pseudo_label_steps {
     tensor<std::uint8_t, B> mask;   ///< 0 / 255
 };
 
-/// The full pipeline with every step kept.
+namespace detail {
+/// The pipeline; without with_response the host's checked path skips the double response plane
+/// (pseudo_label needs the mask only).
 template <class T, class B>
-pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> image, const pseudo_label_options& o = {}) {
+pseudo_label_steps<response_t<T>, B> pseudo_label_run(tensor_view<T, B> image, const pseudo_label_options& o,
+                                                      [[maybe_unused]] bool with_response) {
     if (!(o.percentile >= 0 && o.percentile <= 100))
         throw value_error("pseudo_label: percentile must lie in [0, 100], got " + std::to_string(o.percentile));
     if (o.border < 0) throw value_error("pseudo_label: border must be >= 0, got " + std::to_string(o.border));
@@ -291,7 +294,7 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> ima
     // the uint8 cast is in doubt (checked_sato.hpp); the values equal the double pipeline's.
     if constexpr (std::is_same_v<B, backend::cpu> && std::is_integral_v<std::remove_const_t<T>>) {
         if (o.mode != boundary_mode::constant) {
-            auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border);
+            auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border, with_response);
             s.response = std::move(c.response);
             s.value = std::move(c.value);
             return finish(s);
@@ -312,11 +315,18 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> ima
     s.value = to_uint8(s.response);
     return finish(s);
 }
+}  // namespace detail
+
+/// The full pipeline with every step kept.
+template <class T, class B>
+pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> image, const pseudo_label_options& o = {}) {
+    return detail::pseudo_label_run(image, o, true);
+}
 
 /// The released VasoMIM pseudo-label (0 / 255) of a 2-D image (uint8 in the released pipeline).
 template <class T, class B>
 tensor<std::uint8_t, B> pseudo_label(tensor_view<T, B> image, const pseudo_label_options& o = {}) {
-    return std::move(pseudo_label_steps_of(image, o).mask);
+    return std::move(detail::pseudo_label_run(image, o, false).mask);
 }
 
 template <class T, class B>
