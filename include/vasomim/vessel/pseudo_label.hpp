@@ -13,7 +13,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <deque>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -109,12 +109,12 @@ struct cast_to {
 /// Breadth-first 4-connected fill of nonzero pixels from `seed`, writing `value` into `out`.
 template <class T, class L>
 void flood_fill4(const T* v, std::int64_t rows, std::int64_t cols, std::int64_t seed, L* out, L value) {
-    std::deque<std::int64_t> queue{seed};
+    // FIFO in a vector (each pixel enters once): cheaper than a deque's segmented storage.
+    std::vector<std::int64_t> queue{seed};
     out[seed] = value;
-    while (!queue.empty()) {
-        const std::int64_t p = queue.front();
-        queue.pop_front();
-        const std::int64_t i = p / cols, j = p % cols;
+    for (std::size_t head = 0; head < queue.size(); ++head) {
+        const std::int64_t p = queue[head];
+        const std::int64_t i = p / cols, j = p - i * cols;
         const std::array<std::int64_t, 4> nb{i > 0 ? p - cols : -1, i + 1 < rows ? p + cols : -1, j > 0 ? p - 1 : -1,
                                              j + 1 < cols ? p + 1 : -1};
         for (std::int64_t q : nb)
@@ -213,11 +213,18 @@ void zero_below(tensor<T, B>& values, double threshold) {
             const auto c = static_cast<long long>(std::ceil(std::min(std::max(threshold, -1e12), 1e12)));
 #if !VASOMIM_HAS_CUDA
             if constexpr (std::is_same_v<B, backend::cpu>) {
-                // A plain loop: through the functor, every 8-bit store may alias the functor's own
-                // members, which keeps the compiler from vectorising.
+                // A plain loop comparing in T (full-width vectors): through the functor, every
+                // 8-bit store may alias the functor's own members, which keeps the compiler from
+                // vectorising.
+                if (c <= static_cast<long long>(std::numeric_limits<T>::min())) return;  // keeps all
                 T* p = values.data();
                 const std::int64_t n = values.numel();
-                for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<long long>(p[i]) >= c ? p[i] : T(0);
+                if (c > static_cast<long long>(std::numeric_limits<T>::max())) {
+                    std::fill(p, p + n, T(0));
+                    return;
+                }
+                const T ct = static_cast<T>(c);
+                for (std::int64_t i = 0; i < n; ++i) p[i] = p[i] >= ct ? p[i] : T(0);
                 return;
             }
 #endif
@@ -248,16 +255,24 @@ template <class T, class B>
 tensor<std::uint8_t, B> region_grow(const tensor<T, B>& image) {
     if (image.rank() != 2 || image.numel() == 0)
         throw shape_error("region_grow: expected a non-empty 2-D image, got " + image.shape().to_string());
-    const auto v = detail::host_copy(image);
-    // First maximum: the value by a (vectorisable) reduction, then its first occurrence.
-    T top = v[0];
-    for (const T& x : v) top = x > top ? x : top;
-    auto seed = static_cast<std::int64_t>(std::find(v.begin(), v.end(), top) - v.begin());
-    if (seed == static_cast<std::int64_t>(v.size())) seed = 0;  // a NaN first value (as max_element)
-    std::vector<std::uint8_t> mask(v.size(), 0);
-    if (v[static_cast<std::size_t>(seed)] != T(0))
-        detail::flood_fill4(v.data(), image.dim(0), image.dim(1), seed, mask.data(), std::uint8_t(255));
-    return tensor<std::uint8_t, B>::from_host(mask, image.shape());
+    auto grow = [&](const T* v, std::size_t n, std::uint8_t* mask) {
+        // First maximum: the value by a (vectorisable) reduction, then its first occurrence.
+        T top = v[0];
+        for (std::size_t i = 0; i < n; ++i) top = v[i] > top ? v[i] : top;
+        auto seed = static_cast<std::int64_t>(std::find(v, v + n, top) - v);
+        if (seed == static_cast<std::int64_t>(n)) seed = 0;  // a NaN first value (as max_element)
+        if (v[seed] != T(0)) detail::flood_fill4(v, image.dim(0), image.dim(1), seed, mask, std::uint8_t(255));
+    };
+    if constexpr (backend_traits<B>::host_accessible) {  // in place, no copies
+        tensor<std::uint8_t, B> mask(image.shape());
+        grow(image.data(), image.size(), mask.data());
+        return mask;
+    } else {
+        const auto v = detail::host_copy(image);
+        std::vector<std::uint8_t> mask(v.size(), 0);
+        grow(v.data(), v.size(), mask.data());
+        return tensor<std::uint8_t, B>::from_host(mask, image.shape());
+    }
 }
 
 /// The intermediate results of the pipeline, for inspection and tests.
