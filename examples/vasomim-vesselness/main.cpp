@@ -25,6 +25,7 @@
 #include "vasomim/backend/backends.hpp"
 #include "vasomim/io/image.hpp"
 #include "vasomim/io/npy.hpp"
+#include "vasomim/io/png_runs.hpp"
 #include "vasomim/vessel/frangi.hpp"
 #include "vasomim/vessel/meijering.hpp"
 #include "vasomim/vessel/pseudo_label.hpp"
@@ -145,7 +146,7 @@ void process(const fs::path& in, const fs::path& out, const settings& s) {
         const auto mask = l.u8 ? pseudo(*l.u8, s) : pseudo(*l.f32, s);
         xt::xtensor<std::uint8_t, 2> m = xt::adapt(mask, sh);
         if (s.format == "npy") io::write_npy(out, m);
-        else io::write_png(out, m);
+        else io::write_png_runs(out, m);  // 0/255 masks: run-length deflate, one linear scan
         return;
     }
     const auto r = l.u8 ? response(*l.u8, s) : response(*l.f32, s);
@@ -259,9 +260,6 @@ int main(int argc, char** argv) {
         work.emplace_back(f, out);
     }
 
-    // Masks (two values, long runs) compress nearly as well at stb's fastest level, which takes a
-    // fraction of the time of its default (8), otherwise a large share of a pseudo-label batch.
-    if (s.pseudo_label) stbi_write_png_compression_level = 1;
     const int nthreads = threads > 0 ? threads : omp_get_max_threads();
     omp_set_num_threads(nthreads);
     omp_set_max_active_levels(1);

@@ -135,7 +135,24 @@ struct pass_kernel {
     double l1;       ///< L1 norm of the kept (float) taps, rounded up
     double dropped;  ///< L1 norm of the taps dropped from scipy's kernel
     int radius;
+    int depth = 0;   ///< roundings on the way to one output sample (set by as_column / as_row)
 };
+
+/// Depth of one row pass: pair sums, products, groups of four, then one accumulation per group
+/// and per remaining tap (row_pass).
+inline pass_kernel as_row(pass_kernel k) {
+    k.depth = k.radius / 4 + k.radius % 4 + 8;
+    return k;
+}
+
+/// Depth of one column pass: column_pass_rows4 accumulates its 2r + 4 (zero-padded) taps in two
+/// chains of r + 2, each step counted as two roundings (whether or not the compiler fuses the
+/// multiply-add), then adds the chains; rows outside full blocks take column_pass_row, whose tree
+/// is the row pass's.
+inline pass_kernel as_column(pass_kernel k) {
+    k.depth = std::max(2 * (k.radius + 2) + 1, k.radius / 4 + k.radius % 4 + 8);
+    return k;
+}
 
 inline pass_kernel describe_kernel(double s, int order, double truncate, const kernel_taps<float>& kept) {
     const int r = gaussian_radius(s, truncate);
@@ -151,9 +168,7 @@ inline double chain_error(double m, const pass_kernel (&k)[4]) {
     const double u = std::ldexp(1.0, -24);
     double grow = 1, norm = 1, trim = 0;
     for (int i = 0; i < 4; ++i) {
-        // Depth of the summation tree of one pass: pair sums, products, groups of four, then one
-        // accumulation per group and per remaining tap (see column_pass_row / row_pass).
-        const int depth = k[i].radius / 4 + k[i].radius % 4 + 8;
+        const int depth = k[i].depth;
         grow *= 1 + depth * u / (1 - depth * u);
         norm *= k[i].l1;
     }
@@ -166,16 +181,22 @@ inline double chain_error(double m, const pass_kernel (&k)[4]) {
     return m * (norm * (grow - 1) + trim);
 }
 
-/// out = s2 * max(l1, 0) per pixel, in float (vectorises where math errno is off, as for the
-/// project's own targets).
-inline void sato_scale_f32(const float* rr, const float* rc, const float* cc, float* out, std::int64_t n, float s2) {
-#pragma omp parallel for simd schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) {
-        const float mean = (rr[i] + cc[i]) / 2.0f, half_diff = (rr[i] - cc[i]) / 2.0f;
-        const float l1 = mean + std::sqrt(rc[i] * rc[i] + half_diff * half_diff);
-        out[i] = s2 * (l1 > 0.0f ? l1 : 0.0f);
+/// Row sink of hessian_rows: out row = s2 * max(l1, 0), in float (vectorises where math errno is
+/// off, as for the project's own targets).
+struct sato_scale_f32 {
+    float* out;
+    std::int64_t cols;
+    float s2;
+    void operator()(std::int64_t i, const float* __restrict rr, const float* __restrict rc,
+                    const float* __restrict cc) const {
+        float* __restrict o = out + i * cols;
+        for (std::int64_t j = 0; j < cols; ++j) {
+            const float mean = (rr[j] + cc[j]) / 2.0f, half_diff = (rr[j] - cc[j]) / 2.0f;
+            const float l1 = mean + std::sqrt(rc[j] * rc[j] + half_diff * half_diff);
+            o[j] = s2 * (l1 > 0.0f ? l1 : 0.0f);
+        }
     }
-}
+};
 
 struct checked_sato_result {
     tensor<double, backend::cpu> response;
@@ -184,11 +205,12 @@ struct checked_sato_result {
 };
 
 /// Sato response of sign * image (integer pixels) and its exact uint8 cast on the
-/// pixels at least `border` from every edge (outside, the cast of the float response).
+/// pixels at least `border` from every edge (outside, the cast of the float response). Without
+/// with_response only the uint8 values are produced (the response stays empty).
 template <class T>
     requires std::is_integral_v<T>
 checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image, const sato_options& o,
-                                 std::int64_t border) {
+                                 std::int64_t border, bool with_response = true) {
     using R = float;
     require_image(image, "pseudo_label");
     check_ridge_options(o, "pseudo_label");
@@ -220,7 +242,6 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     struct workspace {
         tensor<R, backend::cpu> xf;
         std::vector<tensor<R, backend::cpu>> per_sigma;
-        hessian_planes<R, backend::cpu> h;
         hessian_workspace<R, backend::cpu> ws;
         std::vector<double> x;
     };
@@ -255,31 +276,32 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     while (per_sigma.size() < ns) per_sigma.emplace_back(sh);
     hessian_options ho = o.hessian();
     ho.precision = kernel_precision::fast;
-    auto& h = wsp.h;
     auto& ws = wsp.ws;
     const double u = std::ldexp(1.0, -24);
     const auto xv = as_const(xf.view());
     for (std::size_t k = 0; k < ns; ++k) {
         const double sigma = o.sigmas[k];
-        hessian_into(xv, sigma, ho, R(1), h, ws);
+        const double s2 = sigma * sigma;
+        hessian_rows(xv, sigma, ho, R(1), ws, sato_scale_f32{per_sigma[k].data(), cols, static_cast<R>(s2)});
         const double s = sigma / std::sqrt(2.0), tr = hessian_truncate(sigma, ho);
         const auto g = describe_kernel(s, 0, tr, make_taps<R>(s, 0, tr, kernel_precision::fast));
         const auto d = describe_kernel(s, 1, tr, make_taps<R>(s, 1, tr, kernel_precision::fast));
-        const pass_kernel rr[4] = {d, d, g, g}, rc[4] = {d, g, g, d}, cc[4] = {g, g, d, d};
+        // The passes of each entry in hessian_cpu's order (column, row, column, row).
+        const pass_kernel rr[4] = {as_column(d), as_row(g), as_column(d), as_row(g)},
+                          rc[4] = {as_column(d), as_row(g), as_column(g), as_row(d)},
+                          cc[4] = {as_column(g), as_row(d), as_column(g), as_row(d)};
         const double e = std::max({chain_error(m, rr), chain_error(m, rc), chain_error(m, cc)}) +
                          u * (std::max(std::abs(lo), std::abs(hi)) + m) * d.l1 * d.l1 * g.l1 * g.l1;  // to float
         const double hmax = m * d.l1 * d.l1 * g.l1 * g.l1 + e;  // bound on |entries| (float and exact)
         // l1 = mean + sqrt(rc^2 + half_diff^2) is (1 + sqrt 2)-Lipschitz in the entries (max norm);
         // its own float evaluation adds a few roundings of quantities below 2 hmax; then sigma^2.
-        const double s2 = sigma * sigma;
         err[k] = 1.25 * (s2 * ((1 + std::sqrt(2.0)) * e + 24 * u * hmax) + 4 * u * s2 * 2 * hmax);
-        sato_scale_f32(h.rr.data(), h.rc.data(), h.cc.data(), per_sigma[k].data(), n, static_cast<R>(s2));
     }
 
     checked_sato_result res;
-    res.response = tensor<double, backend::cpu>(shape{rows, cols});
+    if (with_response) res.response = tensor<double, backend::cpu>(shape{rows, cols});
     res.value = tensor<std::uint8_t, backend::cpu>(shape{rows, cols});
-    double* out = res.response.data();
+    double* out = with_response ? res.response.data() : nullptr;
     std::uint8_t* val = res.value.data();
     std::vector<const R*> ps(ns);
     for (std::size_t k = 0; k < ns; ++k) ps[k] = per_sigma[k].data();
@@ -290,23 +312,41 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     {
         std::vector<std::int64_t> mine;
         std::vector<std::uint8_t> flag(static_cast<std::size_t>(cols));
+        std::vector<float> row_best(static_cast<std::size_t>(cols)), row_low(row_best), row_high(row_best);
 #pragma omp for schedule(static) nowait
         for (std::int64_t i = 0; i < rows; ++i) {
             // Float bounds widened by one more float rounding of each (err already has slack).
+            // Sigma by sigma over the row (contiguous loops that vectorise).
+            float* __restrict bst = row_best.data();
+            float* __restrict lo_ = row_low.data();
+            float* __restrict hi_ = row_high.data();
+            const float* __restrict p0 = ps[0] + i * cols;
             for (std::int64_t j = 0; j < cols; ++j) {
-                const std::int64_t p = i * cols + j;
-                float best = ps[0][p], low = ps[0][p] - e0, high = ps[0][p] + e0;
-                for (std::size_t k = 1; k < ns; ++k) {
-                    const float v = ps[k][p], e = static_cast<float>(err[k]);
-                    best = std::max(best, v);
-                    low = std::max(low, v - e);
-                    high = std::max(high, v + e);
+                bst[j] = p0[j];
+                lo_[j] = p0[j] - e0;
+                hi_[j] = p0[j] + e0;
+            }
+            for (std::size_t k = 1; k < ns; ++k) {
+                const float* __restrict pk = ps[k] + i * cols;
+                const float e = static_cast<float>(err[k]);
+                for (std::int64_t j = 0; j < cols; ++j) {
+                    const float v = pk[j];
+                    bst[j] = std::max(bst[j], v);
+                    lo_[j] = std::max(lo_[j], v - e);
+                    hi_[j] = std::max(hi_[j], v + e);
                 }
-                out[p] = static_cast<double>(best);
-                const float b = std::min(std::max(best, 0.0f), 255.0f);
-                val[p] = static_cast<std::uint8_t>(b);
-                const float lc = std::min(std::max(low, 0.0f), 255.0f), hc = std::min(std::max(high, 0.0f), 255.0f);
-                flag[static_cast<std::size_t>(j)] = static_cast<int>(lc) != static_cast<int>(hc);
+            }
+            if (out) {
+                double* __restrict orow = out + i * cols;
+                for (std::int64_t j = 0; j < cols; ++j) orow[j] = static_cast<double>(bst[j]);
+            }
+            std::uint8_t* __restrict vrow = val + i * cols;
+            std::uint8_t* __restrict frow = flag.data();
+            for (std::int64_t j = 0; j < cols; ++j) {
+                const float b = std::min(std::max(bst[j], 0.0f), 255.0f);
+                vrow[j] = static_cast<std::uint8_t>(b);
+                const float lc = std::min(std::max(lo_[j], 0.0f), 255.0f), hc = std::min(std::max(hi_[j], 0.0f), 255.0f);
+                frow[j] = static_cast<int>(lc) != static_cast<int>(hc);
             }
             if (i < border || i >= rows - border) continue;
             for (std::int64_t j = border; j < cols - border; ++j)
@@ -322,8 +362,18 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     // centring), only for the sigmas that can hold the maximum.
     std::vector<double>& x = wsp.x;
     x.resize(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < rows; ++i)
-        for (std::int64_t j = 0; j < cols; ++j) x[static_cast<std::size_t>(i * cols + j)] = sign * static_cast<double>(src[i * s0 + j * s1]);
+    {
+        double* xd = x.data();
+#pragma omp parallel for schedule(static)
+        for (std::int64_t i = 0; i < rows; ++i) {
+            const T* row = src + i * s0;
+            double* out_row = xd + i * cols;
+            if (s1 == 1)
+                for (std::int64_t j = 0; j < cols; ++j) out_row[j] = sign * static_cast<double>(row[j]);
+            else
+                for (std::int64_t j = 0; j < cols; ++j) out_row[j] = sign * static_cast<double>(row[j * s1]);
+        }
+    }
     struct scale_weights {
         weight_cache r_dd, r_dg, r_gg, c_gg, c_gd, c_dd;  // rows: axis 0, cols: axis 1 (scipy's order)
     };
@@ -359,7 +409,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
                 eigenvalues2(hrr, hrc, hcc, l1, l2);
                 best = std::max(best, o.sigmas[k] * o.sigmas[k] * std::max(l1, 0.0));
             }
-            out[p] = best;
+            if (out) out[p] = best;
             val[p] = static_cast<std::uint8_t>(cast(best));
         }
     }

@@ -4,19 +4,19 @@
 // passes of scipy.ndimage.gaussian_filter, each at sigma / sqrt(2), with truncate 8 when sigma > 1
 // and 100 otherwise. Hrr = d_r(d_r I), Hrc = d_c(d_r I), Hcc = d_c(d_c I); no sigma^2 factor.
 //
-// Per axis the passes compose in scipy's order (axis 0 before axis 1 inside each gaussian_filter
-// call; operators on different axes commute exactly), so the planes need 11 one-dimensional passes:
-//   axis 0: A = D I, B = G I, then D A (-> Hrr), G A (-> Hrc), G B (-> Hcc)
-//   axis 1: Hrr = G G (D A), Hrc = D G (G A), Hcc = D D (G B)
-// where D / G are the first-order / smoothing kernels at sigma / sqrt(2). Passes along different
-// axes commute exactly when the boundary handling is linear (every mode but constant with
-// cval != 0). On the cpu backend the second axis-0 pass and the three pairs of row passes are then
-// fused row by row (one OpenMP loop over rows, cache-resident row buffers); other backends, and
-// constant mode with cval != 0, run scikit-image's exact call order (12 passes), each pass a
-// parallel_for over pixels.
+// D / G are the first-order / smoothing kernels at sigma / sqrt(2). Passes along different axes
+// commute exactly when the boundary handling is linear (every mode but constant with cval != 0),
+// so on the cpu backend the entries need 10 one-dimensional passes (subscript: axis):
+//   P = G_1 D_0 I, Q = D_1 G_0 I;  Hrr = G_1 D_0 P, Hrc = D_1 G_0 P, Hcc = D_1 G_0 Q
+// fused by blocks of four rows (column passes that load each input row once per block, row
+// passes on cache-resident rows) and handed row by row to a sink, so that ridge filters need no
+// Hessian planes. Other backends, and constant mode with cval != 0, run scikit-image's exact call
+// order (12 passes), each pass a parallel_for over pixels.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -72,6 +72,23 @@ inline void check_hessian_options(const hessian_options& o, const std::string& w
     if (m < 0 || m > 4) throw config_error(what + ": unknown boundary mode " + std::to_string(m));
 }
 
+/// The two kernels of the Hessian at sigma: smoothing g and first derivative d at sigma / sqrt 2.
+template <class R>
+struct hessian_kernels {
+    kernel_taps<R> g, d;
+};
+
+/// ridge: the ridge filters' kernels, whose exact mode drops taps up to 1e-12 of the L1 norm
+/// (make_taps_l1; held to their 1e-5 parity bar); otherwise scipy's kernels (the Hessian itself
+/// is held to 1e-12).
+template <class R>
+hessian_kernels<R> make_hessian_kernels(double sigma, const hessian_options& o, bool ridge = false) {
+    const double s = sigma / std::sqrt(2.0), truncate = hessian_truncate(sigma, o);
+    if (ridge && o.precision == kernel_precision::exact)
+        return {make_taps_l1<R>(s, 0, truncate, 1e-12), make_taps_l1<R>(s, 1, truncate, 1e-12)};
+    return {make_taps<R>(s, 0, truncate, o.precision), make_taps<R>(s, 1, truncate, o.precision)};
+}
+
 #if !VASOMIM_HAS_CUDA
 // ---- cpu: fused, vectorisable row loops -----------------------------------------------------------
 
@@ -113,6 +130,174 @@ inline void column_pass_row(const R* plane, std::int64_t rows, std::int64_t cols
     }
 }
 
+/// A 64-byte vector of R (GCC vector extension: AVX-512 registers, or pairs of AVX2 ones).
+template <class R>
+struct vec64;
+template <>
+struct vec64<double> {
+    typedef double type __attribute__((vector_size(64)));
+};
+template <>
+struct vec64<float> {
+    typedef float type __attribute__((vector_size(64)));
+};
+
+/// Column correlation at the four rows i0..i0+3 (inside the plane) of a contiguous rows x cols
+/// plane (cols >= 2 vectors), into out[0..3]. Each input row is loaded once per four output rows
+/// and the partial sums of a two-vector strip stay in registers: column_pass_row loads two rows
+/// from L2 per tap pair, which bounds it; this one is bound by arithmetic. Each output sums its
+/// 2r + 4 products in sequence (double) or in two chains of r + 2 (float: even and odd input rows;
+/// the float error bound of checked_sato counts this depth; `padded` holds the
+/// 2r + 1 taps with three zeros on each side, so that every input row feeds every output without
+/// branches; zero taps add exact zeros). `ptrs` is scratch for 2r + 4 row pointers.
+template <class R>
+inline void column_pass_rows4(const R* plane, std::int64_t rows, std::int64_t cols, std::int64_t i0, const R* padded,
+                              int radius, boundary_mode mode, const R* cval_row, R* const* out, const R** ptrs) {
+    using V = typename vec64<R>::type;
+    constexpr std::int64_t L = 64 / sizeof(R), W = 2 * L;
+    const int nk = 2 * radius + 4;
+    for (int q = 0; q < nk; ++q) {
+        const std::int64_t m = map_index(i0 - radius + q, rows, mode);
+        ptrs[q] = m < 0 ? cval_row : plane + m * cols;
+    }
+    auto load = [](const R* p) {
+        V v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    };
+    auto store = [](R* p, const V& v) { std::memcpy(p, &v, sizeof v); };
+    for (std::int64_t j0 = 0; j0 < cols; j0 += W) {
+        const std::int64_t j = j0 + W <= cols ? j0 : cols - W;  // last strip may overlap: same values again
+        V a00{}, a01{}, a10{}, a11{}, a20{}, a21{}, a30{}, a31{};
+        if constexpr (!std::is_same_v<R, float>) {  // one chain per output
+            for (int q = 0; q < nk; ++q) {
+                const V x0 = load(ptrs[q] + j), x1 = load(ptrs[q] + j + L);
+                const R* c = padded + q + 3;  // c[-t]: the tap of input row q for output row t
+                a00 += c[0] * x0;
+                a01 += c[0] * x1;
+                a10 += c[-1] * x0;
+                a11 += c[-1] * x1;
+                a20 += c[-2] * x0;
+                a21 += c[-2] * x1;
+                a30 += c[-3] * x0;
+                a31 += c[-3] * x1;
+            }
+            store(out[0] + j, a00);
+            store(out[0] + j + L, a01);
+            store(out[1] + j, a10);
+            store(out[1] + j + L, a11);
+            store(out[2] + j, a20);
+            store(out[2] + j + L, a21);
+            store(out[3] + j, a30);
+            store(out[3] + j + L, a31);
+            continue;
+        }
+        // float: two chains per output (even and odd input rows), added at the end, half the
+        // summation depth of one chain (checked_sato's float error bound counts it).
+        V b00{}, b01{}, b10{}, b11{}, b20{}, b21{}, b30{}, b31{};
+        for (int q = 0; q < nk; q += 2) {  // nk is even
+            const V x0 = load(ptrs[q] + j), x1 = load(ptrs[q] + j + L);
+            const V y0 = load(ptrs[q + 1] + j), y1 = load(ptrs[q + 1] + j + L);
+            const R* c = padded + q + 3;  // c[-t]: the tap of input row q for output row t
+            a00 += c[0] * x0;
+            a01 += c[0] * x1;
+            a10 += c[-1] * x0;
+            a11 += c[-1] * x1;
+            a20 += c[-2] * x0;
+            a21 += c[-2] * x1;
+            a30 += c[-3] * x0;
+            a31 += c[-3] * x1;
+            b00 += c[1] * y0;
+            b01 += c[1] * y1;
+            b10 += c[0] * y0;
+            b11 += c[0] * y1;
+            b20 += c[-1] * y0;
+            b21 += c[-1] * y1;
+            b30 += c[-2] * y0;
+            b31 += c[-2] * y1;
+        }
+        store(out[0] + j, a00 + b00);
+        store(out[0] + j + L, a01 + b01);
+        store(out[1] + j, a10 + b10);
+        store(out[1] + j + L, a11 + b11);
+        store(out[2] + j, a20 + b20);
+        store(out[2] + j + L, a21 + b21);
+        store(out[3] + j, a30 + b30);
+        store(out[3] + j + L, a31 + b31);
+    }
+}
+
+/// Kernel taps laid out for column_pass_rows4: three zeros, the 2r + 1 taps, three zeros.
+template <class R>
+std::vector<R> padded_taps(const kernel_taps<R>& k) {
+    std::vector<R> p(k.taps.size() + 6, R(0));
+    std::copy(k.taps.begin(), k.taps.end(), p.begin() + 3);
+    return p;
+}
+
+/// Column correlation at rows i0 .. i0 + n - 1 (n <= 4): blocked when possible, row by row otherwise.
+template <class R>
+inline void column_pass_rows(const R* plane, std::int64_t rows, std::int64_t cols, std::int64_t i0, int n,
+                             const kernel_taps<R>& k, const std::vector<R>& padded, bool antisymmetric,
+                             boundary_mode mode, const R* cval_row, R* const* out, const R** ptrs) {
+    if (n == 4 && cols >= 2 * std::int64_t(64 / sizeof(R))) {
+        column_pass_rows4(plane, rows, cols, i0, padded.data(), k.radius, mode, cval_row, out, ptrs);
+        return;
+    }
+    for (int t = 0; t < n; ++t) column_pass_row(plane, rows, cols, i0 + t, k, antisymmetric, mode, cval_row, out[t]);
+}
+
+/// row[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) for cols >= two vectors, x = centre
+/// (extended by r on each side), by strips of two vectors: the taps go to four interleaved
+/// chains per vector (o = 4q + 1, 4q + 2, 4q + 3, 4q + 4; c[0] x[j] starts the fourth) added as
+/// (a0 + a1) + (a2 + a3), so eight independent accumulators hide the add latency and each output
+/// goes through ceil(r / 4) + 3 additions after its pair sum and product (within the depth that
+/// checked_sato's error bound allows a row pass: r/4 + r%4 + 8).
+template <class R, bool Anti>
+inline void row_pass_strips(R* __restrict row, std::int64_t cols, const R* c, int r, const R* __restrict centre) {
+    using V = typename vec64<R>::type;
+    constexpr std::int64_t L = 64 / sizeof(R), W = 2 * L;
+    auto load = [](const R* p) {
+        V v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    };
+    auto pair = [&](const R* x, int o) { return Anti ? load(x + o) - load(x - o) : load(x + o) + load(x - o); };
+    for (std::int64_t j0 = 0; j0 < cols; j0 += W) {
+        const std::int64_t j = j0 + W <= cols ? j0 : cols - W;  // last strip may overlap: same values again
+        const R* x = centre + j;
+        const R* y = x + L;
+        V a0 = c[0] * load(x), b0 = c[0] * load(y);
+        V a1{}, a2{}, a3{}, b1{}, b2{}, b3{};
+        int o = 1;
+        for (; o + 3 <= r; o += 4) {
+            a1 += c[o] * pair(x, o);
+            b1 += c[o] * pair(y, o);
+            a2 += c[o + 1] * pair(x, o + 1);
+            b2 += c[o + 1] * pair(y, o + 1);
+            a3 += c[o + 2] * pair(x, o + 2);
+            b3 += c[o + 2] * pair(y, o + 2);
+            a0 += c[o + 3] * pair(x, o + 3);
+            b0 += c[o + 3] * pair(y, o + 3);
+        }
+        if (o <= r) {
+            a1 += c[o] * pair(x, o);
+            b1 += c[o] * pair(y, o);
+        }
+        if (o + 1 <= r) {
+            a2 += c[o + 1] * pair(x, o + 1);
+            b2 += c[o + 1] * pair(y, o + 1);
+        }
+        if (o + 2 <= r) {
+            a3 += c[o + 2] * pair(x, o + 2);
+            b3 += c[o + 2] * pair(y, o + 2);
+        }
+        const V ra = (a0 + a1) + (a2 + a3), rb = (b0 + b1) + (b2 + b3);
+        std::memcpy(row + j, &ra, sizeof ra);
+        std::memcpy(row + j + L, &rb, sizeof rb);
+    }
+}
+
 /// In-place row (axis-1) correlation of `row` (cols samples) using `buf` (cols + 2r samples).
 template <class R>
 inline void row_pass(R* row, std::int64_t cols, const kernel_taps<R>& k, bool antisymmetric, boundary_mode mode,
@@ -129,6 +314,11 @@ inline void row_pass(R* row, std::int64_t cols, const kernel_taps<R>& k, bool an
     }
     const R* c = k.taps.data() + r;
     const R* __restrict centre = buf + r;
+    if (cols >= 2 * std::int64_t(64 / sizeof(R))) {
+        if (antisymmetric) row_pass_strips<R, true>(row, cols, c, r, centre);
+        else row_pass_strips<R, false>(row, cols, c, r, centre);
+        return;
+    }
     const R c0 = c[0];
     for (std::int64_t j = 0; j < cols; ++j) row[j] = c0 * centre[j];
     const R sg = antisymmetric ? R(-1) : R(1);
@@ -145,17 +335,30 @@ inline void row_pass(R* row, std::int64_t cols, const kernel_taps<R>& k, bool an
     }
 }
 
-template <class T, class R>
+/// Whether the fused cpu path (hessian_cpu) may reorder passes across axes: exact for linear
+/// boundary handling, i.e. every mode but constant with cval != 0 (affine).
+inline bool reorderable(const hessian_options& o) { return !(o.mode == boundary_mode::constant && o.cval != 0.0); }
+
+/// The Hessian of sign * image, row by row: for every row i (rows in parallel, each once) calls
+/// sink(i, rr, rc, cc) with the three entry rows. With planes (rr, rc, cc not null) the rows are
+/// written there; otherwise they live in per-thread buffers only valid during the call.
+/// Ten passes, the axis-0 ones first within each entry (operators on different axes commute):
+///   P = G_1 D_0 x, Q = D_1 G_0 x  (one plane each)
+///   Hrr = G_1 D_0 P, Hrc = D_1 G_0 P, Hcc = D_1 G_0 Q.
+template <class T, class R, class Sink>
 void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_taps<R>& g, const kernel_taps<R>& d,
-                 boundary_mode mode, R cval, R sign, hessian_planes<R, backend::cpu>& h,
-                 hessian_workspace<R, backend::cpu>& ws) {
+                 boundary_mode mode, R cval, R sign, hessian_workspace<R, backend::cpu>& ws, R* rr, R* rc, R* cc,
+                 Sink&& sink) {
     const std::int64_t rows = image.dim(0), cols = image.dim(1);
+    const shape sh{rows, cols};
+    for (auto* t : {&ws.a, &ws.b})
+        if (!(t->shape() == sh)) *t = tensor<R, backend::cpu>(sh);
     const R* x = nullptr;
     if constexpr (std::is_same_v<T, R>) {
         if (sign == R(1) && image.is_contiguous()) x = image.data();
     }
     if (!x) {
-        if (ws.x.numel() != rows * cols) ws.x = tensor<R, backend::cpu>(shape{rows, cols});
+        if (!(ws.x.shape() == sh)) ws.x = tensor<R, backend::cpu>(sh);
         R* xd = ws.x.data();
         const T* src = image.data();
         const std::int64_t s0 = image.stride(0), s1 = image.stride(1);
@@ -167,45 +370,91 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
     const std::vector<R> cval_row(static_cast<std::size_t>(cols), cval);
     R* a = ws.a.data();
     R* b = ws.b.data();
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < rows; ++i) {
-        column_pass_row(x, rows, cols, i, d, true, mode, cval_row.data(), a + i * cols);
-        column_pass_row(x, rows, cols, i, g, false, mode, cval_row.data(), b + i * cols);
-    }
-    R* rr = h.rr.data();
-    R* rc = h.rc.data();
-    R* cc = h.cc.data();
+    const std::size_t buf_size = static_cast<std::size_t>(cols + 2 * std::max(g.radius, d.radius));
+    const auto gp = padded_taps(g), dp = padded_taps(d);
+    const std::size_t nptrs = static_cast<std::size_t>(2 * std::max(g.radius, d.radius) + 4);
+    const std::int64_t blocks = (rows + 3) / 4;  // four output rows per column pass
 #pragma omp parallel
     {
-        std::vector<R> buf(static_cast<std::size_t>(cols + 2 * std::max(g.radius, d.radius)));
+        std::vector<R> buf(buf_size);
+        std::vector<const R*> ptrs(nptrs);
 #pragma omp for schedule(static)
-        for (std::int64_t i = 0; i < rows; ++i) {
-            R* prr = rr + i * cols;
-            R* prc = rc + i * cols;
-            R* pcc = cc + i * cols;
-            column_pass_row(a, rows, cols, i, d, true, mode, cval_row.data(), prr);
-            column_pass_row(a, rows, cols, i, g, false, mode, cval_row.data(), prc);
-            column_pass_row(b, rows, cols, i, g, false, mode, cval_row.data(), pcc);
-            row_pass(prr, cols, g, false, mode, cval, buf.data());
-            row_pass(prr, cols, g, false, mode, cval, buf.data());
-            row_pass(prc, cols, g, false, mode, cval, buf.data());
-            row_pass(prc, cols, d, true, mode, cval, buf.data());
-            row_pass(pcc, cols, d, true, mode, cval, buf.data());
-            row_pass(pcc, cols, d, true, mode, cval, buf.data());
+        for (std::int64_t blk = 0; blk < blocks; ++blk) {
+            const std::int64_t i0 = 4 * blk;
+            const int n = static_cast<int>(std::min<std::int64_t>(4, rows - i0));
+            R* const pa[4] = {a + i0 * cols, a + (i0 + 1) * cols, a + (i0 + 2) * cols, a + (i0 + 3) * cols};
+            R* const pb[4] = {b + i0 * cols, b + (i0 + 1) * cols, b + (i0 + 2) * cols, b + (i0 + 3) * cols};
+            column_pass_rows(x, rows, cols, i0, n, d, dp, true, mode, cval_row.data(), pa, ptrs.data());
+            column_pass_rows(x, rows, cols, i0, n, g, gp, false, mode, cval_row.data(), pb, ptrs.data());
+            for (int t = 0; t < n; ++t) {
+                row_pass(pa[t], cols, g, false, mode, cval, buf.data());
+                row_pass(pb[t], cols, d, true, mode, cval, buf.data());
+            }
         }
     }
+#pragma omp parallel
+    {
+        std::vector<R> buf(buf_size);
+        std::vector<const R*> ptrs(nptrs);
+        std::vector<R> own(rr ? 0 : static_cast<std::size_t>(12 * cols));
+#pragma omp for schedule(static)
+        for (std::int64_t blk = 0; blk < blocks; ++blk) {
+            const std::int64_t i0 = 4 * blk;
+            const int n = static_cast<int>(std::min<std::int64_t>(4, rows - i0));
+            R* prr[4];
+            R* prc[4];
+            R* pcc[4];
+            for (int t = 0; t < 4; ++t) {
+                const std::int64_t i = std::min(i0 + t, rows - 1);  // rows past the end are never written
+                prr[t] = rr ? rr + i * cols : own.data() + t * cols;
+                prc[t] = rr ? rc + i * cols : own.data() + (4 + t) * cols;
+                pcc[t] = rr ? cc + i * cols : own.data() + (8 + t) * cols;
+            }
+            column_pass_rows(a, rows, cols, i0, n, d, dp, true, mode, cval_row.data(), prr, ptrs.data());
+            column_pass_rows(a, rows, cols, i0, n, g, gp, false, mode, cval_row.data(), prc, ptrs.data());
+            column_pass_rows(b, rows, cols, i0, n, g, gp, false, mode, cval_row.data(), pcc, ptrs.data());
+            for (int t = 0; t < n; ++t) {
+                row_pass(prr[t], cols, g, false, mode, cval, buf.data());
+                row_pass(prc[t], cols, d, true, mode, cval, buf.data());
+                row_pass(pcc[t], cols, d, true, mode, cval, buf.data());
+                sink(i0 + t, static_cast<const R*>(prr[t]), static_cast<const R*>(prc[t]), static_cast<const R*>(pcc[t]));
+            }
+        }
+    }
+}
+
+struct no_sink {
+    template <class R>
+    void operator()(std::int64_t, const R*, const R*, const R*) const {}
+};
+
+/// Hessian rows of sign * image at sigma, with the ridge filters' kernels, handed to sink (see
+/// hessian_cpu); needs reorderable(o).
+template <class T, class R, class Sink>
+void hessian_rows(const tensor_view<const T, backend::cpu>& image, double sigma, const hessian_options& o, R sign,
+                  hessian_workspace<R, backend::cpu>& ws, Sink&& sink) {
+    const auto k = make_hessian_kernels<R>(sigma, o, true);
+    hessian_cpu(image, k.g, k.d, o.mode, static_cast<R>(o.cval), sign, ws, static_cast<R*>(nullptr), static_cast<R*>(nullptr),
+                static_cast<R*>(nullptr), sink);
+}
+
+/// Scratch planes kept per calling thread for images up to 2 Mpixels (a batch of equal-sized
+/// images allocates, and page-faults, once); larger images get planes freed on return.
+template <class R>
+hessian_workspace<R, backend::cpu>& cached_workspace(std::int64_t pixels, hessian_workspace<R, backend::cpu>& local) {
+    static thread_local hessian_workspace<R, backend::cpu> kept;
+    return pixels <= (std::int64_t(1) << 21) ? kept : local;
 }
 #endif
 
 /// Computes the Hessian planes of sign * image at sigma into `h` (allocated by the caller).
 template <class T, class R, class B>
 void hessian_into(const tensor_view<const T, B>& image, double sigma, const hessian_options& o, R sign,
-                  hessian_planes<R, B>& h, hessian_workspace<R, B>& ws) {
+                  hessian_planes<R, B>& h, hessian_workspace<R, B>& ws, bool ridge = false) {
     const std::int64_t rows = image.dim(0), cols = image.dim(1);
-    const double s = sigma / std::sqrt(2.0);
-    const double truncate = hessian_truncate(sigma, o);
-    const auto g = make_taps<R>(s, 0, truncate, o.precision);
-    const auto d = make_taps<R>(s, 1, truncate, o.precision);
+    const auto kernels = make_hessian_kernels<R>(sigma, o, ridge);
+    const kernel_taps<R>& g = kernels.g;
+    const kernel_taps<R>& d = kernels.d;
     const shape sh{rows, cols};
     for (auto* t : {&h.rr, &h.rc, &h.cc, &ws.a, &ws.b})
         if (!(t->shape() == sh)) *t = tensor<R, B>(sh);
@@ -214,8 +463,8 @@ void hessian_into(const tensor_view<const T, B>& image, double sigma, const hess
     // The fused cpu path reorders passes across axes, which is exact for linear boundary handling;
     // mode constant with cval != 0 is affine, so it takes the call-order path below.
     if constexpr (std::is_same_v<B, backend::cpu>) {
-        if (!(o.mode == boundary_mode::constant && o.cval != 0.0)) {
-            hessian_cpu(image, g, d, o.mode, cval, sign, h, ws);
+        if (reorderable(o)) {
+            hessian_cpu(image, g, d, o.mode, cval, sign, ws, h.rr.data(), h.rc.data(), h.cc.data(), no_sink{});
             return;
         }
     }

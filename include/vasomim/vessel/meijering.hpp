@@ -33,6 +33,19 @@ struct meijering_value_kernel {
         v[i] = n > R(0) ? n : R(0);
     }
 };
+#if !VASOMIM_HAS_CUDA
+/// cpu: the per-sigma value row straight from the Hessian rows.
+template <class R>
+struct meijering_row_sink {
+    R* v;
+    std::int64_t cols;
+    R alpha;
+    void operator()(std::int64_t i, const R* rr, const R* rc, const R* cc) const {
+        const meijering_value_kernel<R> k{rr, rc, cc, v + i * cols, alpha};
+        for (std::int64_t j = 0; j < cols; ++j) k(j);
+    }
+};
+#endif
 template <class R>
 struct meijering_max_kernel {
     const R* v;
@@ -54,12 +67,25 @@ tensor<response_t<T>, B> meijering(tensor_view<T, B> image, const meijering_opti
     const auto img = detail::as_const(image);
     tensor<R, B> out(img.shape());
     tensor<R, B> v(img.shape());
-    detail::for_each_scale(img, o, "meijering", [&](double, const hessian_planes<R, B>& h) {
-        const index_t n = h.rr.numel();
-        parallel_for<B>(n, detail::meijering_value_kernel<R>{h.rr.data(), h.rc.data(), h.cc.data(), v.data(),
-                                                             static_cast<R>(alpha)});
+    auto normalise_into_out = [&] {
         const R vmax = reduce(v, R(0), maximum{});
-        parallel_for<B>(n, detail::meijering_max_kernel<R>{v.data(), out.data(), vmax});
+        parallel_for<B>(v.numel(), detail::meijering_max_kernel<R>{v.data(), out.data(), vmax});
+    };
+#if !VASOMIM_HAS_CUDA
+    if constexpr (std::is_same_v<B, backend::cpu>) {
+        if (detail::reorderable(o.hessian())) {  // fused rows, no Hessian planes
+            detail::check_ridge_input(img, o, "meijering");
+            detail::for_each_scale_rows(
+                img, o, [&](std::size_t) { return detail::meijering_row_sink<R>{v.data(), img.dim(1), static_cast<R>(alpha)}; },
+                [&](std::size_t) { normalise_into_out(); });
+            return out;
+        }
+    }
+#endif
+    detail::for_each_scale(img, o, "meijering", [&](double, const hessian_planes<R, B>& h) {
+        parallel_for<B>(h.rr.numel(), detail::meijering_value_kernel<R>{h.rr.data(), h.rc.data(), h.cc.data(), v.data(),
+                                                                        static_cast<R>(alpha)});
+        normalise_into_out();
     });
     return out;
 }

@@ -13,7 +13,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <deque>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -30,7 +30,8 @@ struct pseudo_label_options {
     bool black_ridges = true;
     boundary_mode mode = boundary_mode::reflect;
     double cval = 0.0;
-    /// fast: trimmed kernels and float arithmetic even for uint8 images (not held to the parity bar)
+    /// fast: trimmed kernels and float arithmetic even for uint8 images (not held to the parity bar).
+    /// On the host, integer images take the checked float path in either mode (exact, and faster).
     kernel_precision precision = kernel_precision::exact;
     index_t border = 20;       ///< pixels zeroed on each side (0: none)
     double percentile = 92.0;  ///< in [0, 100]
@@ -78,6 +79,17 @@ struct below_to_zero_kernel {
         if (!(static_cast<double>(p[i]) >= t)) p[i] = T(0);
     }
 };
+/// Integer pixels: v >= t exactly when v >= ceil(t) (as a wider integer); a branch-free select
+/// that vectorises, where the double comparison above did not.
+template <class T>
+struct below_to_zero_int_kernel {
+    T* p;
+    long long t;
+    VASOMIM_HOST_DEVICE void operator()(std::int64_t i) const {
+        const T v = p[i];
+        p[i] = static_cast<long long>(v) >= t ? v : T(0);
+    }
+};
 
 template <class T, class U>
 struct strided_cast_kernel {
@@ -97,12 +109,12 @@ struct cast_to {
 /// Breadth-first 4-connected fill of nonzero pixels from `seed`, writing `value` into `out`.
 template <class T, class L>
 void flood_fill4(const T* v, std::int64_t rows, std::int64_t cols, std::int64_t seed, L* out, L value) {
-    std::deque<std::int64_t> queue{seed};
+    // FIFO in a vector (each pixel enters once): cheaper than a deque's segmented storage.
+    std::vector<std::int64_t> queue{seed};
     out[seed] = value;
-    while (!queue.empty()) {
-        const std::int64_t p = queue.front();
-        queue.pop_front();
-        const std::int64_t i = p / cols, j = p % cols;
+    for (std::size_t head = 0; head < queue.size(); ++head) {
+        const std::int64_t p = queue[head];
+        const std::int64_t i = p / cols, j = p - i * cols;
         const std::array<std::int64_t, 4> nb{i > 0 ? p - cols : -1, i + 1 < rows ? p + cols : -1, j > 0 ? p - 1 : -1,
                                              j + 1 < cols ? p + 1 : -1};
         for (std::int64_t q : nb)
@@ -149,8 +161,18 @@ double percentile(const T* host_values, std::size_t n, double q) {
     const double frac = virt - static_cast<double>(lo);
     T a{}, b{};
     if constexpr (std::is_same_v<T, std::uint8_t>) {  // counting sort: exact and O(n)
+        // Four interleaved histograms: consecutive equal pixels do not wait on one counter.
+        std::array<std::array<std::size_t, 256>, 4> h4{};
+        std::size_t i = 0;
+        for (; i + 4 <= n; i += 4) {
+            ++h4[0][host_values[i]];
+            ++h4[1][host_values[i + 1]];
+            ++h4[2][host_values[i + 2]];
+            ++h4[3][host_values[i + 3]];
+        }
+        for (; i < n; ++i) ++h4[0][host_values[i]];
         std::array<std::size_t, 256> hist{};
-        for (std::size_t i = 0; i < n; ++i) ++hist[host_values[i]];
+        for (std::size_t v = 0; v < 256; ++v) hist[v] = h4[0][v] + h4[1][v] + h4[2][v] + h4[3][v];
         auto nth = [&](std::size_t k) {
             std::size_t acc = 0;
             for (int v = 0; v < 256; ++v) {
@@ -186,6 +208,30 @@ double percentile(const tensor<T, B>& values, double q) {
 /// Sets every value below `threshold` to 0 (the released threshold step keeps values >= it).
 template <class T, class B>
 void zero_below(tensor<T, B>& values, double threshold) {
+    if constexpr (std::is_integral_v<T> && sizeof(T) <= 4) {
+        if (std::isfinite(threshold)) {  // |ceil(t)| beyond 2^40 behaves like +-inf for these types
+            const auto c = static_cast<long long>(std::ceil(std::min(std::max(threshold, -1e12), 1e12)));
+#if !VASOMIM_HAS_CUDA
+            if constexpr (std::is_same_v<B, backend::cpu>) {
+                // A plain loop comparing in T (full-width vectors): through the functor, every
+                // 8-bit store may alias the functor's own members, which keeps the compiler from
+                // vectorising.
+                if (c <= static_cast<long long>(std::numeric_limits<T>::min())) return;  // keeps all
+                T* p = values.data();
+                const std::int64_t n = values.numel();
+                if (c > static_cast<long long>(std::numeric_limits<T>::max())) {
+                    std::fill(p, p + n, T(0));
+                    return;
+                }
+                const T ct = static_cast<T>(c);
+                for (std::int64_t i = 0; i < n; ++i) p[i] = p[i] >= ct ? p[i] : T(0);
+                return;
+            }
+#endif
+            parallel_for<B>(values.numel(), detail::below_to_zero_int_kernel<T>{values.data(), c});
+            return;
+        }
+    }
     parallel_for<B>(values.numel(), detail::below_to_zero_kernel<T>{values.data(), threshold});
 }
 
@@ -209,12 +255,24 @@ template <class T, class B>
 tensor<std::uint8_t, B> region_grow(const tensor<T, B>& image) {
     if (image.rank() != 2 || image.numel() == 0)
         throw shape_error("region_grow: expected a non-empty 2-D image, got " + image.shape().to_string());
-    const auto v = detail::host_copy(image);
-    const auto seed = static_cast<std::int64_t>(std::max_element(v.begin(), v.end()) - v.begin());
-    std::vector<std::uint8_t> mask(v.size(), 0);
-    if (v[static_cast<std::size_t>(seed)] != T(0))
-        detail::flood_fill4(v.data(), image.dim(0), image.dim(1), seed, mask.data(), std::uint8_t(255));
-    return tensor<std::uint8_t, B>::from_host(mask, image.shape());
+    auto grow = [&](const T* v, std::size_t n, std::uint8_t* mask) {
+        // First maximum: the value by a (vectorisable) reduction, then its first occurrence.
+        T top = v[0];
+        for (std::size_t i = 0; i < n; ++i) top = v[i] > top ? v[i] : top;
+        auto seed = static_cast<std::int64_t>(std::find(v, v + n, top) - v);
+        if (seed == static_cast<std::int64_t>(n)) seed = 0;  // a NaN first value (as max_element)
+        if (v[seed] != T(0)) detail::flood_fill4(v, image.dim(0), image.dim(1), seed, mask, std::uint8_t(255));
+    };
+    if constexpr (backend_traits<B>::host_accessible) {  // in place, no copies
+        tensor<std::uint8_t, B> mask(image.shape());
+        grow(image.data(), image.size(), mask.data());
+        return mask;
+    } else {
+        const auto v = detail::host_copy(image);
+        std::vector<std::uint8_t> mask(v.size(), 0);
+        grow(v.data(), v.size(), mask.data());
+        return tensor<std::uint8_t, B>::from_host(mask, image.shape());
+    }
 }
 
 /// The intermediate results of the pipeline, for inspection and tests.
@@ -226,9 +284,12 @@ struct pseudo_label_steps {
     tensor<std::uint8_t, B> mask;   ///< 0 / 255
 };
 
-/// The full pipeline with every step kept.
+namespace detail {
+/// The pipeline; without with_response the host's checked path skips the double response plane
+/// (pseudo_label needs the mask only).
 template <class T, class B>
-pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> image, const pseudo_label_options& o = {}) {
+pseudo_label_steps<response_t<T>, B> pseudo_label_run(tensor_view<T, B> image, const pseudo_label_options& o,
+                                                      [[maybe_unused]] bool with_response) {
     if (!(o.percentile >= 0 && o.percentile <= 100))
         throw value_error("pseudo_label: percentile must lie in [0, 100], got " + std::to_string(o.percentile));
     if (o.border < 0) throw value_error("pseudo_label: border must be >= 0, got " + std::to_string(o.border));
@@ -247,8 +308,8 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> ima
     // Default on the host for integer pixels: float filtering, double recomputation only where
     // the uint8 cast is in doubt (checked_sato.hpp); the values equal the double pipeline's.
     if constexpr (std::is_same_v<B, backend::cpu> && std::is_integral_v<std::remove_const_t<T>>) {
-        if (o.precision == kernel_precision::exact && o.mode != boundary_mode::constant) {
-            auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border);
+        if (o.mode != boundary_mode::constant) {
+            auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border, with_response);
             s.response = std::move(c.response);
             s.value = std::move(c.value);
             return finish(s);
@@ -269,11 +330,18 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> ima
     s.value = to_uint8(s.response);
     return finish(s);
 }
+}  // namespace detail
+
+/// The full pipeline with every step kept.
+template <class T, class B>
+pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> image, const pseudo_label_options& o = {}) {
+    return detail::pseudo_label_run(image, o, true);
+}
 
 /// The released VasoMIM pseudo-label (0 / 255) of a 2-D image (uint8 in the released pipeline).
 template <class T, class B>
 tensor<std::uint8_t, B> pseudo_label(tensor_view<T, B> image, const pseudo_label_options& o = {}) {
-    return std::move(pseudo_label_steps_of(image, o).mask);
+    return std::move(detail::pseudo_label_run(image, o, false).mask);
 }
 
 template <class T, class B>

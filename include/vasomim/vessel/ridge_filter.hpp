@@ -40,17 +40,14 @@ inline void check_ridge_options(const ridge_options& o, const std::string& what)
     check_hessian_options(o.hessian(), what);
 }
 
-/// Validates, then calls per_scale(sigma, hessian_planes) for every sigma in order.
-template <class T, class B, class PerScale>
-void for_each_scale(const tensor_view<const T, B>& image, const ridge_options& o, const std::string& what,
-                    PerScale&& per_scale) {
-    using R = compute_t<T>;
+/// The checks every ridge filter makes on its input and options.
+template <class T, class B>
+void check_ridge_input(const tensor_view<const T, B>& image, const ridge_options& o, const std::string& what) {
     require_image(image, what);
     check_ridge_options(o, what);
     if (image.is_contiguous()) {
         require_finite<T, B>(image.data(), image.numel(), what);
     } else if constexpr (std::is_floating_point_v<T>) {
-        static_assert(true);
         if constexpr (backend_traits<B>::host_accessible) {
             for (index_t i = 0; i < image.dim(0); ++i)
                 for (index_t j = 0; j < image.dim(1); ++j)
@@ -59,15 +56,42 @@ void for_each_scale(const tensor_view<const T, B>& image, const ridge_options& o
                                           std::to_string(i) + ", " + std::to_string(j) + ")");
         }
     }
+}
+
+/// Validates, then calls per_scale(sigma, hessian_planes) for every sigma in order.
+template <class T, class B, class PerScale>
+void for_each_scale(const tensor_view<const T, B>& image, const ridge_options& o, const std::string& what,
+                    PerScale&& per_scale) {
+    using R = compute_t<T>;
+    check_ridge_input(image, o, what);
     hessian_planes<R, B> h;
     hessian_workspace<R, B> ws;
     const auto ho = o.hessian();
     const R sign = o.black_ridges ? R(1) : R(-1);
     for (double sigma : o.sigmas) {
-        hessian_into(image, sigma, ho, sign, h, ws);
+        hessian_into(image, sigma, ho, sign, h, ws, true);
         per_scale(sigma, static_cast<const hessian_planes<R, B>&>(h));
     }
 }
+
+#if !VASOMIM_HAS_CUDA
+/// The fused cpu form (when reorderable(o.hessian())): for every sigma (index k), the Hessian
+/// rows go straight to row_sink(k)(i, rr, rc, cc), called from parallel threads once per row,
+/// without Hessian planes; after(k) runs once the sigma is done. The image is checked first.
+template <class T, class RowSink, class After>
+void for_each_scale_rows(const tensor_view<const T, backend::cpu>& image, const ridge_options& o,
+                         RowSink&& row_sink, After&& after) {
+    using R = compute_t<T>;
+    hessian_workspace<R, backend::cpu> local;
+    auto& ws = cached_workspace<R>(image.numel(), local);
+    const auto ho = o.hessian();
+    const R sign = o.black_ridges ? R(1) : R(-1);
+    for (std::size_t k = 0; k < o.sigmas.size(); ++k) {
+        hessian_rows(image, o.sigmas[k], ho, sign, ws, row_sink(k));
+        after(k);
+    }
+}
+#endif
 
 /// A const view of any tensor view.
 template <class T, class B>
