@@ -1,5 +1,6 @@
-// vmath::exp and vmath::erf (float) against double-precision libm over dense grids, at the edges
-// of float's range and for non-finite inputs.
+// vmath::exp, vmath::erf (float) and vmath::exp_nonpositive (double, float) against libm over
+// dense grids, at the edges of float's range and for non-finite inputs.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -52,6 +53,36 @@ TEST(VectorMath, ErfIsWithin2p5e7Absolute) {
     EXPECT_EQ(vm::erf(inf), 1.0f);
     EXPECT_EQ(vm::erf(-inf), -1.0f);
     EXPECT_TRUE(std::isnan(vm::erf(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST(VectorMath, ExpNonpositiveDoubleIsWithin1e15Relative) {
+    EXPECT_EQ(vm::exp_nonpositive(0.0), 1.0);
+    EXPECT_EQ(vm::exp_nonpositive(-0.0), 1.0);
+    double worst = 0;
+    for (int i = 0; i <= 2000000; ++i) {
+        const double x = -708.0 * (i / 2000000.0);
+        const double ref = std::exp(x);
+        worst = std::max(worst, std::abs(vm::exp_nonpositive(x) - ref) / ref);
+    }
+    for (double x : {-1e-300, -1e-17, -0.34657359, -0.34657360, -0.6931471805599453, -1.0, -707.9})
+        worst = std::max(worst, std::abs(vm::exp_nonpositive(x) - std::exp(x)) / std::exp(x));
+    EXPECT_LT(worst, 1e-15);
+    EXPECT_EQ(vm::exp_nonpositive(-709.0), 0.0);
+    EXPECT_EQ(vm::exp_nonpositive(-1e30), 0.0);
+    EXPECT_EQ(vm::exp_nonpositive(-HUGE_VAL), 0.0);
+}
+
+TEST(VectorMath, ExpNonpositiveFloatIsWithin1e6Relative) {
+    EXPECT_EQ(vm::exp_nonpositive(0.0f), 1.0f);
+    double worst = 0;
+    for (int i = 0; i <= 1000000; ++i) {
+        const float x = -87.0f * static_cast<float>(i / 1000000.0);
+        const double ref = std::exp(static_cast<double>(x));
+        worst = std::max(worst, std::abs(static_cast<double>(vm::exp_nonpositive(x)) - ref) / ref);
+    }
+    EXPECT_LT(worst, 1e-6);
+    EXPECT_EQ(vm::exp_nonpositive(-88.0f), 0.0f);
+    EXPECT_EQ(vm::exp_nonpositive(-HUGE_VALF), 0.0f);
 }
 
 TEST(VectorMath, DoubleOverloadsAreLibm) {

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "vasomim/backend/algorithms.hpp"
-#include "vasomim/vessel/exp_nonpositive.hpp"
+#include "vasomim/core/vector_math.hpp"
 #include "vasomim/vessel/ridge_filter.hpp"
 
 namespace vasomim::vessel {
@@ -45,9 +45,9 @@ template <class R>
 VASOMIM_HOST_DEVICE inline R frangi_value(R small, R large, R inv_two_beta2, R inv_two_gamma2) {
     const R l2 = large < R(1e-10) ? R(1e-10) : large;
     const R rb = (small < 0 ? -small : small) / l2;
-    // Branch-free exp: per-pixel loops vectorise on the host (exp_nonpositive.hpp).
-    return exp_nonpositive(-(rb * rb) * inv_two_beta2) *
-           (R(1) - exp_nonpositive(-(small * small + large * large) * inv_two_gamma2));
+    // Branch-free exp: per-pixel loops vectorise on the host (core/vector_math.hpp).
+    return vmath::exp_nonpositive(-(rb * rb) * inv_two_beta2) *
+           (R(1) - vmath::exp_nonpositive(-(small * small + large * large) * inv_two_gamma2));
 }
 
 template <class R>
