@@ -160,18 +160,18 @@ inline void column_pass_rows4(const R* plane, std::int64_t rows, std::int64_t co
         const std::int64_t m = map_index(i0 - radius + q, rows, mode);
         ptrs[q] = m < 0 ? cval_row : plane + m * cols;
     }
-    auto load = [](const R* p) {
-        V v;
-        std::memcpy(&v, p, sizeof v);
-        return v;
-    };
+    // Vectors go through references only: GCC's ABI for passing or returning a 64-byte vector by
+    // value changes without AVX-512 (-Wpsabi).
+    auto load = [](V& v, const R* p) { std::memcpy(&v, p, sizeof v); };
     auto store = [](R* p, const V& v) { std::memcpy(p, &v, sizeof v); };
     for (std::int64_t j0 = 0; j0 < cols; j0 += W) {
         const std::int64_t j = j0 + W <= cols ? j0 : cols - W;  // last strip may overlap: same values again
         V a00{}, a01{}, a10{}, a11{}, a20{}, a21{}, a30{}, a31{};
         if constexpr (!std::is_same_v<R, float>) {  // one chain per output
             for (int q = 0; q < nk; ++q) {
-                const V x0 = load(ptrs[q] + j), x1 = load(ptrs[q] + j + L);
+                V x0, x1;
+                load(x0, ptrs[q] + j);
+                load(x1, ptrs[q] + j + L);
                 const R* c = padded + q + 3;  // c[-t]: the tap of input row q for output row t
                 a00 += c[0] * x0;
                 a01 += c[0] * x1;
@@ -196,8 +196,11 @@ inline void column_pass_rows4(const R* plane, std::int64_t rows, std::int64_t co
         // summation depth of one chain (checked_sato's float error bound counts it).
         V b00{}, b01{}, b10{}, b11{}, b20{}, b21{}, b30{}, b31{};
         for (int q = 0; q < nk; q += 2) {  // nk is even
-            const V x0 = load(ptrs[q] + j), x1 = load(ptrs[q] + j + L);
-            const V y0 = load(ptrs[q + 1] + j), y1 = load(ptrs[q + 1] + j + L);
+            V x0, x1, y0, y1;
+            load(x0, ptrs[q] + j);
+            load(x1, ptrs[q] + j + L);
+            load(y0, ptrs[q + 1] + j);
+            load(y1, ptrs[q + 1] + j + L);
             const R* c = padded + q + 3;  // c[-t]: the tap of input row q for output row t
             a00 += c[0] * x0;
             a01 += c[0] * x1;
@@ -257,40 +260,47 @@ template <class R, bool Anti>
 inline void row_pass_strips(R* __restrict row, std::int64_t cols, const R* c, int r, const R* __restrict centre) {
     using V = typename vec64<R>::type;
     constexpr std::int64_t L = 64 / sizeof(R), W = 2 * L;
-    auto load = [](const R* p) {
-        V v;
-        std::memcpy(&v, p, sizeof v);
-        return v;
+    // Vectors go through references only (see column_pass_rows4).
+    auto load = [](V& v, const R* p) { std::memcpy(&v, p, sizeof v); };
+    // acc += w * (x[o] +- x[-o])
+    auto add_pair = [&](V& acc, R w, const R* x, int o) {
+        V p, m;
+        load(p, x + o);
+        load(m, x - o);
+        acc += w * (Anti ? p - m : p + m);
     };
-    auto pair = [&](const R* x, int o) { return Anti ? load(x + o) - load(x - o) : load(x + o) + load(x - o); };
     for (std::int64_t j0 = 0; j0 < cols; j0 += W) {
         const std::int64_t j = j0 + W <= cols ? j0 : cols - W;  // last strip may overlap: same values again
         const R* x = centre + j;
         const R* y = x + L;
-        V a0 = c[0] * load(x), b0 = c[0] * load(y);
+        V a0, b0;
+        load(a0, x);
+        load(b0, y);
+        a0 = c[0] * a0;
+        b0 = c[0] * b0;
         V a1{}, a2{}, a3{}, b1{}, b2{}, b3{};
         int o = 1;
         for (; o + 3 <= r; o += 4) {
-            a1 += c[o] * pair(x, o);
-            b1 += c[o] * pair(y, o);
-            a2 += c[o + 1] * pair(x, o + 1);
-            b2 += c[o + 1] * pair(y, o + 1);
-            a3 += c[o + 2] * pair(x, o + 2);
-            b3 += c[o + 2] * pair(y, o + 2);
-            a0 += c[o + 3] * pair(x, o + 3);
-            b0 += c[o + 3] * pair(y, o + 3);
+            add_pair(a1, c[o], x, o);
+            add_pair(b1, c[o], y, o);
+            add_pair(a2, c[o + 1], x, o + 1);
+            add_pair(b2, c[o + 1], y, o + 1);
+            add_pair(a3, c[o + 2], x, o + 2);
+            add_pair(b3, c[o + 2], y, o + 2);
+            add_pair(a0, c[o + 3], x, o + 3);
+            add_pair(b0, c[o + 3], y, o + 3);
         }
         if (o <= r) {
-            a1 += c[o] * pair(x, o);
-            b1 += c[o] * pair(y, o);
+            add_pair(a1, c[o], x, o);
+            add_pair(b1, c[o], y, o);
         }
         if (o + 1 <= r) {
-            a2 += c[o + 1] * pair(x, o + 1);
-            b2 += c[o + 1] * pair(y, o + 1);
+            add_pair(a2, c[o + 1], x, o + 1);
+            add_pair(b2, c[o + 1], y, o + 1);
         }
         if (o + 2 <= r) {
-            a3 += c[o + 2] * pair(x, o + 2);
-            b3 += c[o + 2] * pair(y, o + 2);
+            add_pair(a3, c[o + 2], x, o + 2);
+            add_pair(b3, c[o + 2], y, o + 2);
         }
         const V ra = (a0 + a1) + (a2 + a3), rb = (b0 + b1) + (b2 + b3);
         std::memcpy(row + j, &ra, sizeof ra);
