@@ -164,69 +164,40 @@ inline void column_pass_rows4(const R* plane, std::int64_t rows, std::int64_t co
     // value changes without AVX-512 (-Wpsabi).
     auto load = [](V& v, const R* p) { std::memcpy(&v, p, sizeof v); };
     auto store = [](R* p, const V& v) { std::memcpy(p, &v, sizeof v); };
+    // acc[t][h] += c[-t] * x_h: input row x (two vectors) into the four output rows' sums.
+    auto add_row = [](V (&acc)[4][2], const R* c, const V& x0, const V& x1) {
+        for (int t = 0; t < 4; ++t) {
+            acc[t][0] += c[-t] * x0;
+            acc[t][1] += c[-t] * x1;
+        }
+    };
     for (std::int64_t j0 = 0; j0 < cols; j0 += W) {
         const std::int64_t j = j0 + W <= cols ? j0 : cols - W;  // last strip may overlap: same values again
-        V a00{}, a01{}, a10{}, a11{}, a20{}, a21{}, a30{}, a31{};
+        V a[4][2]{}, b[4][2]{};
         if constexpr (!std::is_same_v<R, float>) {  // one chain per output
             for (int q = 0; q < nk; ++q) {
                 V x0, x1;
                 load(x0, ptrs[q] + j);
                 load(x1, ptrs[q] + j + L);
-                const R* c = padded + q + 3;  // c[-t]: the tap of input row q for output row t
-                a00 += c[0] * x0;
-                a01 += c[0] * x1;
-                a10 += c[-1] * x0;
-                a11 += c[-1] * x1;
-                a20 += c[-2] * x0;
-                a21 += c[-2] * x1;
-                a30 += c[-3] * x0;
-                a31 += c[-3] * x1;
+                add_row(a, padded + q + 3, x0, x1);  // padded[q + 3 - t]: input row q's tap for output t
             }
-            store(out[0] + j, a00);
-            store(out[0] + j + L, a01);
-            store(out[1] + j, a10);
-            store(out[1] + j + L, a11);
-            store(out[2] + j, a20);
-            store(out[2] + j + L, a21);
-            store(out[3] + j, a30);
-            store(out[3] + j + L, a31);
-            continue;
+        } else {
+            // float: two chains per output (even and odd input rows), added at the end, half the
+            // summation depth of one chain (checked_sato's float error bound counts it).
+            for (int q = 0; q < nk; q += 2) {  // nk is even
+                V x0, x1, y0, y1;
+                load(x0, ptrs[q] + j);
+                load(x1, ptrs[q] + j + L);
+                load(y0, ptrs[q + 1] + j);
+                load(y1, ptrs[q + 1] + j + L);
+                add_row(a, padded + q + 3, x0, x1);
+                add_row(b, padded + q + 4, y0, y1);
+            }
         }
-        // float: two chains per output (even and odd input rows), added at the end, half the
-        // summation depth of one chain (checked_sato's float error bound counts it).
-        V b00{}, b01{}, b10{}, b11{}, b20{}, b21{}, b30{}, b31{};
-        for (int q = 0; q < nk; q += 2) {  // nk is even
-            V x0, x1, y0, y1;
-            load(x0, ptrs[q] + j);
-            load(x1, ptrs[q] + j + L);
-            load(y0, ptrs[q + 1] + j);
-            load(y1, ptrs[q + 1] + j + L);
-            const R* c = padded + q + 3;  // c[-t]: the tap of input row q for output row t
-            a00 += c[0] * x0;
-            a01 += c[0] * x1;
-            a10 += c[-1] * x0;
-            a11 += c[-1] * x1;
-            a20 += c[-2] * x0;
-            a21 += c[-2] * x1;
-            a30 += c[-3] * x0;
-            a31 += c[-3] * x1;
-            b00 += c[1] * y0;
-            b01 += c[1] * y1;
-            b10 += c[0] * y0;
-            b11 += c[0] * y1;
-            b20 += c[-1] * y0;
-            b21 += c[-1] * y1;
-            b30 += c[-2] * y0;
-            b31 += c[-2] * y1;
+        for (int t = 0; t < 4; ++t) {  // b is zero for double: adding it is exact
+            store(out[t] + j, a[t][0] + b[t][0]);
+            store(out[t] + j + L, a[t][1] + b[t][1]);
         }
-        store(out[0] + j, a00 + b00);
-        store(out[0] + j + L, a01 + b01);
-        store(out[1] + j, a10 + b10);
-        store(out[1] + j + L, a11 + b11);
-        store(out[2] + j, a20 + b20);
-        store(out[2] + j + L, a21 + b21);
-        store(out[3] + j, a30 + b30);
-        store(out[3] + j + L, a31 + b31);
     }
 }
 
