@@ -8,8 +8,8 @@
 // commute exactly when the boundary handling is linear (every mode but constant with cval != 0),
 // so on the cpu backend the entries need 10 one-dimensional passes (subscript: axis):
 //   P = G_1 D_0 I, Q = D_1 G_0 I;  Hrr = G_1 D_0 P, Hrc = D_1 G_0 P, Hcc = D_1 G_0 Q
-// fused by blocks of four rows (column passes that load each input row once per block, row
-// passes on cache-resident rows) and handed row by row to a sink, so that ridge filters need no
+// fused by blocks of 8 (double) or 16 (float) rows (column passes that load each input row once
+// per four output rows, row passes on transposed tiles: row_tiles.hpp) and handed row by row to a sink, so that ridge filters need no
 // Hessian planes. Other backends, and constant mode with cval != 0, run scikit-image's exact call
 // order (12 passes), each pass a parallel_for over pixels.
 
@@ -27,6 +27,7 @@
 #include "vasomim/core/tensor.hpp"
 #include "vasomim/vessel/boundary.hpp"
 #include "vasomim/vessel/gaussian.hpp"
+#include "vasomim/vessel/row_tiles.hpp"
 
 namespace vasomim::vessel {
 
@@ -129,18 +130,6 @@ inline void column_pass_row(const R* plane, std::int64_t rows, std::int64_t cols
         for (std::int64_t j = 0; j < cols; ++j) out[j] += w * (pp[j] + sg * pm[j]);
     }
 }
-
-/// A 64-byte vector of R (GCC vector extension: AVX-512 registers, or pairs of AVX2 ones).
-template <class R>
-struct vec64;
-template <>
-struct vec64<double> {
-    typedef double type __attribute__((vector_size(64)));
-};
-template <>
-struct vec64<float> {
-    typedef float type __attribute__((vector_size(64)));
-};
 
 /// Column correlation at the four rows i0..i0+3 (inside the plane) of a contiguous rows x cols
 /// plane (cols >= 2 vectors), into out[0..3]. Each input row is loaded once per four output rows
@@ -354,52 +343,75 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
     const std::size_t buf_size = static_cast<std::size_t>(cols + 2 * std::max(g.radius, d.radius));
     const auto gp = padded_taps(g), dp = padded_taps(d);
     const std::size_t nptrs = static_cast<std::size_t>(2 * std::max(g.radius, d.radius) + 4);
-    const std::int64_t blocks = (rows + 3) / 4;  // four output rows per column pass
+    // Blocks of L rows (the lanes of a 64-byte vector): the column passes fill them four rows at
+    // a time, the row passes run on transposed L x L tiles (row_tiles.hpp).
+    constexpr int L = lanes64<R>;
+    const std::int64_t blocks = (rows + L - 1) / L;
+    // Column passes of rows i0 .. i0 + n - 1, four at a time, into out[0 .. n - 1].
+    auto columns = [&](const R* in, std::int64_t i0, int n, const kernel_taps<R>& k, const std::vector<R>& padded,
+                       bool anti, R* const* out, const R** ptrs) {
+        for (int t = 0; t < n; t += 4)
+            column_pass_rows(in, rows, cols, i0 + t, std::min(4, n - t), k, padded, anti, mode, cval_row.data(),
+                             out + t, ptrs);
+    };
+    // Row passes of the n rows out[0 .. n - 1]: by tiles for a full block and a long kernel, row
+    // by row otherwise (the same sums either way).
+    auto row_passes = [&](R* const* out, int n, const kernel_taps<R>& k, bool anti, R* buf, row_tile_scratch<R>& tiles) {
+        if (n == L && cols >= 2 && row_tiles_pay<R>(k.radius)) {
+            row_pass_tile(out, cols, k, anti, mode, cval, tiles);
+            return;
+        }
+        for (int t = 0; t < n; ++t) row_pass(out[t], cols, k, anti, mode, cval, buf);
+    };
 #pragma omp parallel
     {
         std::vector<R> buf(buf_size);
         std::vector<const R*> ptrs(nptrs);
+        row_tile_scratch<R> tiles;
 #pragma omp for schedule(static)
         for (std::int64_t blk = 0; blk < blocks; ++blk) {
-            const std::int64_t i0 = 4 * blk;
-            const int n = static_cast<int>(std::min<std::int64_t>(4, rows - i0));
-            R* const pa[4] = {a + i0 * cols, a + (i0 + 1) * cols, a + (i0 + 2) * cols, a + (i0 + 3) * cols};
-            R* const pb[4] = {b + i0 * cols, b + (i0 + 1) * cols, b + (i0 + 2) * cols, b + (i0 + 3) * cols};
-            column_pass_rows(x, rows, cols, i0, n, d, dp, true, mode, cval_row.data(), pa, ptrs.data());
-            column_pass_rows(x, rows, cols, i0, n, g, gp, false, mode, cval_row.data(), pb, ptrs.data());
-            for (int t = 0; t < n; ++t) {
-                row_pass(pa[t], cols, g, false, mode, cval, buf.data());
-                row_pass(pb[t], cols, d, true, mode, cval, buf.data());
+            const std::int64_t i0 = L * blk;
+            const int n = static_cast<int>(std::min<std::int64_t>(L, rows - i0));
+            R* pa[L];
+            R* pb[L];
+            for (int t = 0; t < L; ++t) {
+                const std::int64_t i = std::min(i0 + t, rows - 1);  // rows past the end are never written
+                pa[t] = a + i * cols;
+                pb[t] = b + i * cols;
             }
+            columns(x, i0, n, d, dp, true, pa, ptrs.data());
+            columns(x, i0, n, g, gp, false, pb, ptrs.data());
+            row_passes(pa, n, g, false, buf.data(), tiles);
+            row_passes(pb, n, d, true, buf.data(), tiles);
         }
     }
 #pragma omp parallel
     {
         std::vector<R> buf(buf_size);
         std::vector<const R*> ptrs(nptrs);
-        std::vector<R> own(rr ? 0 : static_cast<std::size_t>(12 * cols));
+        row_tile_scratch<R> tiles;
+        std::vector<R> own(rr ? 0 : static_cast<std::size_t>(3 * L * cols));
 #pragma omp for schedule(static)
         for (std::int64_t blk = 0; blk < blocks; ++blk) {
-            const std::int64_t i0 = 4 * blk;
-            const int n = static_cast<int>(std::min<std::int64_t>(4, rows - i0));
-            R* prr[4];
-            R* prc[4];
-            R* pcc[4];
-            for (int t = 0; t < 4; ++t) {
+            const std::int64_t i0 = L * blk;
+            const int n = static_cast<int>(std::min<std::int64_t>(L, rows - i0));
+            R* prr[L];
+            R* prc[L];
+            R* pcc[L];
+            for (int t = 0; t < L; ++t) {
                 const std::int64_t i = std::min(i0 + t, rows - 1);  // rows past the end are never written
                 prr[t] = rr ? rr + i * cols : own.data() + t * cols;
-                prc[t] = rr ? rc + i * cols : own.data() + (4 + t) * cols;
-                pcc[t] = rr ? cc + i * cols : own.data() + (8 + t) * cols;
+                prc[t] = rr ? rc + i * cols : own.data() + (L + t) * cols;
+                pcc[t] = rr ? cc + i * cols : own.data() + (2 * L + t) * cols;
             }
-            column_pass_rows(a, rows, cols, i0, n, d, dp, true, mode, cval_row.data(), prr, ptrs.data());
-            column_pass_rows(a, rows, cols, i0, n, g, gp, false, mode, cval_row.data(), prc, ptrs.data());
-            column_pass_rows(b, rows, cols, i0, n, g, gp, false, mode, cval_row.data(), pcc, ptrs.data());
-            for (int t = 0; t < n; ++t) {
-                row_pass(prr[t], cols, g, false, mode, cval, buf.data());
-                row_pass(prc[t], cols, d, true, mode, cval, buf.data());
-                row_pass(pcc[t], cols, d, true, mode, cval, buf.data());
+            columns(a, i0, n, d, dp, true, prr, ptrs.data());
+            columns(a, i0, n, g, gp, false, prc, ptrs.data());
+            columns(b, i0, n, g, gp, false, pcc, ptrs.data());
+            row_passes(prr, n, g, false, buf.data(), tiles);
+            row_passes(prc, n, d, true, buf.data(), tiles);
+            row_passes(pcc, n, d, true, buf.data(), tiles);
+            for (int t = 0; t < n; ++t)
                 sink(i0 + t, static_cast<const R*>(prr[t]), static_cast<const R*>(prc[t]), static_cast<const R*>(pcc[t]));
-            }
         }
     }
 }

@@ -1,0 +1,182 @@
+#pragma once
+// Row (axis-1) correlation of L image rows at once on a transposed tile, L = the lanes of a 64-byte
+// vector (8 doubles, 16 floats). A row pass read straight from a row loads x[j + o] and x[j - o]
+// at every offset o, and a 64-byte load that is not 64-byte aligned spans two cache lines, so the
+// loads, not the arithmetic, bound it. Transposed, sample j of the L rows is one aligned vector,
+// every tap is an aligned load, and the transposes in and out cost log2(L) shuffles per vector.
+// The arithmetic per lane is row_pass_strips's, tap for tap and in the same order, so the results
+// are the same bits (checked_sato's float error bound counts that summation depth).
+//
+// Host (GCC vector extensions) only; vectors go through references only, because GCC's ABI for
+// passing or returning a 64-byte vector by value changes without AVX-512 (-Wpsabi).
+
+#include "vasomim/core/config.hpp"
+
+#if !VASOMIM_HAS_CUDA
+
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "vasomim/vessel/boundary.hpp"
+#include "vasomim/vessel/gaussian.hpp"
+
+namespace vasomim::vessel::detail {
+
+/// A 64-byte vector of R (AVX-512 registers, or pairs of AVX2 ones), and the integer vector of the
+/// same lane count that indexes its shuffles.
+template <class R>
+struct vec64;
+template <>
+struct vec64<double> {
+    typedef double type __attribute__((vector_size(64)));
+    typedef long long mask __attribute__((vector_size(64)));
+};
+template <>
+struct vec64<float> {
+    typedef float type __attribute__((vector_size(64)));
+    typedef int mask __attribute__((vector_size(64)));
+};
+
+template <class R>
+inline constexpr int lanes64 = static_cast<int>(64 / sizeof(R));
+
+/// One butterfly stage of the L x L transpose: for the vector pair (v[i], v[i + b]) with
+/// (i & b) == 0, lanes j with (j & b) != 0 of v[i] swap with lanes j - b of v[i + b]. Stages
+/// b = 1, 2, ..., L/2 transpose the tile.
+template <class R, int b, std::size_t... J>
+inline void transpose_stage(typename vec64<R>::type (&v)[lanes64<R>], std::index_sequence<J...>) {
+    using M = typename vec64<R>::mask;
+    constexpr int L = lanes64<R>;
+    // Two-source shuffle indices: 0..L-1 pick from the first vector, L..2L-1 from the second.
+    const M lo = {((J & b) == 0 ? static_cast<int>(J) : L + static_cast<int>(J) - b)...};
+    const M hi = {((J & b) == 0 ? static_cast<int>(J) + b : L + static_cast<int>(J))...};
+    for (int i = 0; i < L; ++i) {
+        if (i & b) continue;
+        const auto a = __builtin_shuffle(v[i], v[i + b], lo);
+        const auto c = __builtin_shuffle(v[i], v[i + b], hi);
+        v[i] = a;
+        v[i + b] = c;
+    }
+}
+
+/// In-register transpose of an L x L tile held as L vectors (v[i] = row i).
+template <class R>
+inline void transpose_tile(typename vec64<R>::type (&v)[lanes64<R>]) {
+    constexpr auto J = std::make_index_sequence<lanes64<R>>{};
+    transpose_stage<R, 1>(v, J);
+    transpose_stage<R, 2>(v, J);
+    transpose_stage<R, 4>(v, J);
+    if constexpr (lanes64<R> == 16) transpose_stage<R, 8>(v, J);
+}
+
+/// Whether row_pass_tile beats row passes read straight from the rows at this kernel radius: the
+/// transposes cost about as much as a dozen (float) or two dozen (double) taps per sample, so short
+/// kernels stay on the rows (measured on a 512-column block in L1/L2: float r = 15 even, r = 45
+/// 1.4x faster; double r = 25 even, r = 45 1.1x).
+template <class R>
+constexpr bool row_tiles_pay(int radius) {
+    return radius >= (sizeof(R) == 4 ? 16 : 24);
+}
+
+/// Per-thread scratch of row_pass_tile: the transposed, boundary-extended input (cols + 2r
+/// vectors) and the transposed output (cols vectors).
+template <class R>
+struct row_tile_scratch {
+    std::vector<typename vec64<R>::type> in, out;
+};
+
+/// out[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) on transposed samples (one vector
+/// per column), two outputs at a time: row_pass_strips's four interleaved chains per output (o =
+/// 4q + 1, 4q + 2, 4q + 3, 4q + 4; c[0] x[j] starts the fourth) added as (a0 + a1) + (a2 + a3).
+template <class R, bool Anti>
+inline void row_tile_outputs(typename vec64<R>::type* __restrict out, const typename vec64<R>::type* __restrict centre,
+                             std::int64_t cols, const R* c, int r) {
+    using V = typename vec64<R>::type;
+    auto add_pair = [](V& acc, R w, const V* x, int o) { acc += w * (Anti ? x[o] - x[-o] : x[o] + x[-o]); };
+    for (std::int64_t j0 = 0; j0 < cols; j0 += 2) {
+        const std::int64_t j = j0 + 2 <= cols ? j0 : cols - 2;  // the last pair may overlap: same values again
+        const V* x = centre + j;
+        const V* y = x + 1;
+        V a0 = c[0] * x[0], b0 = c[0] * y[0];
+        V a1{}, a2{}, a3{}, b1{}, b2{}, b3{};
+        int o = 1;
+        for (; o + 3 <= r; o += 4) {
+            add_pair(a1, c[o], x, o);
+            add_pair(b1, c[o], y, o);
+            add_pair(a2, c[o + 1], x, o + 1);
+            add_pair(b2, c[o + 1], y, o + 1);
+            add_pair(a3, c[o + 2], x, o + 2);
+            add_pair(b3, c[o + 2], y, o + 2);
+            add_pair(a0, c[o + 3], x, o + 3);
+            add_pair(b0, c[o + 3], y, o + 3);
+        }
+        if (o <= r) {
+            add_pair(a1, c[o], x, o);
+            add_pair(b1, c[o], y, o);
+        }
+        if (o + 1 <= r) {
+            add_pair(a2, c[o + 1], x, o + 1);
+            add_pair(b2, c[o + 1], y, o + 1);
+        }
+        if (o + 2 <= r) {
+            add_pair(a3, c[o + 2], x, o + 2);
+            add_pair(b3, c[o + 2], y, o + 2);
+        }
+        out[j] = (a0 + a1) + (a2 + a3);
+        out[j + 1] = (b0 + b1) + (b2 + b3);
+    }
+}
+
+/// In-place row correlation of the L rows rows[0..L-1] (cols >= 2 samples each) with kernel k
+/// (symmetric, or antisymmetric: c[-o] = -c[o]) under `mode`, by transposed tiles.
+template <class R>
+inline void row_pass_tile(R* const* rows, std::int64_t cols, const kernel_taps<R>& k, bool antisymmetric,
+                          boundary_mode mode, R cval, row_tile_scratch<R>& s) {
+    using V = typename vec64<R>::type;
+    constexpr int L = lanes64<R>;
+    const int r = k.radius;
+    const auto n_in = static_cast<std::size_t>(cols + 2 * r), n_out = static_cast<std::size_t>(cols);
+    if (s.in.size() < n_in) s.in.resize(n_in);
+    if (s.out.size() < n_out) s.out.resize(n_out);
+    V* centre = s.in.data() + r;
+    // Transpose in: full L x L tiles through registers, the remaining columns lane by lane.
+    const std::int64_t full = cols - cols % L;
+    for (std::int64_t t0 = 0; t0 < full; t0 += L) {
+        V v[L];
+        for (int q = 0; q < L; ++q) std::memcpy(&v[q], rows[q] + t0, sizeof(V));
+        transpose_tile<R>(v);
+        for (int q = 0; q < L; ++q) centre[t0 + q] = v[q];
+    }
+    for (std::int64_t t = full; t < cols; ++t)
+        for (int q = 0; q < L; ++q) centre[t][q] = rows[q][t];
+    // Boundary extension: whole transposed samples, mapped as scipy maps indices.
+    V outside;
+    for (int q = 0; q < L; ++q) outside[q] = cval;
+    for (std::int64_t t = -r; t < 0; ++t) {
+        const std::int64_t m = map_index(t, cols, mode);
+        centre[t] = m < 0 ? outside : centre[m];
+    }
+    for (std::int64_t t = cols; t < cols + r; ++t) {
+        const std::int64_t m = map_index(t, cols, mode);
+        centre[t] = m < 0 ? outside : centre[m];
+    }
+    V* out = s.out.data();
+    const R* c = k.taps.data() + r;
+    if (antisymmetric) row_tile_outputs<R, true>(out, centre, cols, c, r);
+    else row_tile_outputs<R, false>(out, centre, cols, c, r);
+    // Transpose out.
+    for (std::int64_t t0 = 0; t0 < full; t0 += L) {
+        V v[L];
+        for (int q = 0; q < L; ++q) v[q] = out[t0 + q];
+        transpose_tile<R>(v);
+        for (int q = 0; q < L; ++q) std::memcpy(rows[q] + t0, &v[q], sizeof(V));
+    }
+    for (std::int64_t t = full; t < cols; ++t)
+        for (int q = 0; q < L; ++q) rows[q][t] = out[t][q];
+}
+
+}  // namespace vasomim::vessel::detail
+
+#endif  // !VASOMIM_HAS_CUDA
