@@ -77,19 +77,32 @@ void for_each_scale(const tensor_view<const T, B>& image, const ridge_options& o
 #if !VASOMIM_HAS_CUDA
 /// The fused cpu form (when reorderable(o.hessian())): for every sigma (index k), the Hessian
 /// rows go straight to row_sink(k)(i, rr, rc, cc), called from parallel threads once per row,
-/// without Hessian planes; after(k) runs once the sigma is done. The image is checked first.
-template <class T, class RowSink, class After>
+/// without Hessian planes; after(k) runs once the sigma is done. kernels(k) (called before
+/// row_sink(k)) gives the sigma's kernels; without it, make_hessian_kernels' ridge kernels. The
+/// image is checked first.
+template <class T, class RowSink, class After, class Kernels>
 void for_each_scale_rows(const tensor_view<const T, backend::cpu>& image, const ridge_options& o,
-                         RowSink&& row_sink, After&& after) {
+                         RowSink&& row_sink, After&& after, Kernels&& kernels) {
     using R = compute_t<T>;
     hessian_workspace<R, backend::cpu> local;
     auto& ws = cached_workspace<R>(image.numel(), local);
     const auto ho = o.hessian();
     const R sign = o.black_ridges ? R(1) : R(-1);
     for (std::size_t k = 0; k < o.sigmas.size(); ++k) {
-        hessian_rows(image, o.sigmas[k], ho, sign, ws, row_sink(k));
+        const hessian_kernels<R> kk = kernels(k);
+        hessian_cpu(image, kk.g, kk.d, ho.mode, static_cast<R>(ho.cval), sign, ws, static_cast<R*>(nullptr),
+                    static_cast<R*>(nullptr), static_cast<R*>(nullptr), row_sink(k));
         after(k);
     }
+}
+
+template <class T, class RowSink, class After>
+void for_each_scale_rows(const tensor_view<const T, backend::cpu>& image, const ridge_options& o,
+                         RowSink&& row_sink, After&& after) {
+    using R = compute_t<T>;
+    const auto ho = o.hessian();
+    for_each_scale_rows(image, o, row_sink, after,
+                        [&](std::size_t k) { return make_hessian_kernels<R>(o.sigmas[k], ho, true); });
 }
 #endif
 

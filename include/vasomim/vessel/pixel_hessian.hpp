@@ -1,0 +1,168 @@
+#pragma once
+// The Hessian of one pixel in double with scipy's exact two-stage boundary handling along each
+// axis, for the few pixels whose fast (float or trimmed-kernel) value cannot be trusted: the
+// composite weights of two successive 1-D passes along an axis, laid over the pixel's window.
+// checked_sato and frangi's trimmed-kernel path recompute their doubtful pixels with it.
+
+#include "vasomim/core/config.hpp"
+
+#if !VASOMIM_HAS_CUDA
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "vasomim/vessel/boundary.hpp"
+#include "vasomim/vessel/gaussian.hpp"
+#include "vasomim/vessel/hessian.hpp"
+
+namespace vasomim::vessel::detail {
+
+/// Two-stage weights along one line of n samples at position `pos`: the functional
+/// x -> sum_a k2[a] * A(map(pos + a)), A(m) = sum_b k1[b] * x(map(m + b)), as dense weights on
+/// positions [lo, lo + w.size()).
+struct line_weights {
+    std::int64_t lo = 0;
+    std::vector<double> w;
+};
+
+inline line_weights two_stage_weights(std::int64_t pos, std::int64_t n, const kernel_taps<double>& k1,
+                                      const kernel_taps<double>& k2, boundary_mode mode) {
+    const int r1 = k1.radius, r2 = k2.radius;
+    std::int64_t lo = n, hi = -1;
+    for (int a = -r2; a <= r2; ++a) {
+        const std::int64_t m = map_index(pos + a, n, mode);
+        if (m - r1 >= 0 && m + r1 < n) {
+            lo = std::min(lo, m - r1);
+            hi = std::max(hi, m + r1);
+        } else {
+            for (int b = -r1; b <= r1; ++b) {
+                const std::int64_t t = map_index(m + b, n, mode);
+                lo = std::min(lo, t);
+                hi = std::max(hi, t);
+            }
+        }
+    }
+    line_weights lw;
+    lw.lo = lo;
+    lw.w.assign(static_cast<std::size_t>(hi - lo + 1), 0.0);
+    for (int a = -r2; a <= r2; ++a) {
+        const std::int64_t m = map_index(pos + a, n, mode);
+        const double c2 = k2.taps[static_cast<std::size_t>(a + r2)];
+        if (m - r1 >= 0 && m + r1 < n) {  // no mapping: a contiguous axpy
+            double* __restrict dst = lw.w.data() + (m - r1 - lo);
+            const double* __restrict src = k1.taps.data();
+            for (int b = 0; b <= 2 * r1; ++b) dst[b] += c2 * src[b];
+            continue;
+        }
+        for (int b = -r1; b <= r1; ++b) {
+            const std::int64_t t = map_index(m + b, n, mode);
+            lw.w[static_cast<std::size_t>(t - lo)] += c2 * k1.taps[static_cast<std::size_t>(b + r1)];
+        }
+    }
+    return lw;
+}
+
+/// The three Hessian entries at one pixel, sum_t wr_k[t] * sum_u wc_k[u] * x(t, u) for k = rr, rc,
+/// cc, x(t, u) = sign * x[t * s0 + u * s1] in double: the weights are laid on common row and
+/// column ranges, the rows are combined first (one read of the window, axpys along rows that
+/// vectorise without reassociating), then three short dots.
+template <class T>
+void hessian_at(const T* x, std::int64_t stride0, std::int64_t stride1, double sign, const line_weights (&wr)[3],
+                const line_weights (&wc)[3], double (&out)[3], std::vector<double>& scratch) {
+    std::int64_t rlo = wr[0].lo, rhi = -1, clo = wc[0].lo, chi = -1;
+    for (int k = 0; k < 3; ++k) {
+        rlo = std::min(rlo, wr[k].lo);
+        rhi = std::max(rhi, wr[k].lo + static_cast<std::int64_t>(wr[k].w.size()) - 1);
+        clo = std::min(clo, wc[k].lo);
+        chi = std::max(chi, wc[k].lo + static_cast<std::int64_t>(wc[k].w.size()) - 1);
+    }
+    const auto nr = static_cast<std::size_t>(rhi - rlo + 1), nc = static_cast<std::size_t>(chi - clo + 1);
+    scratch.assign(3 * nr + 3 * nc + 3 * nc, 0.0);
+    double* rw = scratch.data();       // 3 x nr row weights
+    double* cw = rw + 3 * nr;          // 3 x nc column weights
+    double* cs = cw + 3 * nc;          // 3 x nc column sums
+    for (int k = 0; k < 3; ++k) {
+        std::copy(wr[k].w.begin(), wr[k].w.end(), rw + k * nr + (wr[k].lo - rlo));
+        std::copy(wc[k].w.begin(), wc[k].w.end(), cw + k * nc + (wc[k].lo - clo));
+    }
+    double* __restrict s0 = cs;
+    double* __restrict s1 = cs + nc;
+    double* __restrict s2 = cs + 2 * nc;
+    for (std::size_t t = 0; t < nr; ++t) {
+        const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
+        const T* __restrict row = x + (rlo + static_cast<std::int64_t>(t)) * stride0 + clo * stride1;
+        for (std::size_t u = 0; u < nc; ++u) {
+            const double v = sign * static_cast<double>(row[static_cast<std::int64_t>(u) * stride1]);
+            s0[u] += a0 * v;
+            s1[u] += a1 * v;
+            s2[u] += a2 * v;
+        }
+    }
+    for (int k = 0; k < 3; ++k) {
+        double acc = 0;
+        for (std::size_t u = 0; u < nc; ++u) acc += cw[k * nc + u] * cs[k * nc + u];
+        out[k] = acc;
+    }
+}
+
+/// hessian_at on a row-major double plane of `cols` columns.
+inline void hessian_at(const double* x, std::int64_t cols, const line_weights (&wr)[3], const line_weights (&wc)[3],
+                       double (&out)[3], std::vector<double>& scratch) {
+    hessian_at(x, cols, std::int64_t(1), 1.0, wr, wc, out, scratch);
+}
+
+/// Two-stage weights with the interior case (the same composite kernel, shifted) computed once.
+class weight_cache {
+public:
+    weight_cache(std::int64_t n, const kernel_taps<double>& k1, const kernel_taps<double>& k2, boundary_mode mode)
+        : n_(n), reach_(k1.radius + k2.radius), k1_(k1), k2_(k2), mode_(mode) {
+        if (2 * reach_ < n_) interior_ = two_stage_weights(reach_, n_, k1_, k2_, mode_);
+    }
+    line_weights at(std::int64_t pos) const {
+        if (pos - reach_ >= 0 && pos + reach_ < n_) return {pos - reach_, interior_.w};
+        return two_stage_weights(pos, n_, k1_, k2_, mode_);
+    }
+
+private:
+    std::int64_t n_, reach_;
+    kernel_taps<double> k1_, k2_;
+    boundary_mode mode_;
+    line_weights interior_;
+};
+
+
+/// The exact Hessian of sign * image at single pixels for one sigma: scipy's full kernels
+/// (hessian_options' truncate rule, no trimmed taps), in scikit-image's pass order per axis
+/// (rows: axis 0, cols: axis 1).
+class pixel_hessian {
+public:
+    pixel_hessian(std::int64_t rows, std::int64_t cols, double sigma, const hessian_options& o)
+        : pixel_hessian(rows, cols, make_taps<double>(sigma / std::sqrt(2.0), 0, hessian_truncate(sigma, o), kernel_precision::exact),
+                        make_taps<double>(sigma / std::sqrt(2.0), 1, hessian_truncate(sigma, o), kernel_precision::exact), o.mode) {}
+
+    /// (rr, rc, cc) at (i, j) of sign * image (pixel (t, u) at x[t * stride0 + u * stride1]).
+    template <class T>
+    void at(const T* x, std::int64_t stride0, std::int64_t stride1, double sign, std::int64_t i, std::int64_t j,
+            double (&out)[3], std::vector<double>& scratch) const {
+        const line_weights wr[3] = {r_dd_.at(i), r_dg_.at(i), r_gg_.at(i)};
+        const line_weights wc[3] = {c_gg_.at(j), c_gd_.at(j), c_dd_.at(j)};
+        hessian_at(x, stride0, stride1, sign, wr, wc, out, scratch);
+    }
+
+private:
+    pixel_hessian(std::int64_t rows, std::int64_t cols, const kernel_taps<double>& g, const kernel_taps<double>& d,
+                  boundary_mode mode)
+        : r_dd_(rows, d, d, mode),
+          r_dg_(rows, d, g, mode),
+          r_gg_(rows, g, g, mode),
+          c_gg_(cols, g, g, mode),
+          c_gd_(cols, g, d, mode),
+          c_dd_(cols, d, d, mode) {}
+    weight_cache r_dd_, r_dg_, r_gg_, c_gg_, c_gd_, c_dd_;
+};
+
+}  // namespace vasomim::vessel::detail
+
+#endif  // !VASOMIM_HAS_CUDA
