@@ -136,9 +136,10 @@ inline void column_pass_row(const R* plane, std::int64_t rows, std::int64_t cols
 /// and the partial sums of a two-vector strip stay in registers: column_pass_row loads two rows
 /// from L2 per tap pair, which bounds it; this one is bound by arithmetic. Each output sums its
 /// 2r + 4 products in sequence (double) or in two chains of r + 2 (float: even and odd input rows;
-/// the float error bound of checked_sato counts this depth; `padded` holds the
-/// 2r + 1 taps with three zeros on each side, so that every input row feeds every output without
-/// branches; zero taps add exact zeros). `ptrs` is scratch for 2r + 4 row pointers.
+/// the float error bound of checked_sato counts this depth; `padded` holds the 2r + 1 taps with
+/// three zeros on each side, so that input row q's tap for output t is padded[q + 3 - t]; the
+/// products with those zeros are skipped, which changes no bit). `ptrs` is scratch for 2r + 4 row
+/// pointers.
 template <class R>
 inline void column_pass_rows4(const R* plane, std::int64_t rows, std::int64_t cols, std::int64_t i0, const R* padded,
                               int radius, boundary_mode mode, const R* cval_row, R* const* out, const R** ptrs) {
@@ -153,34 +154,49 @@ inline void column_pass_rows4(const R* plane, std::int64_t rows, std::int64_t co
     // value changes without AVX-512 (-Wpsabi).
     auto load = [](V& v, const R* p) { std::memcpy(&v, p, sizeof v); };
     auto store = [](R* p, const V& v) { std::memcpy(p, &v, sizeof v); };
-    // acc[t][h] += c[-t] * x_h: input row x (two vectors) into the four output rows' sums.
-    auto add_row = [](V (&acc)[4][2], const R* c, const V& x0, const V& x1) {
-        for (int t = 0; t < 4; ++t) {
+    // acc[t][h] += c[-t] * x_h for t in [lo, hi]: input row q into the sums of the output rows it
+    // has a tap for. The first and last three input rows meet only some outputs (the others' taps
+    // are the padding's zeros, which would add exact zeros): skipping those products changes no bit.
+    auto add_row = [](auto lo, auto hi, V (&acc)[4][2], const R* c, const V& x0, const V& x1) {
+        for (int t = lo(); t <= hi(); ++t) {
             acc[t][0] += c[-t] * x0;
             acc[t][1] += c[-t] * x1;
         }
     };
+    using I0 = std::integral_constant<int, 0>;
+    using I1 = std::integral_constant<int, 1>;
+    using I2 = std::integral_constant<int, 2>;
+    using I3 = std::integral_constant<int, 3>;
     for (std::int64_t j0 = 0; j0 < cols; j0 += W) {
         const std::int64_t j = j0 + W <= cols ? j0 : cols - W;  // last strip may overlap: same values again
         V a[4][2]{}, b[4][2]{};
-        if constexpr (!std::is_same_v<R, float>) {  // one chain per output
-            for (int q = 0; q < nk; ++q) {
-                V x0, x1;
-                load(x0, ptrs[q] + j);
-                load(x1, ptrs[q] + j + L);
-                add_row(a, padded + q + 3, x0, x1);  // padded[q + 3 - t]: input row q's tap for output t
+        // Input row q into chain acc (padded[q + 3 - t]: its tap for output t).
+        auto row = [&](int q, auto lo, auto hi, V (&acc)[4][2]) {
+            V x0, x1;
+            load(x0, ptrs[q] + j);
+            load(x1, ptrs[q] + j + L);
+            add_row(lo, hi, acc, padded + q + 3, x0, x1);
+        };
+        // One chain per output (double); float: two chains per output (even and odd input rows),
+        // added at the end, half the summation depth of one chain (checked_sato's float error
+        // bound counts it).
+        constexpr bool two_chains = std::is_same_v<R, float>;
+        V(&odd)[4][2] = two_chains ? b : a;  // the chain of odd input rows
+        if (radius >= 2) {
+            row(0, I0{}, I0{}, a);
+            row(1, I0{}, I1{}, odd);
+            row(2, I0{}, I2{}, a);
+            for (int q = 3; q < 2 * radius; q += 2) {  // 2r - 2 rows: pairs
+                row(q, I0{}, I3{}, odd);
+                row(q + 1, I0{}, I3{}, a);
             }
+            row(2 * radius + 1, I1{}, I3{}, odd);
+            row(2 * radius + 2, I2{}, I3{}, a);
+            row(2 * radius + 3, I3{}, I3{}, odd);
         } else {
-            // float: two chains per output (even and odd input rows), added at the end, half the
-            // summation depth of one chain (checked_sato's float error bound counts it).
             for (int q = 0; q < nk; q += 2) {  // nk is even
-                V x0, x1, y0, y1;
-                load(x0, ptrs[q] + j);
-                load(x1, ptrs[q] + j + L);
-                load(y0, ptrs[q + 1] + j);
-                load(y1, ptrs[q + 1] + j + L);
-                add_row(a, padded + q + 3, x0, x1);
-                add_row(b, padded + q + 4, y0, y1);
+                row(q, I0{}, I3{}, a);
+                row(q + 1, I0{}, I3{}, odd);
             }
         }
         for (int t = 0; t < 4; ++t) {  // b is zero for double: adding it is exact
