@@ -5,6 +5,8 @@
 // defaults to max(s)/2 of the FIRST sigma (1 if that is 0) and is reused for the later sigmas; the
 // output is the pixel-wise maximum over sigmas (from 0). alpha only weighs the plate term of 3-D
 // volumes; in 2-D that term is 1, so alpha is accepted and checked but does not change the result.
+// On the host, double images in exact mode take a fused path whose later sigmas use kernels
+// trimmed within a proven bound of `tolerance` times the response's maximum (frangi_trim.hpp).
 
 #include <algorithm>
 #include <cmath>

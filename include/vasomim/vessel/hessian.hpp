@@ -227,60 +227,30 @@ inline void column_pass_rows(const R* plane, std::int64_t rows, std::int64_t col
 }
 
 /// row[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) for cols >= two vectors, x = centre
-/// (extended by r on each side), by strips of two vectors: the taps go to four interleaved
-/// chains per vector (o = 4q + 1, 4q + 2, 4q + 3, 4q + 4; c[0] x[j] starts the fourth) added as
-/// (a0 + a1) + (a2 + a3), so eight independent accumulators hide the add latency and each output
-/// goes through ceil(r / 4) + 3 additions after its pair sum and product (within the depth that
-/// checked_sato's error bound allows a row pass: r/4 + r%4 + 8).
+/// (extended by r on each side), by strips of two vectors with four_chain_sums (row_tiles.hpp).
 template <class R, bool Anti>
 inline void row_pass_strips(R* __restrict row, std::int64_t cols, const R* c, int r, const R* __restrict centre) {
     using V = typename vec64<R>::type;
     constexpr std::int64_t L = 64 / sizeof(R), W = 2 * L;
     // Vectors go through references only (see column_pass_rows4).
     auto load = [](V& v, const R* p) { std::memcpy(&v, p, sizeof v); };
-    // acc += w * (x[o] +- x[-o])
-    auto add_pair = [&](V& acc, R w, const R* x, int o) {
-        V p, m;
-        load(p, x + o);
-        load(m, x - o);
-        acc += w * (Anti ? p - m : p + m);
-    };
     for (std::int64_t j0 = 0; j0 < cols; j0 += W) {
         const std::int64_t j = j0 + W <= cols ? j0 : cols - W;  // last strip may overlap: same values again
-        const R* x = centre + j;
-        const R* y = x + L;
-        V a0, b0;
-        load(a0, x);
-        load(b0, y);
-        a0 = c[0] * a0;
-        b0 = c[0] * b0;
-        V a1{}, a2{}, a3{}, b1{}, b2{}, b3{};
-        int o = 1;
-        for (; o + 3 <= r; o += 4) {
-            add_pair(a1, c[o], x, o);
-            add_pair(b1, c[o], y, o);
-            add_pair(a2, c[o + 1], x, o + 1);
-            add_pair(b2, c[o + 1], y, o + 1);
-            add_pair(a3, c[o + 2], x, o + 2);
-            add_pair(b3, c[o + 2], y, o + 2);
-            add_pair(a0, c[o + 3], x, o + 3);
-            add_pair(b0, c[o + 3], y, o + 3);
-        }
-        if (o <= r) {
-            add_pair(a1, c[o], x, o);
-            add_pair(b1, c[o], y, o);
-        }
-        if (o + 1 <= r) {
-            add_pair(a2, c[o + 1], x, o + 1);
-            add_pair(b2, c[o + 1], y, o + 1);
-        }
-        if (o + 2 <= r) {
-            add_pair(a3, c[o + 2], x, o + 2);
-            add_pair(b3, c[o + 2], y, o + 2);
-        }
-        const V ra = (a0 + a1) + (a2 + a3), rb = (b0 + b1) + (b2 + b3);
-        std::memcpy(row + j, &ra, sizeof ra);
-        std::memcpy(row + j + L, &rb, sizeof rb);
+        const R* x = centre + j;  // output vector h = 0, 1 starts at x + h L
+        V x0[2];
+        load(x0[0], x);
+        load(x0[1], x + L);
+        x0[0] = c[0] * x0[0];
+        x0[1] = c[0] * x0[1];
+        V res[2];
+        four_chain_sums(res, x0, c, r, [&](V& acc, R w, int h, int o) {
+            V p, m;
+            load(p, x + h * L + o);
+            load(m, x + h * L - o);
+            acc += w * (Anti ? p - m : p + m);
+        });
+        std::memcpy(row + j, &res[0], sizeof(V));
+        std::memcpy(row + j + L, &res[1], sizeof(V));
     }
 }
 

@@ -87,45 +87,60 @@ struct row_tile_scratch {
     std::vector<typename vec64<R>::type> in, out;
 };
 
+/// The summation tree of every row pass on the host, for two outputs h = 0, 1 at once:
+/// c[0] x_h[0] + sum_{o=1..r} c[o] (x_h[o] +- x_h[-o]) in four interleaved chains per output (o =
+/// 4q + 1, 4q + 2, 4q + 3, 4q + 4; c[0] x_h[0] = x0[h] starts the fourth), added as
+/// (a0 + a1) + (a2 + a3): eight independent accumulators hide the add latency, and each output goes
+/// through ceil(r / 4) + 3 additions after its pair sum and product (within the depth that
+/// checked_sato's error bound allows a row pass: r/4 + r%4 + 8). add_pair(acc, w, h, o) adds
+/// w * (x_h[o] +- x_h[-o]) to acc.
+template <class V, class R, class AddPair>
+inline void four_chain_sums(V (&res)[2], const V (&x0)[2], const R* c, int r, AddPair&& add_pair) {
+    V a0 = x0[0], b0 = x0[1];
+    V a1{}, a2{}, a3{}, b1{}, b2{}, b3{};
+    int o = 1;
+    for (; o + 3 <= r; o += 4) {
+        add_pair(a1, c[o], 0, o);
+        add_pair(b1, c[o], 1, o);
+        add_pair(a2, c[o + 1], 0, o + 1);
+        add_pair(b2, c[o + 1], 1, o + 1);
+        add_pair(a3, c[o + 2], 0, o + 2);
+        add_pair(b3, c[o + 2], 1, o + 2);
+        add_pair(a0, c[o + 3], 0, o + 3);
+        add_pair(b0, c[o + 3], 1, o + 3);
+    }
+    if (o <= r) {
+        add_pair(a1, c[o], 0, o);
+        add_pair(b1, c[o], 1, o);
+    }
+    if (o + 1 <= r) {
+        add_pair(a2, c[o + 1], 0, o + 1);
+        add_pair(b2, c[o + 1], 1, o + 1);
+    }
+    if (o + 2 <= r) {
+        add_pair(a3, c[o + 2], 0, o + 2);
+        add_pair(b3, c[o + 2], 1, o + 2);
+    }
+    res[0] = (a0 + a1) + (a2 + a3);
+    res[1] = (b0 + b1) + (b2 + b3);
+}
+
 /// out[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) on transposed samples (one vector
-/// per column), two outputs at a time: row_pass_strips's four interleaved chains per output (o =
-/// 4q + 1, 4q + 2, 4q + 3, 4q + 4; c[0] x[j] starts the fourth) added as (a0 + a1) + (a2 + a3).
+/// per column), two outputs at a time with four_chain_sums.
 template <class R, bool Anti>
 inline void row_tile_outputs(typename vec64<R>::type* __restrict out, const typename vec64<R>::type* __restrict centre,
                              std::int64_t cols, const R* c, int r) {
     using V = typename vec64<R>::type;
-    auto add_pair = [](V& acc, R w, const V* x, int o) { acc += w * (Anti ? x[o] - x[-o] : x[o] + x[-o]); };
     for (std::int64_t j0 = 0; j0 < cols; j0 += 2) {
         const std::int64_t j = j0 + 2 <= cols ? j0 : cols - 2;  // the last pair may overlap: same values again
         const V* x = centre + j;
-        const V* y = x + 1;
-        V a0 = c[0] * x[0], b0 = c[0] * y[0];
-        V a1{}, a2{}, a3{}, b1{}, b2{}, b3{};
-        int o = 1;
-        for (; o + 3 <= r; o += 4) {
-            add_pair(a1, c[o], x, o);
-            add_pair(b1, c[o], y, o);
-            add_pair(a2, c[o + 1], x, o + 1);
-            add_pair(b2, c[o + 1], y, o + 1);
-            add_pair(a3, c[o + 2], x, o + 2);
-            add_pair(b3, c[o + 2], y, o + 2);
-            add_pair(a0, c[o + 3], x, o + 3);
-            add_pair(b0, c[o + 3], y, o + 3);
-        }
-        if (o <= r) {
-            add_pair(a1, c[o], x, o);
-            add_pair(b1, c[o], y, o);
-        }
-        if (o + 1 <= r) {
-            add_pair(a2, c[o + 1], x, o + 1);
-            add_pair(b2, c[o + 1], y, o + 1);
-        }
-        if (o + 2 <= r) {
-            add_pair(a3, c[o + 2], x, o + 2);
-            add_pair(b3, c[o + 2], y, o + 2);
-        }
-        out[j] = (a0 + a1) + (a2 + a3);
-        out[j + 1] = (b0 + b1) + (b2 + b3);
+        const V x0[2] = {c[0] * x[0], c[0] * x[1]};
+        V res[2];
+        four_chain_sums(res, x0, c, r, [x](V& acc, R w, int h, int o) {
+            acc += w * (Anti ? x[h + o] - x[h - o] : x[h + o] + x[h - o]);
+        });
+        out[j] = res[0];
+        out[j + 1] = res[1];
     }
 }
 
