@@ -2,6 +2,8 @@
 // training images (filters and masks), and the host input adapters.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -229,6 +231,57 @@ TEST(PseudoLabelHost, CheckedFloatPathEqualsTheDoubleCast) {
                     EXPECT_GT(vessel::detail::checked_sato(rnd.view(), o.sato(), o.border).rechecked, 0u);
                 }
             }
+}
+
+// pseudo_label (mask only) folds the border, the histogram of the percentile and the region growing
+// into the filter's last pass; pseudo_label_steps_of runs the steps one by one. Their masks and
+// thresholds must agree for every mode, polarity, border and percentile, on noise and on vessels.
+TEST(PseudoLabelHost, FoldedTailEqualsTheSteps) {
+    const auto syn = load_tensor<std::uint8_t, backend::cpu>("synthetic_input");
+    std::vector<std::uint8_t> noise(61 * 150);
+    std::uint32_t state = 777;
+    for (std::size_t p = 0; p < noise.size(); ++p) {
+        state = state * 1664525u + 1013904223u;
+        const double ridge = 90 * std::exp(-std::pow((double(p / 150) - 30) / 3.0, 2));  // a dark band
+        noise[p] = static_cast<std::uint8_t>(200 - ridge - double(state >> 27));
+    }
+    const auto band = tensor<std::uint8_t, backend::cpu>::from_host(noise, shape{61, 150});
+    std::size_t cases = 0, nontrivial = 0;
+    auto check = [&](const tensor<std::uint8_t, backend::cpu>& img, const char* m, bool black, index_t border, double q) {
+        SCOPED_TRACE(std::string(m) + (black ? " black" : " white") + " border " + std::to_string(border) + " q " +
+                     std::to_string(q));
+        pseudo_label_options o;
+        o.mode = parse_boundary_mode(m);
+        o.black_ridges = black;
+        o.border = border;
+        o.percentile = q;
+        const auto steps = pseudo_label_steps_of(img.view(), o);
+        const auto mask = pseudo_label(img, o).to_host();
+        EXPECT_EQ(mask, steps.mask.to_host());
+        std::size_t on = 0;
+        for (auto v : mask) on += v == 255;
+        ++cases;
+        nontrivial += on > 20;
+    };
+    for (const auto* img : {&syn, &band})
+        for (const char* m : {"reflect", "nearest", "mirror", "wrap"})
+            for (bool black : {true, false})
+                for (index_t border : {0, 5}) check(*img, m, black, border, 92.0);
+    // Other percentiles, and a border that covers the band image (an all-zero mask).
+    for (const auto* img : {&syn, &band})
+        for (index_t border : {3, 40})
+            for (double q : {0.0, 50.0, 99.9, 100.0}) check(*img, "reflect", true, border, q);
+    EXPECT_GT(nontrivial, cases / 2) << "most cases grow a real region";
+}
+
+TEST(PseudoLabelHost, PercentileOfHistogramIsNumpys) {
+    const std::vector<std::uint8_t> a{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5};
+    std::array<std::size_t, 256> h{};
+    for (auto v : a) ++h[v];
+    for (double q : {0.0, 10.0, 33.3, 50.0, 92.0, 92.5, 100.0}) EXPECT_EQ(percentile_of_histogram(h, q), percentile(a.data(), a.size(), q)) << q;
+    EXPECT_DOUBLE_EQ(percentile_of_histogram(h, 92), 6.600000000000003);
+    EXPECT_THROW(percentile_of_histogram(std::array<std::size_t, 256>{}, 50), value_error);
+    EXPECT_THROW(percentile_of_histogram(h, -1), value_error);
 }
 #endif
 

@@ -12,7 +12,10 @@
 
 #if !VASOMIM_HAS_CUDA
 
+#include <omp.h>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -93,19 +96,112 @@ struct sato_scale_f32 {
     }
 };
 
+/// Per-thread scratch and results of combine_row (padded apart: threads write them per row).
+struct alignas(64) combine_part {
+    std::vector<std::int64_t> suspects;
+    std::array<std::array<std::size_t, 256>, 4> hist{};
+    std::vector<float> best, low, high;
+    std::vector<std::uint8_t> flag;
+};
+
+struct combine_rows_args {
+    std::int64_t rows, cols, border;
+    std::size_t ns;
+    const float* const* planes;  ///< the sigmas' scaled responses
+    const float* errs;           ///< their float error bounds
+    double* out;                 ///< response (may be null)
+    std::uint8_t* val;
+    bool pipeline_tail;
+};
+
+/// Row i of checked_sato once every sigma's row is final: the maximum over the sigmas, its uint8
+/// cast, and the float bounds that flag the suspects. The arguments come by value: read through
+/// pointers or references, every 8-bit store could alias them, which keeps the loops scalar.
+inline void combine_row(combine_rows_args a, std::int64_t i, combine_part& tp) {
+    const std::int64_t rows = a.rows, cols = a.cols, border = a.border;
+    const std::size_t ns = a.ns;
+    const std::int64_t jlo = std::min(border, cols), jhi = std::max(cols - border, jlo);  // checked columns
+    // Float bounds widened by one more float rounding of each (err already has slack).
+    // Sigma by sigma over the row (contiguous loops that vectorise).
+    float* __restrict bst = tp.best.data();
+    float* __restrict lo_ = tp.low.data();
+    float* __restrict hi_ = tp.high.data();
+    const float* __restrict p0 = a.planes[0] + i * cols;
+    const float e0 = a.errs[0];
+    for (std::int64_t j = 0; j < cols; ++j) {
+        bst[j] = p0[j];
+        lo_[j] = p0[j] - e0;
+        hi_[j] = p0[j] + e0;
+    }
+    for (std::size_t k = 1; k < ns; ++k) {
+        const float* __restrict pk = a.planes[k] + i * cols;
+        const float e = a.errs[k];
+        for (std::int64_t j = 0; j < cols; ++j) {
+            const float v = pk[j];
+            bst[j] = std::max(bst[j], v);
+            lo_[j] = std::max(lo_[j], v - e);
+            hi_[j] = std::max(hi_[j], v + e);
+        }
+    }
+    if (a.out) {
+        double* __restrict orow = a.out + i * cols;
+        for (std::int64_t j = 0; j < cols; ++j) orow[j] = static_cast<double>(bst[j]);
+    }
+    std::uint8_t* __restrict vrow = a.val + i * cols;
+    const bool checked = i >= border && i < rows - border;
+    if (a.pipeline_tail && !checked) {  // a border row: all zero
+        std::fill(vrow, vrow + cols, std::uint8_t(0));
+        tp.hist[0][0] += static_cast<std::size_t>(cols);
+        return;
+    }
+    std::uint8_t* __restrict frow = tp.flag.data();
+    for (std::int64_t j = 0; j < cols; ++j) {
+        const float b = std::min(std::max(bst[j], 0.0f), 255.0f);
+        vrow[j] = static_cast<std::uint8_t>(b);
+        const float lc = std::min(std::max(lo_[j], 0.0f), 255.0f), hc = std::min(std::max(hi_[j], 0.0f), 255.0f);
+        frow[j] = static_cast<int>(lc) != static_cast<int>(hc);
+    }
+    if (!checked) return;
+    if (a.pipeline_tail) {
+        std::fill(vrow, vrow + jlo, std::uint8_t(0));
+        std::fill(vrow + jhi, vrow + cols, std::uint8_t(0));
+        // Four interleaved histograms: consecutive equal values do not wait on one counter (and
+        // no branches: a test for zeros mispredicts on noisy responses).
+        auto& h = tp.hist;
+        std::int64_t j = jlo;
+        for (; j + 4 <= jhi; j += 4) {
+            ++h[0][vrow[j]];
+            ++h[1][vrow[j + 1]];
+            ++h[2][vrow[j + 2]];
+            ++h[3][vrow[j + 3]];
+        }
+        for (; j < jhi; ++j) ++h[0][vrow[j]];
+        h[0][0] += static_cast<std::size_t>(cols - (jhi - jlo));
+    }
+    std::uint8_t any = 0;  // a reduction that vectorises; suspects are rare
+    for (std::int64_t j = jlo; j < jhi; ++j) any |= frow[j];
+    if (!any) return;
+    for (std::int64_t j = jlo; j < jhi; ++j)
+        if (frow[j]) tp.suspects.push_back(i * cols + j);
+}
+
 struct checked_sato_result {
     tensor<double, backend::cpu> response;
     tensor<std::uint8_t, backend::cpu> value;  ///< to_uint8(response), exact inside the checked region
     std::size_t rechecked = 0;                 ///< pixels recomputed in double
+    /// With pipeline_tail: the histogram of `value` (counts of 0..255).
+    std::array<std::size_t, 256> histogram{};
 };
 
 /// Sato response of sign * image (integer pixels) and its exact uint8 cast on the
 /// pixels at least `border` from every edge (outside, the cast of the float response). Without
-/// with_response only the uint8 values are produced (the response stays empty).
+/// with_response only the uint8 values are produced (the response stays empty). With
+/// pipeline_tail the pseudo-label's next steps ride along in the same pass over each row: values
+/// outside the border are set to 0 and the histogram of the values is counted.
 template <class T>
     requires std::is_integral_v<T>
 checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image, const sato_options& o,
-                                 std::int64_t border, bool with_response = true) {
+                                 std::int64_t border, bool with_response = true, bool pipeline_tail = false) {
     using R = float;
     require_image(image, "pseudo_label");
     check_ridge_options(o, "pseudo_label");
@@ -113,6 +209,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     const T* src = image.data();
     const std::int64_t s0 = image.stride(0), s1 = image.stride(1);
     const double sign = o.black_ridges ? 1.0 : -1.0;
+    border = std::max<std::int64_t>(border, 0);
     // Centre the image: the Hessian ignores constants (every entry differentiates along each axis
     // it smooths, and the boundary modes used here extend constants as constants), and smaller
     // magnitudes mean smaller float rounding.
@@ -139,6 +236,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         std::vector<tensor<R, backend::cpu>> per_sigma;
         hessian_workspace<R, backend::cpu> ws;
         std::vector<double> x;
+        std::vector<combine_part> parts;
     };
     // Kept per thread only for images up to 4 Mpixels (about 50 MB of planes); larger ones use
     // planes freed on return.
@@ -173,11 +271,9 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     ho.precision = kernel_precision::fast;
     auto& ws = wsp.ws;
     const double u = std::ldexp(1.0, -24);
-    const auto xv = as_const(xf.view());
     for (std::size_t k = 0; k < ns; ++k) {
         const double sigma = o.sigmas[k];
         const double s2 = sigma * sigma;
-        hessian_rows(xv, sigma, ho, R(1), ws, sato_scale_f32{per_sigma[k].data(), cols, static_cast<R>(s2)});
         const double s = sigma / std::sqrt(2.0), tr = hessian_truncate(sigma, ho);
         const auto g = describe_kernel(s, 0, tr, make_taps<R>(s, 0, tr, kernel_precision::fast));
         const auto d = describe_kernel(s, 1, tr, make_taps<R>(s, 1, tr, kernel_precision::fast));
@@ -200,56 +296,35 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     std::uint8_t* val = res.value.data();
     std::vector<const R*> ps(ns);
     for (std::size_t k = 0; k < ns; ++k) ps[k] = per_sigma[k].data();
-    auto cast = [](double v) -> int { return v >= 255 ? 255 : (v > 0 ? static_cast<int>(v) : 0); };
-    std::vector<std::int64_t> suspects;
-    const float e0 = static_cast<float>(err[0]);
-#pragma omp parallel
-    {
-        std::vector<std::int64_t> mine;
-        std::vector<std::uint8_t> flag(static_cast<std::size_t>(cols));
-        std::vector<float> row_best(static_cast<std::size_t>(cols)), row_low(row_best), row_high(row_best);
-#pragma omp for schedule(static) nowait
-        for (std::int64_t i = 0; i < rows; ++i) {
-            // Float bounds widened by one more float rounding of each (err already has slack).
-            // Sigma by sigma over the row (contiguous loops that vectorise).
-            float* __restrict bst = row_best.data();
-            float* __restrict lo_ = row_low.data();
-            float* __restrict hi_ = row_high.data();
-            const float* __restrict p0 = ps[0] + i * cols;
-            for (std::int64_t j = 0; j < cols; ++j) {
-                bst[j] = p0[j];
-                lo_[j] = p0[j] - e0;
-                hi_[j] = p0[j] + e0;
-            }
-            for (std::size_t k = 1; k < ns; ++k) {
-                const float* __restrict pk = ps[k] + i * cols;
-                const float e = static_cast<float>(err[k]);
-                for (std::int64_t j = 0; j < cols; ++j) {
-                    const float v = pk[j];
-                    bst[j] = std::max(bst[j], v);
-                    lo_[j] = std::max(lo_[j], v - e);
-                    hi_[j] = std::max(hi_[j], v + e);
-                }
-            }
-            if (out) {
-                double* __restrict orow = out + i * cols;
-                for (std::int64_t j = 0; j < cols; ++j) orow[j] = static_cast<double>(bst[j]);
-            }
-            std::uint8_t* __restrict vrow = val + i * cols;
-            std::uint8_t* __restrict frow = flag.data();
-            for (std::int64_t j = 0; j < cols; ++j) {
-                const float b = std::min(std::max(bst[j], 0.0f), 255.0f);
-                vrow[j] = static_cast<std::uint8_t>(b);
-                const float lc = std::min(std::max(lo_[j], 0.0f), 255.0f), hc = std::min(std::max(hi_[j], 0.0f), 255.0f);
-                frow[j] = static_cast<int>(lc) != static_cast<int>(hc);
-            }
-            if (i < border || i >= rows - border) continue;
-            for (std::int64_t j = border; j < cols - border; ++j)
-                if (flag[static_cast<std::size_t>(j)]) mine.push_back(i * cols + j);
-        }
-#pragma omp critical
-        suspects.insert(suspects.end(), mine.begin(), mine.end());
+    std::vector<float> errf(ns);
+    for (std::size_t k = 0; k < ns; ++k) errf[k] = static_cast<float>(err[k]);
+    auto& parts = wsp.parts;
+    parts.resize(static_cast<std::size_t>(std::max(1, omp_get_max_threads())));
+    for (auto& tp : parts) {
+        tp.suspects.clear();
+        tp.hist = {};
+        for (auto* v : {&tp.best, &tp.low, &tp.high}) v->resize(static_cast<std::size_t>(cols));
+        tp.flag.resize(static_cast<std::size_t>(cols));
     }
+    combine_rows_args args{rows, cols, border, ns, ps.data(), errf.data(), out, val, pipeline_tail};
+    const auto xv = as_const(xf.view());
+    for (std::size_t k = 0; k < ns; ++k) {
+        const sato_scale_f32 scale{per_sigma[k].data(), cols, static_cast<R>(o.sigmas[k] * o.sigmas[k])};
+        if (k + 1 < ns) {
+            hessian_rows(xv, o.sigmas[k], ho, R(1), ws, scale);
+        } else {
+            hessian_rows(xv, o.sigmas[k], ho, R(1), ws, [&](std::int64_t i, const R* rr, const R* rc, const R* cc) {
+                scale(i, rr, rc, cc);
+                combine_row(args, i, parts[static_cast<std::size_t>(omp_get_thread_num())]);
+            });
+        }
+    }
+    std::vector<std::int64_t> suspects;
+    for (const auto& tp : parts) suspects.insert(suspects.end(), tp.suspects.begin(), tp.suspects.end());
+    if (pipeline_tail)
+        for (const auto& tp : parts)
+            for (const auto& h : tp.hist)
+                for (std::size_t v = 0; v < 256; ++v) res.histogram[v] += h[v];
     res.rechecked = suspects.size();
     if (suspects.empty()) return res;
 
@@ -281,7 +356,9 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         sw.push_back({weight_cache(rows, d, d, o.mode), weight_cache(rows, d, g, o.mode), weight_cache(rows, g, g, o.mode),
                       weight_cache(cols, g, g, o.mode), weight_cache(cols, g, d, o.mode), weight_cache(cols, d, d, o.mode)});
     }
+    auto cast = [](double v) -> int { return v >= 255 ? 255 : (v > 0 ? static_cast<int>(v) : 0); };
     const auto ns_count = static_cast<std::int64_t>(suspects.size());
+    std::vector<std::uint8_t> before(pipeline_tail ? suspects.size() : 0);  // for the histogram
 #pragma omp parallel
     {
         std::vector<double> scratch;
@@ -305,9 +382,15 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
                 best = std::max(best, o.sigmas[k] * o.sigmas[k] * std::max(l1, 0.0));
             }
             if (out) out[p] = best;
+            if (pipeline_tail) before[static_cast<std::size_t>(q)] = val[p];
             val[p] = static_cast<std::uint8_t>(cast(best));
         }
     }
+    if (pipeline_tail)
+        for (std::size_t q = 0; q < suspects.size(); ++q) {
+            --res.histogram[before[q]];
+            ++res.histogram[val[suspects[q]]];
+        }
     return res;
 }
 

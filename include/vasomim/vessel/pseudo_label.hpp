@@ -148,18 +148,44 @@ void zero_border(tensor<T, B>& image, index_t border) {
     parallel_for<B>(image.dim(0), detail::border_kernel<T>{image.data(), image.dim(0), image.dim(1), border});
 }
 
+namespace detail {
+/// numpy's linear interpolation between the sorted values a = x[lo] and b = x[lo + 1] at virtual
+/// index lo + frac (numpy's _lerp: from the upper value when the fraction is >= 0.5).
+inline double percentile_lerp(double a, double b, double frac) {
+    const double diff = b - a;
+    return frac >= 0.5 ? b - diff * (1.0 - frac) : a + diff * frac;
+}
+inline void check_percentile(std::size_t n, double q) {
+    if (n == 0) throw value_error("percentile: no values");
+    if (!(q >= 0 && q <= 100)) throw value_error("percentile: q must lie in [0, 100], got " + std::to_string(q));
+}
+}  // namespace detail
+
+/// numpy.percentile(q) of n uint8 values given by their histogram (hist[v]: how many equal v).
+inline double percentile_of_histogram(const std::array<std::size_t, 256>& hist, double q) {
+    std::size_t n = 0;
+    for (std::size_t c : hist) n += c;
+    detail::check_percentile(n, q);
+    const double virt = static_cast<double>(n - 1) * (q / 100.0);
+    const std::size_t lo = static_cast<std::size_t>(std::floor(virt));
+    const std::size_t hi = std::min(lo + 1, n - 1);
+    auto nth = [&](std::size_t k) {  // the k-th smallest value
+        std::size_t acc = 0;
+        for (int v = 0; v < 256; ++v) {
+            acc += hist[static_cast<std::size_t>(v)];
+            if (acc > k) return static_cast<double>(v);
+        }
+        return 255.0;
+    };
+    return detail::percentile_lerp(nth(lo), nth(hi), virt - static_cast<double>(lo));
+}
+
 /// numpy.percentile(values, q) with the default linear interpolation: virtual index (n-1) q/100
 /// between the sorted values a[lo] and a[lo+1], interpolated as numpy's _lerp does (from the upper
 /// value when the fraction is >= 0.5). q in [0, 100]; at least one value.
 template <class T>
 double percentile(const T* host_values, std::size_t n, double q) {
-    if (n == 0) throw value_error("percentile: no values");
-    if (!(q >= 0 && q <= 100)) throw value_error("percentile: q must lie in [0, 100], got " + std::to_string(q));
-    const double virt = static_cast<double>(n - 1) * (q / 100.0);
-    const std::size_t lo = static_cast<std::size_t>(std::floor(virt));
-    const std::size_t hi = std::min(lo + 1, n - 1);
-    const double frac = virt - static_cast<double>(lo);
-    T a{}, b{};
+    detail::check_percentile(n, q);
     if constexpr (std::is_same_v<T, std::uint8_t>) {  // counting sort: exact and O(n)
         // Four interleaved histograms: consecutive equal pixels do not wait on one counter.
         std::array<std::array<std::size_t, 256>, 4> h4{};
@@ -173,26 +199,19 @@ double percentile(const T* host_values, std::size_t n, double q) {
         for (; i < n; ++i) ++h4[0][host_values[i]];
         std::array<std::size_t, 256> hist{};
         for (std::size_t v = 0; v < 256; ++v) hist[v] = h4[0][v] + h4[1][v] + h4[2][v] + h4[3][v];
-        auto nth = [&](std::size_t k) {
-            std::size_t acc = 0;
-            for (int v = 0; v < 256; ++v) {
-                acc += hist[static_cast<std::size_t>(v)];
-                if (acc > k) return static_cast<std::uint8_t>(v);
-            }
-            return std::uint8_t(255);
-        };
-        a = nth(lo);
-        b = nth(hi);
+        return percentile_of_histogram(hist, q);
     } else {
+        const double virt = static_cast<double>(n - 1) * (q / 100.0);
+        const std::size_t lo = static_cast<std::size_t>(std::floor(virt));
+        const std::size_t hi = std::min(lo + 1, n - 1);
         std::vector<T> v(host_values, host_values + n);
         for (const T& x : v)
             if (!std::isfinite(static_cast<double>(x))) throw value_error("percentile: NaN or infinite value");
         std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
-        a = v[lo];
-        b = hi == lo ? a : *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
+        const T a = v[lo];
+        const T b = hi == lo ? a : *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
+        return detail::percentile_lerp(static_cast<double>(a), static_cast<double>(b), virt - static_cast<double>(lo));
     }
-    const double diff = static_cast<double>(b) - static_cast<double>(a);
-    return frac >= 0.5 ? static_cast<double>(b) - diff * (1.0 - frac) : static_cast<double>(a) + diff * frac;
 }
 
 template <class T, class B>
@@ -275,6 +294,59 @@ tensor<std::uint8_t, B> region_grow(const tensor<T, B>& image) {
     }
 }
 
+namespace detail {
+/// The 4-connected region of pixels >= lowest (lowest >= 1) around `seed`, filled by spans with
+/// 255 into `out` (zero on entry). Spans are maximal runs of such pixels along a row, so a run is
+/// filled whole or not at all; the result is flood_fill4's.
+inline void fill_spans4(const std::uint8_t* v, std::int64_t rows, std::int64_t cols, std::int64_t seed,
+                        std::uint8_t lowest, std::uint8_t* out) {
+    std::vector<std::int64_t> stack{seed};  // pixels of unfilled runs
+    while (!stack.empty()) {
+        const std::int64_t p = stack.back();
+        stack.pop_back();
+        if (out[p]) continue;
+        const std::int64_t i = p / cols, row = i * cols;
+        std::int64_t l = p - row, r = l;
+        const std::uint8_t* vr = v + row;
+        while (l > 0 && vr[l - 1] >= lowest) --l;
+        while (r + 1 < cols && vr[r + 1] >= lowest) ++r;
+        std::fill(out + row + l, out + row + r + 1, std::uint8_t(255));
+        for (const std::int64_t ii : {i - 1, i + 1}) {
+            if (ii < 0 || ii >= rows) continue;
+            const std::uint8_t* nv = v + ii * cols;
+            const std::uint8_t* no = out + ii * cols;
+            for (std::int64_t j = l; j <= r; ++j) {
+                if (nv[j] < lowest) continue;
+                if (!no[j]) stack.push_back(ii * cols + j);
+                while (j + 1 <= r && nv[j + 1] >= lowest) ++j;  // one entry per run
+            }
+        }
+    }
+}
+
+#if !VASOMIM_HAS_CUDA
+/// region_grow of value with the entries below `threshold` set to 0 (zero_below), for uint8
+/// values whose histogram is known: the kept values are those >= max(ceil(threshold), 1), their
+/// maximum is the highest such bin, and its first pixel is found by a scan that stops there;
+/// neither the thresholded copy nor a full scan for the maximum is needed.
+inline tensor<std::uint8_t, backend::cpu> region_grow_above(const tensor<std::uint8_t, backend::cpu>& value,
+                                                            const std::array<std::size_t, 256>& hist,
+                                                            double threshold) {
+    tensor<std::uint8_t, backend::cpu> mask(value.shape());
+    const double c = std::ceil(threshold);  // threshold lies in [0, 255] (a percentile of uint8)
+    if (!(c <= 255)) return mask;
+    const int lowest = std::max(1, static_cast<int>(c));
+    int top = 255;
+    while (top >= lowest && hist[static_cast<std::size_t>(top)] == 0) --top;
+    if (top < lowest) return mask;  // nothing kept
+    const std::uint8_t* v = value.data();
+    const auto seed = static_cast<std::int64_t>(std::find(v, v + value.size(), static_cast<std::uint8_t>(top)) - v);
+    fill_spans4(v, value.dim(0), value.dim(1), seed, static_cast<std::uint8_t>(lowest), mask.data());
+    return mask;
+}
+#endif
+}  // namespace detail
+
 /// The intermediate results of the pipeline, for inspection and tests.
 template <class R, class B>
 struct pseudo_label_steps {
@@ -308,6 +380,16 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_run(tensor_view<T, B> image, c
     // Default on the host for integer pixels: float filtering, double recomputation only where
     // the uint8 cast is in doubt (checked_sato.hpp); the values equal the double pipeline's.
     if constexpr (std::is_same_v<B, backend::cpu> && std::is_integral_v<std::remove_const_t<T>>) {
+        if (o.mode != boundary_mode::constant && !with_response) {
+            // The mask only: border and histogram folded into checked_sato's last pass over the
+            // rows, then the percentile from the histogram and the region grown on the values
+            // (pseudo_label_steps_of runs the steps one by one; the tests hold the two equal).
+            auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border, false, true);
+            s.threshold = percentile_of_histogram(c.histogram, o.percentile);
+            s.mask = detail::region_grow_above(c.value, c.histogram, s.threshold);
+            s.value = std::move(c.value);
+            return s;
+        }
         if (o.mode != boundary_mode::constant) {
             auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border, with_response);
             s.response = std::move(c.response);
