@@ -362,6 +362,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
 #pragma omp parallel
     {
         std::vector<double> scratch;
+        line_weights tmp[6];  // weights near the ends of a line
 #pragma omp for schedule(dynamic, 4)
         for (std::int64_t q = 0; q < ns_count; ++q) {
             const std::int64_t p = suspects[static_cast<std::size_t>(q)];
@@ -372,8 +373,8 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
             for (std::size_t k = 0; k < ns; ++k) {
                 if (static_cast<double>(ps[k][p]) + err[k] < low) continue;  // cannot hold the maximum
                 const auto& W = sw[k];
-                const line_weights wr[3] = {W.r_dd.at(i), W.r_dg.at(i), W.r_gg.at(i)};
-                const line_weights wc[3] = {W.c_gg.at(j), W.c_gd.at(j), W.c_dd.at(j)};
+                const weight_span wr[3] = {W.r_dd.at(i, tmp[0]), W.r_dg.at(i, tmp[1]), W.r_gg.at(i, tmp[2])};
+                const weight_span wc[3] = {W.c_gg.at(j, tmp[3]), W.c_gd.at(j, tmp[4]), W.c_dd.at(j, tmp[5])};
                 double hh[3];
                 hessian_at(x.data(), cols, wr, wc, hh, scratch);
                 const double hrr = hh[0], hrc = hh[1], hcc = hh[2];

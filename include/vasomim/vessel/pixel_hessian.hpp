@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "vasomim/vessel/boundary.hpp"
@@ -25,6 +27,13 @@ namespace vasomim::vessel::detail {
 struct line_weights {
     std::int64_t lo = 0;
     std::vector<double> w;
+};
+
+/// Weights held elsewhere: w[0 .. n) on positions [lo, lo + n).
+struct weight_span {
+    std::int64_t lo = 0;
+    const double* w = nullptr;
+    std::size_t n = 0;
 };
 
 inline line_weights two_stage_weights(std::int64_t pos, std::int64_t n, const kernel_taps<double>& k1,
@@ -66,17 +75,17 @@ inline line_weights two_stage_weights(std::int64_t pos, std::int64_t n, const ke
 
 /// The three Hessian entries at one pixel, sum_t wr_k[t] * sum_u wc_k[u] * x(t, u) for k = rr, rc,
 /// cc, x(t, u) = sign * x[t * s0 + u * s1] in double: the weights are laid on common row and
-/// column ranges, the rows are combined first (one read of the window, axpys along rows that
-/// vectorise without reassociating), then three short dots.
+/// column ranges, the rows are combined first (one read of the window; each column sum adds its
+/// rows in order, so vectors across columns do not reassociate), then three short dots.
 template <class T>
-void hessian_at(const T* x, std::int64_t stride0, std::int64_t stride1, double sign, const line_weights (&wr)[3],
-                const line_weights (&wc)[3], double (&out)[3], std::vector<double>& scratch) {
+void hessian_at(const T* x, std::int64_t stride0, std::int64_t stride1, double sign, const weight_span (&wr)[3],
+                const weight_span (&wc)[3], double (&out)[3], std::vector<double>& scratch) {
     std::int64_t rlo = wr[0].lo, rhi = -1, clo = wc[0].lo, chi = -1;
     for (int k = 0; k < 3; ++k) {
         rlo = std::min(rlo, wr[k].lo);
-        rhi = std::max(rhi, wr[k].lo + static_cast<std::int64_t>(wr[k].w.size()) - 1);
+        rhi = std::max(rhi, wr[k].lo + static_cast<std::int64_t>(wr[k].n) - 1);
         clo = std::min(clo, wc[k].lo);
-        chi = std::max(chi, wc[k].lo + static_cast<std::int64_t>(wc[k].w.size()) - 1);
+        chi = std::max(chi, wc[k].lo + static_cast<std::int64_t>(wc[k].n) - 1);
     }
     const auto nr = static_cast<std::size_t>(rhi - rlo + 1), nc = static_cast<std::size_t>(chi - clo + 1);
     scratch.assign(3 * nr + 3 * nc + 3 * nc, 0.0);
@@ -84,16 +93,48 @@ void hessian_at(const T* x, std::int64_t stride0, std::int64_t stride1, double s
     double* cw = rw + 3 * nr;          // 3 x nc column weights
     double* cs = cw + 3 * nc;          // 3 x nc column sums
     for (int k = 0; k < 3; ++k) {
-        std::copy(wr[k].w.begin(), wr[k].w.end(), rw + k * nr + (wr[k].lo - rlo));
-        std::copy(wc[k].w.begin(), wc[k].w.end(), cw + k * nc + (wc[k].lo - clo));
+        std::copy(wr[k].w, wr[k].w + wr[k].n, rw + k * nr + (wr[k].lo - rlo));
+        std::copy(wc[k].w, wc[k].w + wc[k].n, cw + k * nc + (wc[k].lo - clo));
     }
     double* __restrict s0 = cs;
     double* __restrict s1 = cs + nc;
     double* __restrict s2 = cs + 2 * nc;
+    std::size_t u0 = 0;
+    if constexpr (std::is_same_v<T, double>) {
+        if (stride1 == 1 && sign == 1.0) {
+            // Strips of 16 columns with their six partial sums in registers over all rows (each
+            // sum still adds its rows in order): the plain loop below reloads and stores the sums
+            // at every row. (Only for double planes: GCC converts a vector of 8-bit pixels to
+            // double element by element, which made reading them here slower than the copy.)
+            using V = double __attribute__((vector_size(64)));
+            for (; u0 + 16 <= nc; u0 += 16) {
+                V p0{}, p1{}, q0{}, q1{}, r0{}, r1{};
+                for (std::size_t t = 0; t < nr; ++t) {
+                    const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
+                    const double* row = x + (rlo + static_cast<std::int64_t>(t)) * stride0 + clo + static_cast<std::int64_t>(u0);
+                    V v0, v1;  // vectors only through memory and references (-Wpsabi)
+                    std::memcpy(&v0, row, sizeof v0);
+                    std::memcpy(&v1, row + 8, sizeof v1);
+                    p0 += a0 * v0;
+                    p1 += a0 * v1;
+                    q0 += a1 * v0;
+                    q1 += a1 * v1;
+                    r0 += a2 * v0;
+                    r1 += a2 * v1;
+                }
+                std::memcpy(s0 + u0, &p0, sizeof p0);
+                std::memcpy(s0 + u0 + 8, &p1, sizeof p1);
+                std::memcpy(s1 + u0, &q0, sizeof q0);
+                std::memcpy(s1 + u0 + 8, &q1, sizeof q1);
+                std::memcpy(s2 + u0, &r0, sizeof r0);
+                std::memcpy(s2 + u0 + 8, &r1, sizeof r1);
+            }
+        }
+    }
     for (std::size_t t = 0; t < nr; ++t) {
         const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
         const T* __restrict row = x + (rlo + static_cast<std::int64_t>(t)) * stride0 + clo * stride1;
-        for (std::size_t u = 0; u < nc; ++u) {
+        for (std::size_t u = u0; u < nc; ++u) {
             const double v = sign * static_cast<double>(row[static_cast<std::int64_t>(u) * stride1]);
             s0[u] += a0 * v;
             s1[u] += a1 * v;
@@ -108,7 +149,7 @@ void hessian_at(const T* x, std::int64_t stride0, std::int64_t stride1, double s
 }
 
 /// hessian_at on a row-major double plane of `cols` columns.
-inline void hessian_at(const double* x, std::int64_t cols, const line_weights (&wr)[3], const line_weights (&wc)[3],
+inline void hessian_at(const double* x, std::int64_t cols, const weight_span (&wr)[3], const weight_span (&wc)[3],
                        double (&out)[3], std::vector<double>& scratch) {
     hessian_at(x, cols, std::int64_t(1), 1.0, wr, wc, out, scratch);
 }
@@ -120,9 +161,11 @@ public:
         : n_(n), reach_(k1.radius + k2.radius), k1_(k1), k2_(k2), mode_(mode) {
         if (2 * reach_ < n_) interior_ = two_stage_weights(reach_, n_, k1_, k2_, mode_);
     }
-    line_weights at(std::int64_t pos) const {
-        if (pos - reach_ >= 0 && pos + reach_ < n_) return {pos - reach_, interior_.w};
-        return two_stage_weights(pos, n_, k1_, k2_, mode_);
+    /// The weights at pos: the shared interior ones (no copy), or near the ends computed into `tmp`.
+    weight_span at(std::int64_t pos, line_weights& tmp) const {
+        if (pos - reach_ >= 0 && pos + reach_ < n_) return {pos - reach_, interior_.w.data(), interior_.w.size()};
+        tmp = two_stage_weights(pos, n_, k1_, k2_, mode_);
+        return {tmp.lo, tmp.w.data(), tmp.w.size()};
     }
 
 private:
@@ -146,8 +189,9 @@ public:
     template <class T>
     void at(const T* x, std::int64_t stride0, std::int64_t stride1, double sign, std::int64_t i, std::int64_t j,
             double (&out)[3], std::vector<double>& scratch) const {
-        const line_weights wr[3] = {r_dd_.at(i), r_dg_.at(i), r_gg_.at(i)};
-        const line_weights wc[3] = {c_gg_.at(j), c_gd_.at(j), c_dd_.at(j)};
+        line_weights tmp[6];  // used near the ends of the lines only (empty otherwise)
+        const weight_span wr[3] = {r_dd_.at(i, tmp[0]), r_dg_.at(i, tmp[1]), r_gg_.at(i, tmp[2])};
+        const weight_span wc[3] = {c_gg_.at(j, tmp[3]), c_gd_.at(j, tmp[4]), c_dd_.at(j, tmp[5])};
         hessian_at(x, stride0, stride1, sign, wr, wc, out, scratch);
     }
 
