@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -85,7 +86,7 @@ loaded load(const fs::path& p) {
         return l;
     }
     const auto g = io::read_gray8(p);
-    l.u8 = tensor<std::uint8_t, B>::from_host(std::vector<std::uint8_t>(g.begin(), g.end()),
+    l.u8 = tensor<std::uint8_t, B>::from_host(std::span<const std::uint8_t>(g.data(), g.size()),
                                               shape{index_t(g.shape(0)), index_t(g.shape(1))});
     return l;
 }
@@ -144,9 +145,8 @@ void process(const fs::path& in, const fs::path& out, const settings& s) {
     const std::vector<std::size_t> sh{std::size_t(rows), std::size_t(cols)};
     if (s.pseudo_label) {
         const auto mask = l.u8 ? pseudo(*l.u8, s) : pseudo(*l.f32, s);
-        xt::xtensor<std::uint8_t, 2> m = xt::adapt(mask, sh);
-        if (s.format == "npy") io::write_npy(out, m);
-        else io::write_png_runs(out, m);  // 0/255 masks: run-length deflate, one linear scan
+        if (s.format == "npy") io::write_npy(out, xt::xtensor<std::uint8_t, 2>(xt::adapt(mask, sh)));
+        else io::write_png_runs(out, mask.data(), sh[0], sh[1]);  // 0/255 masks: run-length deflate, one linear scan
         return;
     }
     const auto r = l.u8 ? response(*l.u8, s) : response(*l.f32, s);

@@ -8,6 +8,7 @@
 // Any PNG reader decodes the result (standard zlib stream, CRCs and Adler-32 included).
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -73,6 +74,20 @@ inline void put_run(deflate_bits& bw, int len) {
     bw.put_code(0, 5);  // distance code 0: distance 1
 }
 
+/// The first position >= k (or n) whose byte differs from v: eight bytes per step.
+inline std::size_t run_end(const std::uint8_t* p, std::size_t k, std::size_t n, std::uint8_t v) {
+    if constexpr (std::endian::native == std::endian::little) {
+        const std::uint64_t pattern = 0x0101010101010101ull * v;
+        for (; k + 8 <= n; k += 8) {
+            std::uint64_t word;
+            std::memcpy(&word, p + k, 8);
+            if (const std::uint64_t diff = word ^ pattern) return k + static_cast<std::size_t>(std::countr_zero(diff) / 8);
+        }
+    }
+    while (k < n && p[k] == v) ++k;
+    return k;
+}
+
 inline std::uint32_t crc32_update(std::uint32_t crc, const unsigned char* p, std::size_t n) {
     static const std::array<std::uint32_t, 256> table = [] {
         std::array<std::uint32_t, 256> t{};
@@ -111,13 +126,12 @@ inline std::string encode_png_runs(const std::uint8_t* data, std::size_t h, std:
     bw.put(1, 1);  // final block
     bw.put(1, 2);  // fixed Huffman codes
     std::uint32_t a = 1, b = 0;  // Adler-32 of the uncompressed stream
+    // count (<= 258) copies of v at once: a grows by count v, b by count a + v count (count + 1) / 2
+    // (below 2^25 before the reduction), the sums the byte-by-byte update adds.
     auto adler = [&](std::uint8_t v, std::size_t count) {
-        for (std::size_t k = 0; k < count; ++k) {  // counts are at most 258: no overflow between reductions
-            a += v;
-            b += a;
-        }
-        a %= 65521u;
-        b %= 65521u;
+        const auto c = static_cast<std::uint32_t>(count);
+        b = (b + c * a + v * (c * (c + 1) / 2)) % 65521u;
+        a = (a + c * v) % 65521u;
     };
     // The scanlines (filter byte 0, then the row) as one stream, so that runs continue across rows.
     std::string raw(h * (w + 1), '\0');
@@ -130,8 +144,7 @@ inline std::string encode_png_runs(const std::uint8_t* data, std::size_t h, std:
         const std::uint8_t v = stream[j];
         detail::put_fixed_symbol(bw, v);
         adler(v, 1);
-        std::size_t k = j + 1;
-        while (k < total && stream[k] == v) ++k;
+        const std::size_t k = detail::run_end(stream, j + 1, total, v);
         std::size_t run = k - j - 1;  // repeats of v after its literal
         while (run >= 3) {
             const int len = static_cast<int>(run < 258 ? run : 258);
@@ -164,13 +177,18 @@ inline std::string encode_png_runs(const std::uint8_t* data, std::size_t h, std:
 
 /// Writes an 8-bit grayscale PNG (H x W) with encode_png_runs, atomically (temporary file in the
 /// same folder + rename). Best for masks and label maps; any image is encoded correctly.
-inline void write_png_runs(const std::filesystem::path& path, const xt::xtensor<std::uint8_t, 2>& image) {
-    if (image.size() == 0)
+/// The h x w row-major pixels at `data` (no copy into an xtensor needed).
+inline void write_png_runs(const std::filesystem::path& path, const std::uint8_t* data, std::size_t h, std::size_t w) {
+    if (h == 0 || w == 0)
         throw shape_error("write_png_runs: cannot write an empty image to '" + path.string() + "'");
-    const std::string png = encode_png_runs(image.data(), image.shape(0), image.shape(1));
+    const std::string png = encode_png_runs(data, h, w);
     detail::write_atomically(path, "write_png_runs", [&](std::ostream& out) {
         out.write(png.data(), static_cast<std::streamsize>(png.size()));
     });
+}
+
+inline void write_png_runs(const std::filesystem::path& path, const xt::xtensor<std::uint8_t, 2>& image) {
+    write_png_runs(path, image.data(), image.shape(0), image.shape(1));
 }
 
 }  // namespace vasomim::io
