@@ -186,16 +186,26 @@ std::size_t frangi_recheck(const tensor_view<const T, backend::cpu>& img, const 
     starts.push_back(items.size());
     const double ib = 1 / (2 * o.beta * o.beta), ig = 1 / (2 * gamma * gamma);
     const auto groups = static_cast<std::int64_t>(starts.size()) - 1;
+    // sign * image as a double plane (pixel_hessian's windows vectorise on doubles, not on
+    // converted bytes), kept per calling thread for images up to 2 Mpixels.
+    static thread_local std::vector<double> kept;
+    std::vector<double> local;
+    std::vector<double>& x = rows * cols <= (std::int64_t(1) << 21) ? kept : local;
+    x.resize(static_cast<std::size_t>(rows * cols));
+    const T* src = img.data();
+    const std::int64_t s0 = img.stride(0), s1 = img.stride(1);
 #pragma omp parallel
     {
         std::vector<double> scratch;
+#pragma omp for schedule(static)
+        for (std::int64_t i = 0; i < rows; ++i)
+            for (std::int64_t j = 0; j < cols; ++j) x[static_cast<std::size_t>(i * cols + j)] = sign * static_cast<double>(src[i * s0 + j * s1]);
 #pragma omp for schedule(dynamic, 4)
         for (std::int64_t g = 0; g < groups; ++g)
             for (std::size_t q = starts[static_cast<std::size_t>(g)]; q < starts[static_cast<std::size_t>(g) + 1]; ++q) {
                 const auto [px, k] = items[q];
                 double h[3];
-                ph[static_cast<std::size_t>(k)]->at(img.data(), img.stride(0), img.stride(1), sign, px / cols, px % cols, h,
-                                                    scratch);
+                ph[static_cast<std::size_t>(k)]->at(x.data(), cols, std::int64_t(1), 1.0, px / cols, px % cols, h, scratch);
                 double a, b;
                 frangi_sorted(h[0], h[1], h[2], a, b);
                 out[px] = std::max(out[px], frangi_value(a, b, ib, ig));
