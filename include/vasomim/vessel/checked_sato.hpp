@@ -336,18 +336,9 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     std::vector<double>& x = wsp.x;
     x.resize(static_cast<std::size_t>(n));
     double* xd = x.data();
-    struct scale_weights {
-        weight_cache r_dd, r_dg, r_gg, c_gg, c_gd, c_dd;  // rows: axis 0, cols: axis 1 (scipy's order)
-    };
-    std::vector<scale_weights> sw;
+    std::vector<pixel_hessian> sw;  // scipy's full kernels per sigma
     sw.reserve(ns);
-    for (std::size_t k = 0; k < ns; ++k) {
-        const double s = o.sigmas[k] / std::sqrt(2.0), tr = hessian_truncate(o.sigmas[k], o.hessian());
-        const auto g = make_taps<double>(s, 0, tr, kernel_precision::exact);
-        const auto d = make_taps<double>(s, 1, tr, kernel_precision::exact);
-        sw.push_back({weight_cache(rows, d, d, o.mode), weight_cache(rows, d, g, o.mode), weight_cache(rows, g, g, o.mode),
-                      weight_cache(cols, g, g, o.mode), weight_cache(cols, g, d, o.mode), weight_cache(cols, d, d, o.mode)});
-    }
+    for (std::size_t k = 0; k < ns; ++k) sw.emplace_back(rows, cols, o.sigmas[k], o.hessian());
     auto cast = [](double v) -> int { return v >= 255 ? 255 : (v > 0 ? static_cast<int>(v) : 0); };
     const auto ns_count = static_cast<std::int64_t>(suspects.size());
     std::vector<std::uint8_t> before(pipeline_tail ? suspects.size() : 0);  // for the histogram
@@ -365,7 +356,6 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
                 for (std::int64_t j = 0; j < cols; ++j) out_row[j] = sign * static_cast<double>(row[j * s1]);
         }
         std::vector<double> scratch;
-        line_weights tmp[6];  // weights near the ends of a line
 #pragma omp for schedule(dynamic, 4)
         for (std::int64_t q = 0; q < ns_count; ++q) {
             const std::int64_t p = suspects[static_cast<std::size_t>(q)];
@@ -375,11 +365,8 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
             double best = 0;
             for (std::size_t k = 0; k < ns; ++k) {
                 if (static_cast<double>(ps[k][p]) + err[k] < low) continue;  // cannot hold the maximum
-                const auto& W = sw[k];
-                const weight_span wr[3] = {W.r_dd.at(i, tmp[0]), W.r_dg.at(i, tmp[1]), W.r_gg.at(i, tmp[2])};
-                const weight_span wc[3] = {W.c_gg.at(j, tmp[3]), W.c_gd.at(j, tmp[4]), W.c_dd.at(j, tmp[5])};
                 double hh[3];
-                hessian_at(xd, cols, wr, wc, hh, scratch);
+                sw[k].at(xd, cols, std::int64_t(1), 1.0, i, j, hh, scratch);
                 const double hrr = hh[0], hrc = hh[1], hcc = hh[2];
                 double l1, l2;
                 eigenvalues2(hrr, hrc, hcc, l1, l2);
