@@ -88,9 +88,27 @@ void for_each_scale_rows(const tensor_view<const T, backend::cpu>& image, const 
     auto& ws = cached_workspace<R>(image.numel(), local);
     const auto ho = o.hessian();
     const R sign = o.black_ridges ? R(1) : R(-1);
+    // sign * image in R, converted once for all sigmas unless the image already is that plane.
+    bool direct = false;
+    if constexpr (std::is_same_v<T, R>) direct = sign == R(1) && image.is_contiguous();
+    const std::int64_t rows = image.dim(0), cols = image.dim(1);
+    if (!direct) {
+        const shape sh{rows, cols};
+        if (!(ws.x.shape() == sh)) ws.x = tensor<R, backend::cpu>(sh);
+        R* xd = ws.x.data();
+        const T* src = image.data();
+        const std::int64_t s0 = image.stride(0), s1 = image.stride(1);
+#pragma omp parallel for schedule(static)
+        for (std::int64_t i = 0; i < rows; ++i)
+            for (std::int64_t j = 0; j < cols; ++j) xd[i * cols + j] = sign * static_cast<R>(src[i * s0 + j * s1]);
+    }
+    const R* base = direct ? nullptr : ws.x.data();
+    if constexpr (std::is_same_v<T, R>)
+        if (direct) base = image.data();
+    const tensor_view<const R, backend::cpu> plane(base, shape{rows, cols});
     for (std::size_t k = 0; k < o.sigmas.size(); ++k) {
         const hessian_kernels<R> kk = kernels(k);
-        hessian_cpu(image, kk.g, kk.d, ho.mode, static_cast<R>(ho.cval), sign, ws, static_cast<R*>(nullptr),
+        hessian_cpu(plane, kk.g, kk.d, ho.mode, static_cast<R>(ho.cval), R(1), ws, static_cast<R*>(nullptr),
                     static_cast<R*>(nullptr), static_cast<R*>(nullptr), row_sink(k));
         after(k);
     }
