@@ -154,15 +154,15 @@ template <class T>
 std::pair<double, double> value_range(const tensor_view<const T, backend::cpu>& img) {
     const std::int64_t rows = img.dim(0), cols = img.dim(1), s0 = img.stride(0), s1 = img.stride(1);
     const T* p = img.data();
-    double lo = static_cast<double>(p[0]), hi = lo;
+    T lo = p[0], hi = p[0];  // in T: integer pixels vectorise without conversions
 #pragma omp parallel for schedule(static) reduction(min : lo) reduction(max : hi)
     for (std::int64_t i = 0; i < rows; ++i)
         for (std::int64_t j = 0; j < cols; ++j) {
-            const double v = static_cast<double>(p[i * s0 + j * s1]);
-            lo = std::min(lo, v);
-            hi = std::max(hi, v);
+            const T v = p[i * s0 + j * s1];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
         }
-    return {lo, hi};
+    return {static_cast<double>(lo), static_cast<double>(hi)};
 }
 
 /// The pixels the trimmed sigmas left out: v in double from scipy's full kernels, folded into out.
