@@ -198,8 +198,14 @@ std::size_t frangi_recheck(const tensor_view<const T, backend::cpu>& img, const 
     {
         std::vector<double> scratch;
 #pragma omp for schedule(static)
-        for (std::int64_t i = 0; i < rows; ++i)
-            for (std::int64_t j = 0; j < cols; ++j) x[static_cast<std::size_t>(i * cols + j)] = sign * static_cast<double>(src[i * s0 + j * s1]);
+        for (std::int64_t i = 0; i < rows; ++i) {
+            const T* row = src + i * s0;
+            double* dst = x.data() + i * cols;
+            if (s1 == 1)  // the common case, separately so that it vectorises
+                for (std::int64_t j = 0; j < cols; ++j) dst[j] = sign * static_cast<double>(row[j]);
+            else
+                for (std::int64_t j = 0; j < cols; ++j) dst[j] = sign * static_cast<double>(row[j * s1]);
+        }
 #pragma omp for schedule(dynamic, 4)
         for (std::int64_t g = 0; g < groups; ++g)
             for (std::size_t q = starts[static_cast<std::size_t>(g)]; q < starts[static_cast<std::size_t>(g) + 1]; ++q) {

@@ -99,8 +99,14 @@ void for_each_scale_rows(const tensor_view<const T, backend::cpu>& image, const 
         const T* src = image.data();
         const std::int64_t s0 = image.stride(0), s1 = image.stride(1);
 #pragma omp parallel for schedule(static)
-        for (std::int64_t i = 0; i < rows; ++i)
-            for (std::int64_t j = 0; j < cols; ++j) xd[i * cols + j] = sign * static_cast<R>(src[i * s0 + j * s1]);
+        for (std::int64_t i = 0; i < rows; ++i) {
+            const T* row = src + i * s0;
+            R* dst = xd + i * cols;
+            if (s1 == 1)  // the common case, separately so that it vectorises
+                for (std::int64_t j = 0; j < cols; ++j) dst[j] = sign * static_cast<R>(row[j]);
+            else
+                for (std::int64_t j = 0; j < cols; ++j) dst[j] = sign * static_cast<R>(row[j * s1]);
+        }
     }
     const R* base = direct ? nullptr : ws.x.data();
     if constexpr (std::is_same_v<T, R>)
