@@ -347,14 +347,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
-        for (std::int64_t i = 0; i < rows; ++i) {
-            const T* row = src + i * s0;
-            double* out_row = xd + i * cols;
-            if (s1 == 1)
-                for (std::int64_t j = 0; j < cols; ++j) out_row[j] = sign * static_cast<double>(row[j]);
-            else
-                for (std::int64_t j = 0; j < cols; ++j) out_row[j] = sign * static_cast<double>(row[j * s1]);
-        }
+        for (std::int64_t i = 0; i < rows; ++i) copy_signed_row(image, i, sign, xd + i * cols);
         std::vector<double> scratch;
 #pragma omp for schedule(dynamic, 4)
         for (std::int64_t q = 0; q < ns_count; ++q) {
@@ -366,7 +359,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
             for (std::size_t k = 0; k < ns; ++k) {
                 if (static_cast<double>(ps[k][p]) + err[k] < low) continue;  // cannot hold the maximum
                 double hh[3];
-                sw[k].at(xd, cols, std::int64_t(1), 1.0, i, j, hh, scratch);
+                sw[k].at(xd, cols, i, j, hh, scratch);
                 const double hrr = hh[0], hrc = hh[1], hcc = hh[2];
                 double l1, l2;
                 eigenvalues2(hrr, hrc, hcc, l1, l2);

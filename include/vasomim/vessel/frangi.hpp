@@ -192,26 +192,17 @@ std::size_t frangi_recheck(const tensor_view<const T, backend::cpu>& img, const 
     std::vector<double> local;
     std::vector<double>& x = rows * cols <= (std::int64_t(1) << 21) ? kept : local;
     x.resize(static_cast<std::size_t>(rows * cols));
-    const T* src = img.data();
-    const std::int64_t s0 = img.stride(0), s1 = img.stride(1);
 #pragma omp parallel
     {
         std::vector<double> scratch;
 #pragma omp for schedule(static)
-        for (std::int64_t i = 0; i < rows; ++i) {
-            const T* row = src + i * s0;
-            double* dst = x.data() + i * cols;
-            if (s1 == 1)  // the common case, separately so that it vectorises
-                for (std::int64_t j = 0; j < cols; ++j) dst[j] = sign * static_cast<double>(row[j]);
-            else
-                for (std::int64_t j = 0; j < cols; ++j) dst[j] = sign * static_cast<double>(row[j * s1]);
-        }
+        for (std::int64_t i = 0; i < rows; ++i) copy_signed_row(img, i, sign, x.data() + i * cols);
 #pragma omp for schedule(dynamic, 4)
         for (std::int64_t g = 0; g < groups; ++g)
             for (std::size_t q = starts[static_cast<std::size_t>(g)]; q < starts[static_cast<std::size_t>(g) + 1]; ++q) {
                 const auto [px, k] = items[q];
                 double h[3];
-                ph[static_cast<std::size_t>(k)]->at(x.data(), cols, std::int64_t(1), 1.0, px / cols, px % cols, h, scratch);
+                ph[static_cast<std::size_t>(k)]->at(x.data(), cols, px / cols, px % cols, h, scratch);
                 double a, b;
                 frangi_sorted(h[0], h[1], h[2], a, b);
                 out[px] = std::max(out[px], frangi_value(a, b, ib, ig));

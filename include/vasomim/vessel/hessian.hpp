@@ -9,8 +9,8 @@
 // so on the cpu backend the entries need 10 one-dimensional passes (subscript: axis):
 //   P = G_1 D_0 I, Q = D_1 G_0 I;  Hrr = G_1 D_0 P, Hrc = D_1 G_0 P, Hcc = D_1 G_0 Q
 // fused by blocks of 8 (double) or 16 (float) rows (column passes that load each input row once
-// per four output rows, row passes on transposed tiles: row_tiles.hpp) and handed row by row to a sink, so that ridge filters need no
-// Hessian planes. Other backends, and constant mode with cval != 0, run scikit-image's exact call
+// per four output rows, row passes on transposed tiles: row_tiles.hpp) and handed row by row to a
+// sink, so that ridge filters need no Hessian planes. Other backends, and constant mode with cval != 0, run scikit-image's exact call
 // order (12 passes), each pass a parallel_for over pixels.
 
 #include <algorithm>
@@ -295,6 +295,33 @@ inline void row_pass(R* row, std::int64_t cols, const kernel_taps<R>& k, bool an
 /// boundary handling, i.e. every mode but constant with cval != 0 (affine).
 inline bool reorderable(const hessian_options& o) { return !(o.mode == boundary_mode::constant && o.cval != 0.0); }
 
+/// Row i of sign * image, converted to R, into dst (the contiguous case in its own loop, which
+/// vectorises).
+template <class T, class R>
+inline void copy_signed_row(const tensor_view<const T, backend::cpu>& image, std::int64_t i, R sign, R* __restrict dst) {
+    const std::int64_t cols = image.dim(1), s1 = image.stride(1);
+    const T* row = image.data() + i * image.stride(0);
+    if (s1 == 1)
+        for (std::int64_t j = 0; j < cols; ++j) dst[j] = sign * static_cast<R>(row[j]);
+    else
+        for (std::int64_t j = 0; j < cols; ++j) dst[j] = sign * static_cast<R>(row[j * s1]);
+}
+
+/// sign * image as a contiguous rows x cols plane of R: the image itself when it already is one,
+/// otherwise converted into ws.x.
+template <class T, class R>
+const R* signed_plane(const tensor_view<const T, backend::cpu>& image, R sign, hessian_workspace<R, backend::cpu>& ws) {
+    if constexpr (std::is_same_v<T, R>) {
+        if (sign == R(1) && image.is_contiguous()) return image.data();
+    }
+    const std::int64_t rows = image.dim(0), cols = image.dim(1);
+    if (!(ws.x.shape() == shape{rows, cols})) ws.x = tensor<R, backend::cpu>(shape{rows, cols});
+    R* xd = ws.x.data();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < rows; ++i) copy_signed_row(image, i, sign, xd + i * cols);
+    return xd;
+}
+
 /// The Hessian of sign * image, row by row: for every row i (rows in parallel, each once) calls
 /// sink(i, rr, rc, cc) with the three entry rows. With planes (rr, rc, cc not null) the rows are
 /// written there; otherwise they live in per-thread buffers only valid during the call.
@@ -309,20 +336,7 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
     const shape sh{rows, cols};
     for (auto* t : {&ws.a, &ws.b})
         if (!(t->shape() == sh)) *t = tensor<R, backend::cpu>(sh);
-    const R* x = nullptr;
-    if constexpr (std::is_same_v<T, R>) {
-        if (sign == R(1) && image.is_contiguous()) x = image.data();
-    }
-    if (!x) {
-        if (!(ws.x.shape() == sh)) ws.x = tensor<R, backend::cpu>(sh);
-        R* xd = ws.x.data();
-        const T* src = image.data();
-        const std::int64_t s0 = image.stride(0), s1 = image.stride(1);
-#pragma omp parallel for schedule(static)
-        for (std::int64_t i = 0; i < rows; ++i)
-            for (std::int64_t j = 0; j < cols; ++j) xd[i * cols + j] = sign * static_cast<R>(src[i * s0 + j * s1]);
-        x = xd;
-    }
+    const R* x = signed_plane(image, sign, ws);
     const std::vector<R> cval_row(static_cast<std::size_t>(cols), cval);
     R* a = ws.a.data();
     R* b = ws.b.data();

@@ -74,12 +74,13 @@ inline line_weights two_stage_weights(std::int64_t pos, std::int64_t n, const ke
 }
 
 /// The three Hessian entries at one pixel, sum_t wr_k[t] * sum_u wc_k[u] * x(t, u) for k = rr, rc,
-/// cc, x(t, u) = sign * x[t * s0 + u * s1] in double: the weights are laid on common row and
-/// column ranges, the rows are combined first (one read of the window; each column sum adds its
-/// rows in order, so vectors across columns do not reassociate), then three short dots.
-template <class T>
-void hessian_at(const T* x, std::int64_t stride0, std::int64_t stride1, double sign, const weight_span (&wr)[3],
-                const weight_span (&wc)[3], double (&out)[3], std::vector<double>& scratch) {
+/// cc on a row-major double plane of `cols` columns: the weights are laid on common row and column
+/// ranges, the rows are combined first (one read of the window; each column sum adds its rows in
+/// order, so vectors across columns do not reassociate), then three short dots. (The plane is
+/// double because GCC converts a vector of 8-bit pixels element by element, which made reading
+/// the image here slower than copying it once.)
+inline void hessian_at(const double* x, std::int64_t cols, const weight_span (&wr)[3], const weight_span (&wc)[3],
+                       double (&out)[3], std::vector<double>& scratch) {
     std::int64_t rlo = wr[0].lo, rhi = -1, clo = wc[0].lo, chi = -1;
     for (int k = 0; k < 3; ++k) {
         rlo = std::min(rlo, wr[k].lo);
@@ -99,43 +100,37 @@ void hessian_at(const T* x, std::int64_t stride0, std::int64_t stride1, double s
     double* __restrict s0 = cs;
     double* __restrict s1 = cs + nc;
     double* __restrict s2 = cs + 2 * nc;
+    // Strips of 16 columns with their six partial sums in registers over all rows (each sum still
+    // adds its rows in order): the plain loop below reloads and stores the sums at every row.
+    using V = double __attribute__((vector_size(64)));
     std::size_t u0 = 0;
-    if constexpr (std::is_same_v<T, double>) {
-        if (stride1 == 1 && sign == 1.0) {
-            // Strips of 16 columns with their six partial sums in registers over all rows (each
-            // sum still adds its rows in order): the plain loop below reloads and stores the sums
-            // at every row. (Only for double planes: GCC converts a vector of 8-bit pixels to
-            // double element by element, which made reading them here slower than the copy.)
-            using V = double __attribute__((vector_size(64)));
-            for (; u0 + 16 <= nc; u0 += 16) {
-                V p0{}, p1{}, q0{}, q1{}, r0{}, r1{};
-                for (std::size_t t = 0; t < nr; ++t) {
-                    const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
-                    const double* row = x + (rlo + static_cast<std::int64_t>(t)) * stride0 + clo + static_cast<std::int64_t>(u0);
-                    V v0, v1;  // vectors only through memory and references (-Wpsabi)
-                    std::memcpy(&v0, row, sizeof v0);
-                    std::memcpy(&v1, row + 8, sizeof v1);
-                    p0 += a0 * v0;
-                    p1 += a0 * v1;
-                    q0 += a1 * v0;
-                    q1 += a1 * v1;
-                    r0 += a2 * v0;
-                    r1 += a2 * v1;
-                }
-                std::memcpy(s0 + u0, &p0, sizeof p0);
-                std::memcpy(s0 + u0 + 8, &p1, sizeof p1);
-                std::memcpy(s1 + u0, &q0, sizeof q0);
-                std::memcpy(s1 + u0 + 8, &q1, sizeof q1);
-                std::memcpy(s2 + u0, &r0, sizeof r0);
-                std::memcpy(s2 + u0 + 8, &r1, sizeof r1);
-            }
+    for (; u0 + 16 <= nc; u0 += 16) {
+        V p0{}, p1{}, q0{}, q1{}, r0{}, r1{};
+        for (std::size_t t = 0; t < nr; ++t) {
+            const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
+            const double* row = x + (rlo + static_cast<std::int64_t>(t)) * cols + clo + static_cast<std::int64_t>(u0);
+            V v0, v1;  // vectors only through memory and references (-Wpsabi)
+            std::memcpy(&v0, row, sizeof v0);
+            std::memcpy(&v1, row + 8, sizeof v1);
+            p0 += a0 * v0;
+            p1 += a0 * v1;
+            q0 += a1 * v0;
+            q1 += a1 * v1;
+            r0 += a2 * v0;
+            r1 += a2 * v1;
         }
+        std::memcpy(s0 + u0, &p0, sizeof p0);
+        std::memcpy(s0 + u0 + 8, &p1, sizeof p1);
+        std::memcpy(s1 + u0, &q0, sizeof q0);
+        std::memcpy(s1 + u0 + 8, &q1, sizeof q1);
+        std::memcpy(s2 + u0, &r0, sizeof r0);
+        std::memcpy(s2 + u0 + 8, &r1, sizeof r1);
     }
     for (std::size_t t = 0; t < nr; ++t) {
         const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
-        const T* __restrict row = x + (rlo + static_cast<std::int64_t>(t)) * stride0 + clo * stride1;
+        const double* __restrict row = x + (rlo + static_cast<std::int64_t>(t)) * cols + clo;
         for (std::size_t u = u0; u < nc; ++u) {
-            const double v = sign * static_cast<double>(row[static_cast<std::int64_t>(u) * stride1]);
+            const double v = row[u];
             s0[u] += a0 * v;
             s1[u] += a1 * v;
             s2[u] += a2 * v;
@@ -146,12 +141,6 @@ void hessian_at(const T* x, std::int64_t stride0, std::int64_t stride1, double s
         for (std::size_t u = 0; u < nc; ++u) acc += cw[k * nc + u] * cs[k * nc + u];
         out[k] = acc;
     }
-}
-
-/// hessian_at on a row-major double plane of `cols` columns.
-inline void hessian_at(const double* x, std::int64_t cols, const weight_span (&wr)[3], const weight_span (&wc)[3],
-                       double (&out)[3], std::vector<double>& scratch) {
-    hessian_at(x, cols, std::int64_t(1), 1.0, wr, wc, out, scratch);
 }
 
 /// Two-stage weights with the interior case (the same composite kernel, shifted) computed once.
@@ -185,14 +174,13 @@ public:
         : pixel_hessian(rows, cols, make_taps<double>(sigma / std::sqrt(2.0), 0, hessian_truncate(sigma, o), kernel_precision::exact),
                         make_taps<double>(sigma / std::sqrt(2.0), 1, hessian_truncate(sigma, o), kernel_precision::exact), o.mode) {}
 
-    /// (rr, rc, cc) at (i, j) of sign * image (pixel (t, u) at x[t * stride0 + u * stride1]).
-    template <class T>
-    void at(const T* x, std::int64_t stride0, std::int64_t stride1, double sign, std::int64_t i, std::int64_t j,
-            double (&out)[3], std::vector<double>& scratch) const {
+    /// (rr, rc, cc) at (i, j) of the row-major double plane x of `cols` columns.
+    void at(const double* x, std::int64_t cols, std::int64_t i, std::int64_t j, double (&out)[3],
+            std::vector<double>& scratch) const {
         line_weights tmp[6];  // used near the ends of the lines only (empty otherwise)
         const weight_span wr[3] = {r_dd_.at(i, tmp[0]), r_dg_.at(i, tmp[1]), r_gg_.at(i, tmp[2])};
         const weight_span wc[3] = {c_gg_.at(j, tmp[3]), c_gd_.at(j, tmp[4]), c_dd_.at(j, tmp[5])};
-        hessian_at(x, stride0, stride1, sign, wr, wc, out, scratch);
+        hessian_at(x, cols, wr, wc, out, scratch);
     }
 
 private:

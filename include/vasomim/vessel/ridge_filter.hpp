@@ -88,30 +88,8 @@ void for_each_scale_rows(const tensor_view<const T, backend::cpu>& image, const 
     auto& ws = cached_workspace<R>(image.numel(), local);
     const auto ho = o.hessian();
     const R sign = o.black_ridges ? R(1) : R(-1);
-    // sign * image in R, converted once for all sigmas unless the image already is that plane.
-    bool direct = false;
-    if constexpr (std::is_same_v<T, R>) direct = sign == R(1) && image.is_contiguous();
-    const std::int64_t rows = image.dim(0), cols = image.dim(1);
-    if (!direct) {
-        const shape sh{rows, cols};
-        if (!(ws.x.shape() == sh)) ws.x = tensor<R, backend::cpu>(sh);
-        R* xd = ws.x.data();
-        const T* src = image.data();
-        const std::int64_t s0 = image.stride(0), s1 = image.stride(1);
-#pragma omp parallel for schedule(static)
-        for (std::int64_t i = 0; i < rows; ++i) {
-            const T* row = src + i * s0;
-            R* dst = xd + i * cols;
-            if (s1 == 1)  // the common case, separately so that it vectorises
-                for (std::int64_t j = 0; j < cols; ++j) dst[j] = sign * static_cast<R>(row[j]);
-            else
-                for (std::int64_t j = 0; j < cols; ++j) dst[j] = sign * static_cast<R>(row[j * s1]);
-        }
-    }
-    const R* base = direct ? nullptr : ws.x.data();
-    if constexpr (std::is_same_v<T, R>)
-        if (direct) base = image.data();
-    const tensor_view<const R, backend::cpu> plane(base, shape{rows, cols});
+    // sign * image in R, converted once for all sigmas (hessian_cpu would convert it per call).
+    const tensor_view<const R, backend::cpu> plane(signed_plane(image, sign, ws), shape{image.dim(0), image.dim(1)});
     for (std::size_t k = 0; k < o.sigmas.size(); ++k) {
         const hessian_kernels<R> kk = kernels(k);
         hessian_cpu(plane, kk.g, kk.d, ho.mode, static_cast<R>(ho.cval), R(1), ws, static_cast<R*>(nullptr),
