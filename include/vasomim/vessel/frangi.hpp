@@ -165,18 +165,17 @@ std::pair<double, double> value_range(const tensor_view<const T, backend::cpu>& 
     return {static_cast<double>(lo), static_cast<double>(hi)};
 }
 
-/// The pixels the trimmed sigmas left out: v in double from scipy's full kernels, folded into out.
-/// Returns how many (pixel, sigma) pairs were recomputed.
-template <class T>
-std::size_t frangi_recheck(const tensor_view<const T, backend::cpu>& img, const frangi_options& o, double gamma,
-                           const std::vector<std::vector<std::int64_t>>& suspects, double* out) {
-    const std::int64_t rows = img.dim(0), cols = img.dim(1);
+/// The pixels the trimmed sigmas left out: v in double from scipy's full kernels on x (sign *
+/// image, the plane the passes read), folded into out. Returns how many (pixel, sigma) pairs were
+/// recomputed.
+inline std::size_t frangi_recheck(const tensor_view<const double, backend::cpu>& x, const frangi_options& o,
+                                  double gamma, const std::vector<std::vector<std::int64_t>>& suspects, double* out) {
+    const std::int64_t rows = x.dim(0), cols = x.dim(1);
     std::vector<std::pair<std::int64_t, std::int64_t>> items;  // (pixel, sigma index)
     for (std::int64_t i = 0; i < rows; ++i)
         for (std::int64_t code : suspects[static_cast<std::size_t>(i)]) items.emplace_back(i * cols + code % cols, code / cols);
     if (items.empty()) return 0;
     std::sort(items.begin(), items.end());
-    const double sign = o.black_ridges ? 1.0 : -1.0;
     std::vector<std::optional<pixel_hessian>> ph(o.sigmas.size());
     for (const auto& [px, k] : items)
         if (!ph[static_cast<std::size_t>(k)]) ph[static_cast<std::size_t>(k)].emplace(rows, cols, o.sigmas[static_cast<std::size_t>(k)], o.hessian());
@@ -186,17 +185,9 @@ std::size_t frangi_recheck(const tensor_view<const T, backend::cpu>& img, const 
     starts.push_back(items.size());
     const double ib = 1 / (2 * o.beta * o.beta), ig = 1 / (2 * gamma * gamma);
     const auto groups = static_cast<std::int64_t>(starts.size()) - 1;
-    // sign * image as a double plane (pixel_hessian's windows vectorise on doubles, not on
-    // converted bytes), kept per calling thread for images up to 2 Mpixels.
-    static thread_local std::vector<double> kept;
-    std::vector<double> local;
-    std::vector<double>& x = rows * cols <= (std::int64_t(1) << 21) ? kept : local;
-    x.resize(static_cast<std::size_t>(rows * cols));
 #pragma omp parallel
     {
         std::vector<double> scratch;
-#pragma omp for schedule(static)
-        for (std::int64_t i = 0; i < rows; ++i) copy_signed_row(img, i, sign, x.data() + i * cols);
 #pragma omp for schedule(dynamic, 4)
         for (std::int64_t g = 0; g < groups; ++g)
             for (std::size_t q = starts[static_cast<std::size_t>(g)]; q < starts[static_cast<std::size_t>(g) + 1]; ++q) {
@@ -219,6 +210,12 @@ void frangi_fused(const tensor_view<const T, backend::cpu>& img, const frangi_op
     using B = backend::cpu;
     check_ridge_input(img, o, "frangi");
     const std::int64_t n = img.numel(), cols = img.dim(1);
+    // sign * image in R once, for the passes of every sigma and for the recomputed pixels.
+    hessian_workspace<R, B> local_ws;
+    hessian_workspace<R, B>& ws = cached_workspace<R>(n, local_ws);
+    const tensor_view<const R, B> x(signed_plane(img, o.black_ridges ? R(1) : R(-1), ws), img.shape());
+    frangi_options xo = o;  // the options for x, which is already signed
+    xo.black_ridges = true;
     std::optional<R> gamma;
     if (o.gamma) gamma = static_cast<R>(*o.gamma);
     const R beta = static_cast<R>(o.beta);
@@ -240,7 +237,7 @@ void frangi_fused(const tensor_view<const T, backend::cpu>& img, const frangi_op
         std::is_same_v<R, double> && o.precision == kernel_precision::exact && o.tolerance > 0 && o.sigmas.size() > 1;
     double half_range = 0, magnitude = 0, budget = 0;
     if (trimmed) {
-        const auto [lo, hi] = value_range(img);
+        const auto [lo, hi] = value_range(x);
         half_range = (hi - lo) / 2;
         magnitude = std::max(std::abs(lo), std::abs(hi));
     }
@@ -260,12 +257,11 @@ void frangi_fused(const tensor_view<const T, backend::cpu>& img, const frangi_op
         for (auto& row : suspects)
             while (!row.empty() && row.back() >= code_k) row.pop_back();
         const R g = *gamma;
-        hessian_workspace<R, B> local;
-        hessian_rows(img, o.sigmas[k], ho, o.black_ridges ? R(1) : R(-1), cached_workspace<R>(n, local),
+        hessian_rows(x, o.sigmas[k], ho, R(1), ws,
                      frangi_row_sink<R>{out.data(), nullptr, nullptr, cols, inv_two_beta2, R(1) / (R(2) * g * g), false});
     };
     for_each_scale_rows(
-        img, o,
+        x, xo,
         [&](std::size_t k) {
             const R g = gamma ? *gamma : R(1);
             frangi_row_sink<R> sink{out.data(), small.data(), large.data(), cols, inv_two_beta2, R(1) / (R(2) * g * g), !gamma};
@@ -319,7 +315,7 @@ void frangi_fused(const tensor_view<const T, backend::cpu>& img, const frangi_op
         });
     if constexpr (std::is_same_v<R, double>) {
         if (trimmed) {
-            const std::size_t nr = frangi_recheck(img, o, static_cast<double>(*gamma), suspects, out.data());
+            const std::size_t nr = frangi_recheck(x, o, static_cast<double>(*gamma), suspects, out.data());
             if (rechecked) *rechecked = nr;
         }
     }
