@@ -238,14 +238,17 @@ TEST(PseudoLabelHost, CheckedFloatPathEqualsTheDoubleCast) {
 // thresholds must agree for every mode, polarity, border and percentile, on noise and on vessels.
 TEST(PseudoLabelHost, FoldedTailEqualsTheSteps) {
     const auto syn = load_tensor<std::uint8_t, backend::cpu>("synthetic_input");
-    std::vector<std::uint8_t> noise(61 * 150);
-    std::uint32_t state = 777;
-    for (std::size_t p = 0; p < noise.size(); ++p) {
-        state = state * 1664525u + 1013904223u;
-        const double ridge = 90 * std::exp(-std::pow((double(p / 150) - 30) / 3.0, 2));  // a dark band
-        noise[p] = static_cast<std::uint8_t>(200 - ridge - double(state >> 27));
-    }
-    const auto band = tensor<std::uint8_t, backend::cpu>::from_host(noise, shape{61, 150});
+    auto banded = [](index_t rows, index_t cols) {  // noise with a dark band across row 30
+        std::vector<std::uint8_t> noise(static_cast<std::size_t>(rows * cols));
+        std::uint32_t state = 777;
+        for (std::size_t p = 0; p < noise.size(); ++p) {
+            state = state * 1664525u + 1013904223u;
+            const double ridge = 90 * std::exp(-std::pow((double(p / std::size_t(cols)) - 30) / 3.0, 2));
+            noise[p] = static_cast<std::uint8_t>(200 - ridge - double(state >> 27));
+        }
+        return tensor<std::uint8_t, backend::cpu>::from_host(noise, shape{rows, cols});
+    };
+    const auto band = banded(61, 150);
     std::size_t cases = 0, nontrivial = 0;
     auto check = [&](const tensor<std::uint8_t, backend::cpu>& img, const char* m, bool black, index_t border, double q) {
         SCOPED_TRACE(std::string(m) + (black ? " black" : " white") + " border " + std::to_string(border) + " q " +
@@ -271,6 +274,11 @@ TEST(PseudoLabelHost, FoldedTailEqualsTheSteps) {
     for (const auto* img : {&syn, &band})
         for (index_t border : {3, 40})
             for (double q : {0.0, 50.0, 99.9, 100.0}) check(*img, "reflect", true, border, q);
+    // The folded tail computes the Hessians inside the border only: whole blocks of rows left out
+    // (border 20 of 130 rows), and windows narrower than a row pass's strip (30 columns).
+    const auto tall = banded(130, 90);
+    for (index_t border : {20, 30})
+        for (bool black : {true, false}) check(tall, "reflect", black, border, 92.0);
     EXPECT_GT(nontrivial, cases / 2) << "most cases grow a real region";
 }
 

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "vasomim/vessel/hessian.hpp"
@@ -71,6 +72,41 @@ TYPED_TEST(RowTiles, SameBitsAsRowPasses) {
                     ++compared;
                 }
     EXPECT_EQ(compared, 8 * 3 * 2 * 5);
+}
+
+// A column window [jb, je) (hessian_cpu's, for the pseudo-label's border) computes the same bits
+// inside it, with the strips and the tiles, whether or not the window is a whole number of strips.
+TYPED_TEST(RowTiles, WindowedPassesKeepTheirBits) {
+    using R = TypeParam;
+    constexpr int L = lanes64<R>;
+    std::mt19937 gen(11);
+    std::uniform_real_distribution<double> U(-200, 200);
+    const std::int64_t cols = 200;
+    for (double s : {0.7, 5.1})
+        for (int order : {0, 1}) {
+            const auto k = make_taps<R>(s, order, 8.0, kernel_precision::exact);
+            std::vector<R> full(static_cast<std::size_t>(L * cols));
+            for (auto& x : full) x = static_cast<R>(U(gen));
+            const std::vector<R> input = full;
+            std::vector<R> buf(static_cast<std::size_t>(cols + 2 * k.radius));
+            for (int q = 0; q < L; ++q) row_pass(full.data() + q * cols, cols, k, order == 1, boundary_mode::reflect, R(0), buf.data());
+            for (auto [jb, je] : {std::pair<std::int64_t, std::int64_t>{20, 180}, {7, 7 + 2 * L + 3}, {33, 33 + 2 * L}}) {
+                std::vector<R> strips = input, tiles = input;
+                R* rows[L];
+                for (int q = 0; q < L; ++q) {
+                    row_pass(strips.data() + q * cols, cols, k, order == 1, boundary_mode::reflect, R(0), buf.data(), jb, je);
+                    rows[q] = tiles.data() + q * cols;
+                }
+                row_tile_scratch<R> scratch;
+                row_pass_tile(rows, cols, k, order == 1, boundary_mode::reflect, R(0), scratch, jb, je);
+                for (int q = 0; q < L; ++q)
+                    for (std::int64_t j = jb; j < je; ++j) {
+                        const auto p = static_cast<std::size_t>(q * cols + j);
+                        ASSERT_EQ(strips[p], full[p]) << "strips, s " << s << " window " << jb << ".." << je << " at " << j;
+                        ASSERT_EQ(tiles[p], full[p]) << "tiles, s " << s << " window " << jb << ".." << je << " at " << j;
+                    }
+            }
+        }
 }
 
 }  // namespace

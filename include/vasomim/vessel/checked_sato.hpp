@@ -79,16 +79,16 @@ inline double chain_error(double m, const pass_kernel (&k)[4]) {
     return m * (norm * (grow - 1) + trim);
 }
 
-/// Row sink of hessian_rows: out row = s2 * max(l1, 0), in float (vectorises where math errno is
-/// off, as for the project's own targets).
+/// Row sink of hessian_rows: out row = s2 * max(l1, 0) in columns [jb, je), in float (vectorises
+/// where math errno is off, as for the project's own targets).
 struct sato_scale_f32 {
     float* out;
-    std::int64_t cols;
+    std::int64_t cols, jb, je;
     float s2;
     void operator()(std::int64_t i, const float* __restrict rr, const float* __restrict rc,
                     const float* __restrict cc) const {
         float* __restrict o = out + i * cols;
-        for (std::int64_t j = 0; j < cols; ++j) {
+        for (std::int64_t j = jb; j < je; ++j) {
             const float mean = (rr[j] + cc[j]) / 2.0f, half_diff = (rr[j] - cc[j]) / 2.0f;
             const float l1 = mean + std::sqrt(rc[j] * rc[j] + half_diff * half_diff);
             o[j] = s2 * (l1 > 0.0f ? l1 : 0.0f);
@@ -121,6 +121,16 @@ inline void combine_row(combine_rows_args a, std::int64_t i, combine_part& tp) {
     const std::int64_t rows = a.rows, cols = a.cols, border = a.border;
     const std::size_t ns = a.ns;
     const std::int64_t jlo = std::min(border, cols), jhi = std::max(cols - border, jlo);  // checked columns
+    const bool checked = i >= border && i < rows - border;
+    std::uint8_t* __restrict vrow = a.val + i * cols;
+    if (a.pipeline_tail && !checked) {  // a border row: all zero
+        std::fill(vrow, vrow + cols, std::uint8_t(0));
+        tp.hist[0][0] += static_cast<std::size_t>(cols);
+        return;
+    }
+    // The columns with values: the pipeline needs none in its border (hessian_rows computes none
+    // there).
+    const std::int64_t cb = a.pipeline_tail ? jlo : 0, ce = a.pipeline_tail ? jhi : cols;
     // Float bounds widened by one more float rounding of each (err already has slack).
     // Sigma by sigma over the row (contiguous loops that vectorise).
     float* __restrict bst = tp.best.data();
@@ -128,7 +138,7 @@ inline void combine_row(combine_rows_args a, std::int64_t i, combine_part& tp) {
     float* __restrict hi_ = tp.high.data();
     const float* __restrict p0 = a.planes[0] + i * cols;
     const float e0 = a.errs[0];
-    for (std::int64_t j = 0; j < cols; ++j) {
+    for (std::int64_t j = cb; j < ce; ++j) {
         bst[j] = p0[j];
         lo_[j] = p0[j] - e0;
         hi_[j] = p0[j] + e0;
@@ -136,7 +146,7 @@ inline void combine_row(combine_rows_args a, std::int64_t i, combine_part& tp) {
     for (std::size_t k = 1; k < ns; ++k) {
         const float* __restrict pk = a.planes[k] + i * cols;
         const float e = a.errs[k];
-        for (std::int64_t j = 0; j < cols; ++j) {
+        for (std::int64_t j = cb; j < ce; ++j) {
             const float v = pk[j];
             bst[j] = std::max(bst[j], v);
             lo_[j] = std::max(lo_[j], v - e);
@@ -145,17 +155,10 @@ inline void combine_row(combine_rows_args a, std::int64_t i, combine_part& tp) {
     }
     if (a.out) {
         double* __restrict orow = a.out + i * cols;
-        for (std::int64_t j = 0; j < cols; ++j) orow[j] = static_cast<double>(bst[j]);
-    }
-    std::uint8_t* __restrict vrow = a.val + i * cols;
-    const bool checked = i >= border && i < rows - border;
-    if (a.pipeline_tail && !checked) {  // a border row: all zero
-        std::fill(vrow, vrow + cols, std::uint8_t(0));
-        tp.hist[0][0] += static_cast<std::size_t>(cols);
-        return;
+        for (std::int64_t j = cb; j < ce; ++j) orow[j] = static_cast<double>(bst[j]);
     }
     std::uint8_t* __restrict frow = tp.flag.data();
-    for (std::int64_t j = 0; j < cols; ++j) {
+    for (std::int64_t j = cb; j < ce; ++j) {
         const float b = std::min(std::max(bst[j], 0.0f), 255.0f);
         vrow[j] = static_cast<std::uint8_t>(b);
         const float lc = std::min(std::max(lo_[j], 0.0f), 255.0f), hc = std::min(std::max(hi_[j], 0.0f), 255.0f);
@@ -311,15 +314,28 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     }
     combine_rows_args args{rows, cols, border, ns, ps.data(), errf.data(), out, val, pipeline_tail};
     const auto xv = as_const(xf.view());
+    // The pipeline needs values inside its border only: the Hessians are computed there only.
+    const bool windowed = pipeline_tail && border > 0 && rows > 2 * border && cols > 2 * border;
+    const hessian_window win{border, rows - border, border, cols - border};
+    const hessian_window* pw = windowed ? &win : nullptr;
+    const std::int64_t jb = windowed ? border : 0, je = windowed ? cols - border : cols;
     for (std::size_t k = 0; k < ns; ++k) {
-        const sato_scale_f32 scale{per_sigma[k].data(), cols, static_cast<R>(o.sigmas[k] * o.sigmas[k])};
+        const sato_scale_f32 scale{per_sigma[k].data(), cols, jb, je, static_cast<R>(o.sigmas[k] * o.sigmas[k])};
         if (k + 1 < ns) {
-            hessian_rows(xv, o.sigmas[k], ho, R(1), ws, scale);
+            hessian_rows(xv, o.sigmas[k], ho, R(1), ws, pw, scale);
         } else {
-            hessian_rows(xv, o.sigmas[k], ho, R(1), ws, [&](std::int64_t i, const R* rr, const R* rc, const R* cc) {
+            hessian_rows(xv, o.sigmas[k], ho, R(1), ws, pw, [&](std::int64_t i, const R* rr, const R* rc, const R* cc) {
                 scale(i, rr, rc, cc);
                 combine_row(args, i, parts[static_cast<std::size_t>(omp_get_thread_num())]);
             });
+        }
+    }
+    if (windowed) {  // the border rows, which the last sink did not see
+        auto& tp = parts[0];
+        for (std::int64_t i = 0; i < rows; ++i) {
+            if (i >= border && i < rows - border) continue;
+            std::fill(val + i * cols, val + (i + 1) * cols, std::uint8_t(0));
+            tp.hist[0][0] += static_cast<std::size_t>(cols);
         }
     }
     std::vector<std::int64_t> suspects;

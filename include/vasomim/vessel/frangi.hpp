@@ -257,7 +257,7 @@ void frangi_fused(const tensor_view<const T, backend::cpu>& img, const frangi_op
         for (auto& row : suspects)
             while (!row.empty() && row.back() >= code_k) row.pop_back();
         const R g = *gamma;
-        hessian_rows(x, o.sigmas[k], ho, R(1), ws,
+        hessian_rows(x, o.sigmas[k], ho, R(1), ws, nullptr,
                      frangi_row_sink<R>{out.data(), nullptr, nullptr, cols, inv_two_beta2, R(1) / (R(2) * g * g), false});
     };
     for_each_scale_rows(

@@ -226,16 +226,18 @@ inline void column_pass_rows(const R* plane, std::int64_t rows, std::int64_t col
     for (int t = 0; t < n; ++t) column_pass_row(plane, rows, cols, i0 + t, k, antisymmetric, mode, cval_row, out[t]);
 }
 
-/// row[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) for cols >= two vectors, x = centre
-/// (extended by r on each side), by strips of two vectors with four_chain_sums (row_tiles.hpp).
+/// row[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) for j in [jb, je) (je - jb >= two
+/// vectors), x = centre (extended by r on each side), by strips of two vectors with
+/// four_chain_sums (row_tiles.hpp). Each output's sum is the same whichever strip holds it.
 template <class R, bool Anti>
-inline void row_pass_strips(R* __restrict row, std::int64_t cols, const R* c, int r, const R* __restrict centre) {
+inline void row_pass_strips(R* __restrict row, std::int64_t jb, std::int64_t je, const R* c, int r,
+                            const R* __restrict centre) {
     using V = typename vec64<R>::type;
     constexpr std::int64_t L = 64 / sizeof(R), W = 2 * L;
     // Vectors go through references only (see column_pass_rows4).
     auto load = [](V& v, const R* p) { std::memcpy(&v, p, sizeof v); };
-    for (std::int64_t j0 = 0; j0 < cols; j0 += W) {
-        const std::int64_t j = j0 + W <= cols ? j0 : cols - W;  // last strip may overlap: same values again
+    for (std::int64_t j0 = jb; j0 < je; j0 += W) {
+        const std::int64_t j = j0 + W <= je ? j0 : je - W;  // last strip may overlap: same values again
         const R* x = centre + j;  // output vector h = 0, 1 starts at x + h L
         V x0[2];
         load(x0[0], x);
@@ -255,9 +257,12 @@ inline void row_pass_strips(R* __restrict row, std::int64_t cols, const R* c, in
 }
 
 /// In-place row (axis-1) correlation of `row` (cols samples) using `buf` (cols + 2r samples).
+/// Outputs outside [jb, je) may be left as they were (all are computed when the range is narrower
+/// than two vectors).
 template <class R>
 inline void row_pass(R* row, std::int64_t cols, const kernel_taps<R>& k, bool antisymmetric, boundary_mode mode,
-                     R cval, R* __restrict buf) {
+                     R cval, R* __restrict buf, std::int64_t jb = 0, std::int64_t je = -1) {
+    if (je < 0) je = cols;
     const int r = k.radius;
     for (std::int64_t t = -r; t < 0; ++t) {
         const std::int64_t m = map_index(t, cols, mode);
@@ -270,9 +275,11 @@ inline void row_pass(R* row, std::int64_t cols, const kernel_taps<R>& k, bool an
     }
     const R* c = k.taps.data() + r;
     const R* __restrict centre = buf + r;
-    if (cols >= 2 * std::int64_t(64 / sizeof(R))) {
-        if (antisymmetric) row_pass_strips<R, true>(row, cols, c, r, centre);
-        else row_pass_strips<R, false>(row, cols, c, r, centre);
+    constexpr std::int64_t W = 2 * std::int64_t(64 / sizeof(R));
+    if (je - jb < W) jb = 0, je = cols;
+    if (je - jb >= W) {
+        if (antisymmetric) row_pass_strips<R, true>(row, jb, je, c, r, centre);
+        else row_pass_strips<R, false>(row, jb, je, c, r, centre);
         return;
     }
     const R c0 = c[0];
@@ -322,17 +329,26 @@ const R* signed_plane(const tensor_view<const T, backend::cpu>& image, R sign, h
     return xd;
 }
 
+/// A window of the image: rows [row_begin, row_end) x columns [col_begin, col_end).
+struct hessian_window {
+    std::int64_t row_begin, row_end, col_begin, col_end;
+};
+
 /// The Hessian of sign * image, row by row: for every row i (rows in parallel, each once) calls
 /// sink(i, rr, rc, cc) with the three entry rows. With planes (rr, rc, cc not null) the rows are
-/// written there; otherwise they live in per-thread buffers only valid during the call.
+/// written there; otherwise they live in per-thread buffers only valid during the call. With a
+/// window (not null), sink is called for its rows only, and only the entries in its columns are
+/// computed (the others hold unspecified values): the pseudo-label needs no values in its border.
 /// Ten passes, the axis-0 ones first within each entry (operators on different axes commute):
 ///   P = G_1 D_0 x, Q = D_1 G_0 x  (one plane each)
 ///   Hrr = G_1 D_0 P, Hrc = D_1 G_0 P, Hcc = D_1 G_0 Q.
 template <class T, class R, class Sink>
 void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_taps<R>& g, const kernel_taps<R>& d,
                  boundary_mode mode, R cval, R sign, hessian_workspace<R, backend::cpu>& ws, R* rr, R* rc, R* cc,
-                 Sink&& sink) {
+                 const hessian_window* win, Sink&& sink) {
     const std::int64_t rows = image.dim(0), cols = image.dim(1);
+    const hessian_window all{0, rows, 0, cols};
+    const hessian_window& w = win ? *win : all;
     const shape sh{rows, cols};
     for (auto* t : {&ws.a, &ws.b})
         if (!(t->shape() == sh)) *t = tensor<R, backend::cpu>(sh);
@@ -356,12 +372,14 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
     };
     // Row passes of the n rows out[0 .. n - 1]: by tiles for a full block and a long kernel, row
     // by row otherwise (the same sums either way).
-    auto row_passes = [&](R* const* out, int n, const kernel_taps<R>& k, bool anti, R* buf, row_tile_scratch<R>& tiles) {
+    // Outputs in columns [jb, je) only.
+    auto row_passes = [&](R* const* out, int n, const kernel_taps<R>& k, bool anti, R* buf, row_tile_scratch<R>& tiles,
+                          std::int64_t jb, std::int64_t je) {
         if (n == L && cols >= 2 && row_tiles_pay<R>(k.radius)) {
-            row_pass_tile(out, cols, k, anti, mode, cval, tiles);
+            row_pass_tile(out, cols, k, anti, mode, cval, tiles, jb, je);
             return;
         }
-        for (int t = 0; t < n; ++t) row_pass(out[t], cols, k, anti, mode, cval, buf);
+        for (int t = 0; t < n; ++t) row_pass(out[t], cols, k, anti, mode, cval, buf, jb, je);
     };
 #pragma omp parallel
     {
@@ -381,8 +399,8 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
             }
             columns(x, i0, n, d, dp, true, pa, ptrs.data());
             columns(x, i0, n, g, gp, false, pb, ptrs.data());
-            row_passes(pa, n, g, false, buf.data(), tiles);
-            row_passes(pb, n, d, true, buf.data(), tiles);
+            row_passes(pa, n, g, false, buf.data(), tiles, 0, cols);
+            row_passes(pb, n, d, true, buf.data(), tiles, 0, cols);
         }
     }
 #pragma omp parallel
@@ -395,6 +413,7 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
         for (std::int64_t blk = 0; blk < blocks; ++blk) {
             const std::int64_t i0 = L * blk;
             const int n = static_cast<int>(std::min<std::int64_t>(L, rows - i0));
+            if (i0 + n <= w.row_begin || i0 >= w.row_end) continue;  // no row of the window
             R* prr[L];
             R* prc[L];
             R* pcc[L];
@@ -407,10 +426,10 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
             columns(a, i0, n, d, dp, true, prr, ptrs.data());
             columns(a, i0, n, g, gp, false, prc, ptrs.data());
             columns(b, i0, n, g, gp, false, pcc, ptrs.data());
-            row_passes(prr, n, g, false, buf.data(), tiles);
-            row_passes(prc, n, d, true, buf.data(), tiles);
-            row_passes(pcc, n, d, true, buf.data(), tiles);
-            for (int t = 0; t < n; ++t)
+            row_passes(prr, n, g, false, buf.data(), tiles, w.col_begin, w.col_end);
+            row_passes(prc, n, d, true, buf.data(), tiles, w.col_begin, w.col_end);
+            row_passes(pcc, n, d, true, buf.data(), tiles, w.col_begin, w.col_end);
+            for (int t = std::max<int>(0, static_cast<int>(w.row_begin - i0)); t < n && i0 + t < w.row_end; ++t)
                 sink(i0 + t, static_cast<const R*>(prr[t]), static_cast<const R*>(prc[t]), static_cast<const R*>(pcc[t]));
         }
     }
@@ -422,13 +441,13 @@ struct no_sink {
 };
 
 /// Hessian rows of sign * image at sigma, with the ridge filters' kernels, handed to sink (see
-/// hessian_cpu); needs reorderable(o).
+/// hessian_cpu; win may be null); needs reorderable(o).
 template <class T, class R, class Sink>
 void hessian_rows(const tensor_view<const T, backend::cpu>& image, double sigma, const hessian_options& o, R sign,
-                  hessian_workspace<R, backend::cpu>& ws, Sink&& sink) {
+                  hessian_workspace<R, backend::cpu>& ws, const hessian_window* win, Sink&& sink) {
     const auto k = make_hessian_kernels<R>(sigma, o, true);
     hessian_cpu(image, k.g, k.d, o.mode, static_cast<R>(o.cval), sign, ws, static_cast<R*>(nullptr), static_cast<R*>(nullptr),
-                static_cast<R*>(nullptr), sink);
+                static_cast<R*>(nullptr), win, sink);
 }
 
 /// Scratch planes kept per calling thread for images up to 2 Mpixels (a batch of equal-sized
@@ -457,7 +476,7 @@ void hessian_into(const tensor_view<const T, B>& image, double sigma, const hess
     // mode constant with cval != 0 is affine, so it takes the call-order path below.
     if constexpr (std::is_same_v<B, backend::cpu>) {
         if (reorderable(o)) {
-            hessian_cpu(image, g, d, o.mode, cval, sign, ws, h.rr.data(), h.rc.data(), h.cc.data(), no_sink{});
+            hessian_cpu(image, g, d, o.mode, cval, sign, ws, h.rr.data(), h.rc.data(), h.cc.data(), nullptr, no_sink{});
             return;
         }
     }

@@ -125,14 +125,14 @@ inline void four_chain_sums(V (&res)[2], const V (&x0)[2], const R* c, int r, Ad
     res[1] = (b0 + b1) + (b2 + b3);
 }
 
-/// out[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) on transposed samples (one vector
-/// per column), two outputs at a time with four_chain_sums.
+/// out[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) for j in [jb, je) (at least two) on
+/// transposed samples (one vector per column), two outputs at a time with four_chain_sums.
 template <class R, bool Anti>
 inline void row_tile_outputs(typename vec64<R>::type* __restrict out, const typename vec64<R>::type* __restrict centre,
-                             std::int64_t cols, const R* c, int r) {
+                             std::int64_t jb, std::int64_t je, const R* c, int r) {
     using V = typename vec64<R>::type;
-    for (std::int64_t j0 = 0; j0 < cols; j0 += 2) {
-        const std::int64_t j = j0 + 2 <= cols ? j0 : cols - 2;  // the last pair may overlap: same values again
+    for (std::int64_t j0 = jb; j0 < je; j0 += 2) {
+        const std::int64_t j = j0 + 2 <= je ? j0 : je - 2;  // the last pair may overlap: same values again
         const V* x = centre + j;
         const V x0[2] = {c[0] * x[0], c[0] * x[1]};
         V res[2];
@@ -145,10 +145,13 @@ inline void row_tile_outputs(typename vec64<R>::type* __restrict out, const type
 }
 
 /// In-place row correlation of the L rows rows[0..L-1] (cols >= 2 samples each) with kernel k
-/// (symmetric, or antisymmetric: c[-o] = -c[o]) under `mode`, by transposed tiles.
+/// (symmetric, or antisymmetric: c[-o] = -c[o]) under `mode`, by transposed tiles. Only the
+/// outputs in columns [jb, je) are computed (all when fewer than two); the others are overwritten
+/// with unspecified values.
 template <class R>
 inline void row_pass_tile(R* const* rows, std::int64_t cols, const kernel_taps<R>& k, bool antisymmetric,
-                          boundary_mode mode, R cval, row_tile_scratch<R>& s) {
+                          boundary_mode mode, R cval, row_tile_scratch<R>& s, std::int64_t jb = 0, std::int64_t je = -1) {
+    if (je < 0 || je - jb < 2) jb = 0, je = cols;
     using V = typename vec64<R>::type;
     constexpr int L = lanes64<R>;
     const int r = k.radius;
@@ -179,8 +182,8 @@ inline void row_pass_tile(R* const* rows, std::int64_t cols, const kernel_taps<R
     }
     V* out = s.out.data();
     const R* c = k.taps.data() + r;
-    if (antisymmetric) row_tile_outputs<R, true>(out, centre, cols, c, r);
-    else row_tile_outputs<R, false>(out, centre, cols, c, r);
+    if (antisymmetric) row_tile_outputs<R, true>(out, centre, jb, je, c, r);
+    else row_tile_outputs<R, false>(out, centre, jb, je, c, r);
     // Transpose out.
     for (std::int64_t t0 = 0; t0 < full; t0 += L) {
         V v[L];
