@@ -75,7 +75,8 @@ inline frangi_trim make_frangi_trim(double sigma, const hessian_options& o, doub
     const double eps_target = budget / (2 * lip);
     const double rel = hmax > 0 ? std::clamp((eps_target - slack) / (4 * hmax), 0.0, cap) : cap;
     frangi_trim t;
-    t.kernels = {make_taps_l1<double>(s, 0, truncate, rel), make_taps_l1<double>(s, 1, truncate, rel)};
+    t.kernels = {taps_from_weights<double>(wg, r, kept_radius_l1(wg, r, rel)),
+                 taps_from_weights<double>(wd, r, kept_radius_l1(wd, r, rel))};
     const double drop_g = dropped_l1(wg, r, t.kernels.g.radius), drop_d = dropped_l1(wd, r, t.kernels.d.radius);
     const double eps = m * (2 * drop_d * l1d * l1g * l1g + 2 * drop_g * l1d * l1d * l1g) + slack;
     t.two_eps = 2 * eps;

@@ -117,10 +117,8 @@ kernel_taps<R> make_taps(double sigma, int order, double truncate, kernel_precis
 /// most 4e-12 * L1(g)^2 L1(d)^2 * (half the image's range): seven orders of magnitude below the
 /// parity bar (1e-5 of the filter's maximum) for any image with visible ridges, and on a par with
 /// the double rounding of the sums (sigma 9 drops 4-6 of 51 taps a side, sigma 1 3 of 8).
-template <class R>
-kernel_taps<R> make_taps_l1(double sigma, int order, double truncate, double rel_l1) {
-    const int r = gaussian_radius(sigma, truncate);
-    const auto w = gaussian_kernel1d(sigma, order, r);
+/// The radius make_taps_l1 keeps of the weights w (radius r).
+inline int kept_radius_l1(const std::vector<double>& w, int r, double rel_l1) {
     double l1 = 0;
     for (double v : w) l1 += std::abs(v);
     int keep = r;
@@ -131,7 +129,14 @@ kernel_taps<R> make_taps_l1(double sigma, int order, double truncate, double rel
         dropped += pair;
         --keep;
     }
-    return taps_from_weights<R>(w, r, keep);
+    return keep;
+}
+
+template <class R>
+kernel_taps<R> make_taps_l1(double sigma, int order, double truncate, double rel_l1) {
+    const int r = gaussian_radius(sigma, truncate);
+    const auto w = gaussian_kernel1d(sigma, order, r);
+    return taps_from_weights<R>(w, r, kept_radius_l1(w, r, rel_l1));
 }
 
 namespace detail {
