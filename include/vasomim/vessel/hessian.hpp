@@ -93,16 +93,49 @@ hessian_kernels<R> make_hessian_kernels(double sigma, const hessian_options& o, 
 #if !VASOMIM_HAS_CUDA
 // ---- cpu: fused, vectorisable row loops -----------------------------------------------------------
 
-/// out = column (axis-0) correlation at row i of a contiguous rows x cols plane.
+/// The input rows of a column pass over a contiguous rows x cols plane: row ii (any integer) is the
+/// plane's row under `mode`, cval_row outside (constant). With odd edges (odd_top not null), rows
+/// outside are the reflected rows negated (reflect mode's odd extension; odd_top holds rows
+/// 0, 1, ... negated, odd_bottom rows rows-1, rows-2, ..., as many as the kernel's radius): the
+/// natural extension of a plane that an antisymmetric pass produced (scale_cascade.hpp).
 template <class R>
-inline void column_pass_row(const R* plane, std::int64_t rows, std::int64_t cols, std::int64_t i,
-                            const kernel_taps<R>& k, bool antisymmetric, boundary_mode mode,
-                            const R* cval_row, R* __restrict out) {
-    const R* c = k.taps.data() + k.radius;
-    auto row = [&](std::int64_t ii) -> const R* {
+struct row_source {
+    const R* plane;
+    std::int64_t rows, cols;
+    boundary_mode mode;
+    const R* cval_row;
+    const R* odd_top = nullptr;
+    const R* odd_bottom = nullptr;
+    const R* operator()(std::int64_t ii) const {
+        if (odd_top && (ii < 0 || ii >= rows))
+            return ii < 0 ? odd_top + (-1 - ii) * cols : odd_bottom + (ii - rows) * cols;
         const std::int64_t m = map_index(ii, rows, mode);
         return m < 0 ? cval_row : plane + m * cols;
-    };
+    }
+};
+
+/// Negated copies of the first and last r rows of a rows x cols plane (r <= rows): row_source's
+/// odd edges.
+template <class R>
+struct odd_edges {
+    std::vector<R> top, bottom;
+    void build(const R* plane, std::int64_t rows, std::int64_t cols, int r) {
+        top.resize(static_cast<std::size_t>(r * cols));
+        bottom.resize(static_cast<std::size_t>(r * cols));
+        for (int q = 0; q < r; ++q)
+            for (std::int64_t j = 0; j < cols; ++j) {
+                top[static_cast<std::size_t>(q * cols + j)] = -plane[q * cols + j];
+                bottom[static_cast<std::size_t>(q * cols + j)] = -plane[(rows - 1 - q) * cols + j];
+            }
+    }
+};
+
+/// out = column (axis-0) correlation at row i of a contiguous rows x cols plane.
+template <class R>
+inline void column_pass_row(const row_source<R>& row, std::int64_t i, const kernel_taps<R>& k, bool antisymmetric,
+                            R* __restrict out) {
+    const std::int64_t cols = row.cols;
+    const R* c = k.taps.data() + k.radius;
     const R* p0 = row(i);
     const R c0 = c[0];
     for (std::int64_t j = 0; j < cols; ++j) out[j] = c0 * p0[j];
@@ -141,15 +174,16 @@ inline void column_pass_row(const R* plane, std::int64_t rows, std::int64_t cols
 /// products with those zeros are skipped, which changes no bit). `ptrs` is scratch for 2r + 4 row
 /// pointers.
 template <class R>
-inline void column_pass_rows4(const R* plane, std::int64_t rows, std::int64_t cols, std::int64_t i0, const R* padded,
-                              int radius, boundary_mode mode, const R* cval_row, R* const* out, const R** ptrs) {
+inline void column_pass_rows4(const row_source<R>& src, std::int64_t i0, const R* padded, int radius, R* const* out,
+                              const R** ptrs) {
     using V = typename vec64<R>::type;
     constexpr std::int64_t L = 64 / sizeof(R), W = 2 * L;
+    const std::int64_t cols = src.cols;
     const int nk = 2 * radius + 4;
-    for (int q = 0; q < nk; ++q) {
-        const std::int64_t m = map_index(i0 - radius + q, rows, mode);
-        ptrs[q] = m < 0 ? cval_row : plane + m * cols;
-    }
+    if (i0 - radius >= 0 && i0 - radius + nk <= src.rows)  // inside: no boundary to map
+        for (int q = 0; q < nk; ++q) ptrs[q] = src.plane + (i0 - radius + q) * cols;
+    else
+        for (int q = 0; q < nk; ++q) ptrs[q] = src(i0 - radius + q);
     // Vectors go through references only: GCC's ABI for passing or returning a 64-byte vector by
     // value changes without AVX-512 (-Wpsabi).
     auto load = [](V& v, const R* p) { std::memcpy(&v, p, sizeof v); };
@@ -216,14 +250,13 @@ std::vector<R> padded_taps(const kernel_taps<R>& k) {
 
 /// Column correlation at rows i0 .. i0 + n - 1 (n <= 4): blocked when possible, row by row otherwise.
 template <class R>
-inline void column_pass_rows(const R* plane, std::int64_t rows, std::int64_t cols, std::int64_t i0, int n,
-                             const kernel_taps<R>& k, const std::vector<R>& padded, bool antisymmetric,
-                             boundary_mode mode, const R* cval_row, R* const* out, const R** ptrs) {
-    if (n == 4 && cols >= 2 * std::int64_t(64 / sizeof(R))) {
-        column_pass_rows4(plane, rows, cols, i0, padded.data(), k.radius, mode, cval_row, out, ptrs);
+inline void column_pass_rows(const row_source<R>& src, std::int64_t i0, int n, const kernel_taps<R>& k,
+                             const std::vector<R>& padded, bool antisymmetric, R* const* out, const R** ptrs) {
+    if (n == 4 && src.cols >= 2 * std::int64_t(64 / sizeof(R))) {
+        column_pass_rows4(src, i0, padded.data(), k.radius, out, ptrs);
         return;
     }
-    for (int t = 0; t < n; ++t) column_pass_row(plane, rows, cols, i0 + t, k, antisymmetric, mode, cval_row, out[t]);
+    for (int t = 0; t < n; ++t) column_pass_row(src, i0 + t, k, antisymmetric, out[t]);
 }
 
 /// row[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) for j in [jb, je) (je - jb >= two
@@ -258,20 +291,21 @@ inline void row_pass_strips(R* __restrict row, std::int64_t jb, std::int64_t je,
 
 /// In-place row (axis-1) correlation of `row` (cols samples) using `buf` (cols + 2r samples).
 /// Outputs outside [jb, je) may be left as they were (all are computed when the range is narrower
-/// than two vectors).
+/// than two vectors). `odd`: the samples outside are the mapped ones negated (see row_source).
 template <class R>
 inline void row_pass(R* row, std::int64_t cols, const kernel_taps<R>& k, bool antisymmetric, boundary_mode mode,
-                     R cval, R* __restrict buf, std::int64_t jb = 0, std::int64_t je = -1) {
+                     R cval, R* __restrict buf, std::int64_t jb = 0, std::int64_t je = -1, bool odd = false) {
     if (je < 0) je = cols;
     const int r = k.radius;
+    const R sign = odd ? R(-1) : R(1);
     for (std::int64_t t = -r; t < 0; ++t) {
         const std::int64_t m = map_index(t, cols, mode);
-        buf[t + r] = m < 0 ? cval : row[m];
+        buf[t + r] = m < 0 ? cval : sign * row[m];
     }
     for (std::int64_t t = 0; t < cols; ++t) buf[t + r] = row[t];
     for (std::int64_t t = cols; t < cols + r; ++t) {
         const std::int64_t m = map_index(t, cols, mode);
-        buf[t + r] = m < 0 ? cval : row[m];
+        buf[t + r] = m < 0 ? cval : sign * row[m];
     }
     const R* c = k.taps.data() + r;
     const R* __restrict centre = buf + r;
@@ -342,10 +376,16 @@ struct hessian_window {
 /// Ten passes, the axis-0 ones first within each entry (operators on different axes commute):
 ///   P = G_1 D_0 x, Q = D_1 G_0 x  (one plane each)
 ///   Hrr = G_1 D_0 P, Hrc = D_1 G_0 P, Hcc = D_1 G_0 Q.
+/// `composite` (reflect mode, kernel radii below the image's sides): the second passes over an
+/// antisymmetric pass's output (D_0 and G_0 over P, D_1 over G_0 Q) extend it oddly, as that
+/// output extends itself, instead of re-reflecting it as scipy does: the entries are then the
+/// image's reflection convolved with each entry's composite kernels, which differ from scipy's only
+/// within a kernel radius of the edges and which a cascade across scales can continue
+/// (scale_cascade.hpp).
 template <class T, class R, class Sink>
 void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_taps<R>& g, const kernel_taps<R>& d,
                  boundary_mode mode, R cval, R sign, hessian_workspace<R, backend::cpu>& ws, R* rr, R* rc, R* cc,
-                 const hessian_window* win, Sink&& sink) {
+                 const hessian_window* win, bool composite, Sink&& sink) {
     const std::int64_t rows = image.dim(0), cols = image.dim(1);
     const hessian_window all{0, rows, 0, cols};
     const hessian_window& w = win ? *win : all;
@@ -364,22 +404,23 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
     constexpr int L = lanes64<R>;
     const std::int64_t blocks = (rows + L - 1) / L;
     // Column passes of rows i0 .. i0 + n - 1, four at a time, into out[0 .. n - 1].
-    auto columns = [&](const R* in, std::int64_t i0, int n, const kernel_taps<R>& k, const std::vector<R>& padded,
-                       bool anti, R* const* out, const R** ptrs) {
-        for (int t = 0; t < n; t += 4)
-            column_pass_rows(in, rows, cols, i0 + t, std::min(4, n - t), k, padded, anti, mode, cval_row.data(),
-                             out + t, ptrs);
+    auto columns = [&](const row_source<R>& in, std::int64_t i0, int n, const kernel_taps<R>& k,
+                       const std::vector<R>& padded, bool anti, R* const* out, const R** ptrs) {
+        for (int t = 0; t < n; t += 4) column_pass_rows(in, i0 + t, std::min(4, n - t), k, padded, anti, out + t, ptrs);
     };
+    const row_source<R> xs{x, rows, cols, mode, cval_row.data()}, bs{b, rows, cols, mode, cval_row.data()};
+    row_source<R> as{a, rows, cols, mode, cval_row.data()};
+    odd_edges<R> a_odd;
     // Row passes of the n rows out[0 .. n - 1]: by tiles for a full block and a long kernel, row
     // by row otherwise (the same sums either way).
     // Outputs in columns [jb, je) only.
     auto row_passes = [&](R* const* out, int n, const kernel_taps<R>& k, bool anti, R* buf, row_tile_scratch<R>& tiles,
-                          std::int64_t jb, std::int64_t je) {
+                          std::int64_t jb, std::int64_t je, bool odd = false) {
         if (n == L && cols >= 2 && row_tiles_pay<R>(k.radius)) {
-            row_pass_tile(out, cols, k, anti, mode, cval, tiles, jb, je);
+            row_pass_tile(out, cols, k, anti, mode, cval, tiles, jb, je, odd);
             return;
         }
-        for (int t = 0; t < n; ++t) row_pass(out[t], cols, k, anti, mode, cval, buf, jb, je);
+        for (int t = 0; t < n; ++t) row_pass(out[t], cols, k, anti, mode, cval, buf, jb, je, odd);
     };
 #pragma omp parallel
     {
@@ -397,11 +438,16 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
                 pa[t] = a + i * cols;
                 pb[t] = b + i * cols;
             }
-            columns(x, i0, n, d, dp, true, pa, ptrs.data());
-            columns(x, i0, n, g, gp, false, pb, ptrs.data());
+            columns(xs, i0, n, d, dp, true, pa, ptrs.data());
+            columns(xs, i0, n, g, gp, false, pb, ptrs.data());
             row_passes(pa, n, g, false, buf.data(), tiles, 0, cols);
             row_passes(pb, n, d, true, buf.data(), tiles, 0, cols);
         }
+    }
+    if (composite) {  // P's odd extension along axis 0 for the second column passes
+        a_odd.build(a, rows, cols, std::max(g.radius, d.radius));
+        as.odd_top = a_odd.top.data();
+        as.odd_bottom = a_odd.bottom.data();
     }
 #pragma omp parallel
     {
@@ -423,12 +469,12 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
                 prc[t] = rr ? rc + i * cols : own.data() + (L + t) * cols;
                 pcc[t] = rr ? cc + i * cols : own.data() + (2 * L + t) * cols;
             }
-            columns(a, i0, n, d, dp, true, prr, ptrs.data());
-            columns(a, i0, n, g, gp, false, prc, ptrs.data());
-            columns(b, i0, n, g, gp, false, pcc, ptrs.data());
+            columns(as, i0, n, d, dp, true, prr, ptrs.data());
+            columns(as, i0, n, g, gp, false, prc, ptrs.data());
+            columns(bs, i0, n, g, gp, false, pcc, ptrs.data());
             row_passes(prr, n, g, false, buf.data(), tiles, w.col_begin, w.col_end);
             row_passes(prc, n, d, true, buf.data(), tiles, w.col_begin, w.col_end);
-            row_passes(pcc, n, d, true, buf.data(), tiles, w.col_begin, w.col_end);
+            row_passes(pcc, n, d, true, buf.data(), tiles, w.col_begin, w.col_end, composite);
             for (int t = std::max<int>(0, static_cast<int>(w.row_begin - i0)); t < n && i0 + t < w.row_end; ++t)
                 sink(i0 + t, static_cast<const R*>(prr[t]), static_cast<const R*>(prc[t]), static_cast<const R*>(pcc[t]));
         }
@@ -447,7 +493,7 @@ void hessian_rows(const tensor_view<const T, backend::cpu>& image, double sigma,
                   hessian_workspace<R, backend::cpu>& ws, const hessian_window* win, Sink&& sink) {
     const auto k = make_hessian_kernels<R>(sigma, o, true);
     hessian_cpu(image, k.g, k.d, o.mode, static_cast<R>(o.cval), sign, ws, static_cast<R*>(nullptr), static_cast<R*>(nullptr),
-                static_cast<R*>(nullptr), win, sink);
+                static_cast<R*>(nullptr), win, false, sink);
 }
 
 /// Scratch planes kept per calling thread for images up to 2 Mpixels (a batch of equal-sized
@@ -476,7 +522,7 @@ void hessian_into(const tensor_view<const T, B>& image, double sigma, const hess
     // mode constant with cval != 0 is affine, so it takes the call-order path below.
     if constexpr (std::is_same_v<B, backend::cpu>) {
         if (reorderable(o)) {
-            hessian_cpu(image, g, d, o.mode, cval, sign, ws, h.rr.data(), h.rc.data(), h.cc.data(), nullptr, no_sink{});
+            hessian_cpu(image, g, d, o.mode, cval, sign, ws, h.rr.data(), h.rc.data(), h.cc.data(), nullptr, false, no_sink{});
             return;
         }
     }

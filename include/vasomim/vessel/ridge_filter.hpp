@@ -93,7 +93,7 @@ void for_each_scale_rows(const tensor_view<const T, backend::cpu>& image, const 
     for (std::size_t k = 0; k < o.sigmas.size(); ++k) {
         const hessian_kernels<R> kk = kernels(k);
         hessian_cpu(plane, kk.g, kk.d, ho.mode, static_cast<R>(ho.cval), R(1), ws, static_cast<R*>(nullptr),
-                    static_cast<R*>(nullptr), static_cast<R*>(nullptr), nullptr, row_sink(k));
+                    static_cast<R*>(nullptr), static_cast<R*>(nullptr), nullptr, false, row_sink(k));
         after(k);
     }
 }

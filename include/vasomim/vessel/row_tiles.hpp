@@ -147,10 +147,11 @@ inline void row_tile_outputs(typename vec64<R>::type* __restrict out, const type
 /// In-place row correlation of the L rows rows[0..L-1] (cols >= 2 samples each) with kernel k
 /// (symmetric, or antisymmetric: c[-o] = -c[o]) under `mode`, by transposed tiles. Only the
 /// outputs in columns [jb, je) are computed (all when fewer than two); the others are overwritten
-/// with unspecified values.
+/// with unspecified values. `odd`: the samples outside are the mapped ones negated.
 template <class R>
 inline void row_pass_tile(R* const* rows, std::int64_t cols, const kernel_taps<R>& k, bool antisymmetric,
-                          boundary_mode mode, R cval, row_tile_scratch<R>& s, std::int64_t jb = 0, std::int64_t je = -1) {
+                          boundary_mode mode, R cval, row_tile_scratch<R>& s, std::int64_t jb = 0, std::int64_t je = -1,
+                          bool odd = false) {
     if (je < 0 || je - jb < 2) jb = 0, je = cols;
     using V = typename vec64<R>::type;
     constexpr int L = lanes64<R>;
@@ -174,11 +175,11 @@ inline void row_pass_tile(R* const* rows, std::int64_t cols, const kernel_taps<R
     for (int q = 0; q < L; ++q) outside[q] = cval;
     for (std::int64_t t = -r; t < 0; ++t) {
         const std::int64_t m = map_index(t, cols, mode);
-        centre[t] = m < 0 ? outside : centre[m];
+        centre[t] = m < 0 ? outside : (odd ? -centre[m] : centre[m]);
     }
     for (std::int64_t t = cols; t < cols + r; ++t) {
         const std::int64_t m = map_index(t, cols, mode);
-        centre[t] = m < 0 ? outside : centre[m];
+        centre[t] = m < 0 ? outside : (odd ? -centre[m] : centre[m]);
     }
     V* out = s.out.data();
     const R* c = k.taps.data() + r;
