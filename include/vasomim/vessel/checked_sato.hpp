@@ -7,6 +7,8 @@
 // double pipeline's uint8 values; the response is the float one (within float rounding of the
 // double response) except at recomputed pixels, which hold the double value. Host (cpu) only, and
 // not for mode constant (the offset trick and the per-pixel weights assume linear boundaries).
+// For the pipeline (values inside a border, reflect mode) larger sigmas continue from a smaller
+// one by the scale cascade (scale_cascade.hpp), whose error terms join the bound.
 
 #include "vasomim/core/config.hpp"
 
@@ -24,6 +26,7 @@
 #include "vasomim/core/tensor.hpp"
 #include "vasomim/vessel/pixel_hessian.hpp"
 #include "vasomim/vessel/sato.hpp"
+#include "vasomim/vessel/scale_cascade.hpp"
 
 namespace vasomim::vessel::detail {
 
@@ -192,6 +195,7 @@ struct checked_sato_result {
     tensor<double, backend::cpu> response;
     tensor<std::uint8_t, backend::cpu> value;  ///< to_uint8(response), exact inside the checked region
     std::size_t rechecked = 0;                 ///< pixels recomputed in double
+    std::size_t cascaded = 0;                  ///< sigmas continued by the scale cascade (scale_cascade.hpp)
     /// With pipeline_tail: the histogram of `value` (counts of 0..255).
     std::array<std::size_t, 256> histogram{};
 };
@@ -240,6 +244,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         hessian_workspace<R, backend::cpu> ws;
         std::vector<double> x;
         std::vector<combine_part> parts;
+        std::array<tensor<R, backend::cpu>, 6> cplanes;  ///< the scale cascade's entries (two sets)
     };
     // Kept per thread only for images up to 4 Mpixels (about 50 MB of planes); larger ones use
     // planes freed on return.
@@ -277,9 +282,16 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     ho.precision = kernel_precision::fast;
     auto& ws = wsp.ws;
     const double u = std::ldexp(1.0, -24);
-    for (std::size_t k = 0; k < ns; ++k) {
-        const double sigma = o.sigmas[k];
+    // A sigma's error bound from its entries' error bound e (against scipy's entries) and a bound
+    // hmax on their magnitude: l1 = mean + sqrt(rc^2 + half_diff^2) is (1 + sqrt 2)-Lipschitz in
+    // the entries (max norm); its own float evaluation adds a few roundings of quantities below
+    // 2 hmax; then sigma^2.
+    auto sato_error = [u](double sigma, double e, double hmax) {
         const double s2 = sigma * sigma;
+        return 1.25 * (s2 * ((1 + std::sqrt(2.0)) * e + 24 * u * hmax) + 4 * u * s2 * 2 * hmax);
+    };
+    // The entries' error bound of the direct passes at sigma, and their magnitude bound.
+    auto direct_error = [&](double sigma, double& e, double& hmax) {
         const double s = sigma / std::sqrt(2.0), tr = hessian_truncate(sigma, ho);
         const auto g = describe_kernel(s, 0, tr, make_taps<R>(s, 0, tr, kernel_precision::fast));
         const auto d = describe_kernel(s, 1, tr, make_taps<R>(s, 1, tr, kernel_precision::fast));
@@ -287,13 +299,10 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         const pass_kernel rr[4] = {as_column(d), as_row(g), as_column(d), as_row(g)},
                           rc[4] = {as_column(d), as_row(g), as_column(g), as_row(d)},
                           cc[4] = {as_column(g), as_row(d), as_column(g), as_row(d)};
-        const double e = std::max({chain_error(m, rr), chain_error(m, rc), chain_error(m, cc)}) +
-                         u * (std::max(std::abs(lo), std::abs(hi)) + m) * d.l1 * d.l1 * g.l1 * g.l1;  // to float
-        const double hmax = m * d.l1 * d.l1 * g.l1 * g.l1 + e;  // bound on |entries| (float and exact)
-        // l1 = mean + sqrt(rc^2 + half_diff^2) is (1 + sqrt 2)-Lipschitz in the entries (max norm);
-        // its own float evaluation adds a few roundings of quantities below 2 hmax; then sigma^2.
-        err[k] = 1.25 * (s2 * ((1 + std::sqrt(2.0)) * e + 24 * u * hmax) + 4 * u * s2 * 2 * hmax);
-    }
+        e = std::max({chain_error(m, rr), chain_error(m, rc), chain_error(m, cc)}) +
+            u * (std::max(std::abs(lo), std::abs(hi)) + m) * d.l1 * d.l1 * g.l1 * g.l1;  // to float
+        hmax = m * d.l1 * d.l1 * g.l1 * g.l1 + e;  // bound on |entries| (float and exact)
+    };
 
     checked_sato_result res;
     if (with_response) res.response = tensor<double, backend::cpu>(shape{rows, cols});
@@ -302,8 +311,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     std::uint8_t* val = res.value.data();
     std::vector<const R*> ps(ns);
     for (std::size_t k = 0; k < ns; ++k) ps[k] = per_sigma[k].data();
-    std::vector<float> errf(ns);
-    for (std::size_t k = 0; k < ns; ++k) errf[k] = static_cast<float>(err[k]);
+    std::vector<float> errf(ns);  // filled sigma by sigma, before the last one's pass combines them
     auto& parts = wsp.parts;
     parts.resize(static_cast<std::size_t>(std::max(1, omp_get_max_threads())));
     for (auto& tp : parts) {
@@ -319,15 +327,118 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     const hessian_window win{border, rows - border, border, cols - border};
     const hessian_window* pw = windowed ? &win : nullptr;
     const std::int64_t jb = windowed ? border : 0, je = windowed ? cols - border : cols;
+    // Sigmas that continue from the previous one by the scale cascade (scale_cascade.hpp): the
+    // pipeline's window, reflect mode, increasing sigmas, a source scale whose sampled Gaussians
+    // compose (sigma / sqrt 2 >= 1), kernels shorter than the image's sides.
+    std::vector<char> cascade(ns, 0);
+    std::vector<cascade_step> steps(ns);
+    const auto short_enough = [&](int r) { return r < std::min(rows, cols); };
+    if (windowed && o.mode == boundary_mode::reflect)
+        // From the largest sigma down (the longest kernels gain most), each from a directly
+        // computed source: a chain would carry the source's error bound on (measured: more pixels
+        // in doubt, no faster for the pipeline's sigmas).
+        for (std::size_t k = ns - 1; k >= 1; --k) {
+            const double prev = o.sigmas[k - 1], sigma = o.sigmas[k];
+            if (!(sigma > prev && prev / std::sqrt(2.0) >= 1.0) || (k + 1 < ns && cascade[k + 1])) continue;
+            const auto hk = make_hessian_kernels<R>(prev, ho, true);
+            if (!short_enough(std::max(hk.g.radius, hk.d.radius))) continue;
+            steps[k] = make_cascade_step(prev, sigma, ho);
+            if (!short_enough(steps[k].taps.radius)) continue;
+            // Negligible next to the float rounding: the identity's error, and scipy's edge effect
+            // at the border (a narrow border would flag many pixels for recomputation).
+            const auto worst = [](const std::array<double, 3>& a) { return *std::max_element(a.begin(), a.end()); };
+            if (worst(steps[k].identity) > 1e-9 || worst(edge_bound(entry_kernels(prev, ho), border)) > 1e-9 ||
+                worst(edge_bound(entry_kernels(sigma, ho), border)) > 1e-9)
+                continue;
+            cascade[k] = 1;
+        }
+    res.cascaded = static_cast<std::size_t>(std::count(cascade.begin(), cascade.end(), 1));
+    // The composite entries C of the last source and of the current cascade step (ping-pong).
+    std::array<tensor<R, backend::cpu>, 6>& cplanes = wsp.cplanes;
+    std::array<R*, 3> c_prev{}, c_next{};
+    std::array<double, 3> e_prev{}, m_prev{};  // C_prev's error bound and measured max |C_prev|
+    // max |C| per entry and thread, taken by the source's sink row by row (a cache line each).
+    std::vector<std::array<R, 16>> row_max(parts.size());
     for (std::size_t k = 0; k < ns; ++k) {
-        const sato_scale_f32 scale{per_sigma[k].data(), cols, jb, je, static_cast<R>(o.sigmas[k] * o.sigmas[k])};
-        if (k + 1 < ns) {
-            hessian_rows(xv, o.sigmas[k], ho, R(1), ws, pw, scale);
+        const double sigma = o.sigmas[k];
+        const bool source = k + 1 < ns && cascade[k + 1];
+        if (source || cascade[k]) {
+            const std::size_t base = c_prev[0] == cplanes[0].data() ? 3 : 0;
+            for (int q = 0; q < 3; ++q) {
+                auto& t = cplanes[base + static_cast<std::size_t>(q)];
+                if (!(t.shape() == sh)) t = tensor<R, backend::cpu>(sh);
+                c_next[static_cast<std::size_t>(q)] = t.data();
+            }
+        }
+        // Error bound of this sigma's entries against scipy's (per entry for the cascade).
+        std::array<double, 3> e_now{};
+        double e_all = 0, hmax = 0;
+        if (!cascade[k]) {
+            direct_error(sigma, e_all, hmax);
+            e_now = {e_all, e_all, e_all};
+            if (source) {  // C differs from scipy's entries near the edges only
+                const auto edge = edge_bound(entry_kernels(sigma, ho), border);
+                e_all += m * *std::max_element(edge.begin(), edge.end());
+                hmax += m * *std::max_element(edge.begin(), edge.end());
+            }
         } else {
-            hessian_rows(xv, o.sigmas[k], ho, R(1), ws, pw, [&](std::int64_t i, const R* rr, const R* rc, const R* cc) {
+            const cascade_step& st = steps[k];
+            const auto gk = describe_kernel(st.sigma_delta, 0, 8.0, st.taps);
+            const double lgf = l1_norm(st.g), lg = gk.l1, lmax = std::max(lg, lgf);
+            const auto gamma = [u](int depth) { return depth * u / (1 - depth * u); };
+            const double gc = gamma(as_column(gk).depth), gr = gamma(as_row(gk).depth);
+            const auto edge = edge_bound(entry_kernels(sigma, ho), border);
+            for (std::size_t q = 0; q < 3; ++q) {
+                // fl(row(col(C_prev))) against (g (x) g) C_prev exactly, C_prev's own error through
+                // the float taps, the float taps against scipy's, the identity's error.
+                e_now[q] = lg * lg * e_prev[q] + (gc + gr * (1 + gc)) * lg * lg * m_prev[q] +
+                           gk.dropped * (lg + lgf) * (m_prev[q] + e_prev[q]) + m * st.identity[q];
+                e_now[q] *= 1 + 1e-12;  // slack for the double arithmetic of these bounds
+                e_all = std::max(e_all, e_now[q] + m * edge[q]);
+                hmax = std::max(hmax, lmax * lmax * (m_prev[q] + e_prev[q]) + m * st.identity[q] + e_now[q] + m * edge[q]);
+            }
+        }
+        err[k] = sato_error(sigma, e_all, hmax);
+        errf[k] = static_cast<float>(err[k]);
+
+        const sato_scale_f32 scale{per_sigma[k].data(), cols, jb, je, static_cast<R>(sigma * sigma)};
+        auto last = [&](std::int64_t i, const R* rr, const R* rc, const R* cc) {
+            scale(i, rr, rc, cc);
+            combine_row(args, i, parts[static_cast<std::size_t>(omp_get_thread_num())]);
+        };
+        // Sources are computed over the whole image (the next step reads around the window).
+        const hessian_window* w_k = source ? nullptr : pw;
+        const std::array<R*, 3> outs = source ? c_next : std::array<R*, 3>{};
+        auto run = [&](auto&& sink) {
+            if (cascade[k]) {
+                cascade_cpu<R>({c_prev[0], c_prev[1], c_prev[2]}, rows, cols, steps[k].taps, outs, w_k, sink);
+            } else if (source) {
+                const auto hk = make_hessian_kernels<R>(sigma, ho, true);
+                hessian_cpu(xv, hk.g, hk.d, ho.mode, static_cast<R>(ho.cval), R(1), ws, outs[0], outs[1], outs[2], w_k,
+                            true, sink);
+            } else {
+                hessian_rows(xv, sigma, ho, R(1), ws, w_k, sink);
+            }
+        };
+        if (source) {
+            for (auto& t : row_max) t = {};
+            run([&](std::int64_t i, const R* rr, const R* rc, const R* cc) {
                 scale(i, rr, rc, cc);
-                combine_row(args, i, parts[static_cast<std::size_t>(omp_get_thread_num())]);
+                auto& mx = row_max[static_cast<std::size_t>(omp_get_thread_num())];
+                mx[0] = std::max(mx[0], max_abs(rr, cols));
+                mx[1] = std::max(mx[1], max_abs(rc, cols));
+                mx[2] = std::max(mx[2], max_abs(cc, cols));
             });
+            m_prev = {};
+            for (const auto& t : row_max)
+                for (std::size_t q = 0; q < 3; ++q) m_prev[q] = std::max(m_prev[q], static_cast<double>(t[q]));
+            for (auto& m_q : m_prev) m_q *= 1 + 1e-6;  // the float maxima, rounded up
+            e_prev = e_now;
+            c_prev = c_next;
+        } else if (k + 1 < ns) {
+            run(scale);
+        } else {
+            run(last);
         }
     }
     if (windowed) {  // the border rows, which the last sink did not see
