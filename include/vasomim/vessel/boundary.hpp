@@ -45,6 +45,8 @@ inline const char* to_string(boundary_mode m) {
 /// for mode constant outside [0, n) (the caller substitutes cval). Mirror needs n >= 2.
 VASOMIM_HOST_DEVICE inline std::int64_t map_index(std::int64_t i, std::int64_t n, boundary_mode m) {
     if (i >= 0 && i < n) return i;
+    // One reflection (a kernel shorter than the line): no division.
+    if (m == boundary_mode::reflect && i >= -n && i < 2 * n) return i < 0 ? -1 - i : 2 * n - 1 - i;
     switch (m) {
         case boundary_mode::constant: return -1;
         case boundary_mode::nearest: return i < 0 ? 0 : n - 1;

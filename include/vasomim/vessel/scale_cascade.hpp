@@ -28,6 +28,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "vasomim/vessel/gaussian.hpp"
@@ -135,16 +136,22 @@ inline cascade_step make_cascade_step(double sigma_prev, double sigma, const hes
     return st;
 }
 
-/// max |p[q]| over n values (sixteen running maxima: a loop that vectorises).
+/// max |p[q]| over n values (a 64-byte vector of running maxima).
 template <class R>
 R max_abs(const R* p, std::int64_t n) {
-    R lanes[16] = {};
+    using V = typename vec64<R>::type;
+    constexpr int L = lanes64<R>;
+    V acc{};
     std::int64_t q = 0;
-    for (; q + 16 <= n; q += 16)
-        for (int l = 0; l < 16; ++l) lanes[l] = std::max(lanes[l], std::abs(p[q + l]));
+    for (; q + L <= n; q += L) {
+        V v;
+        std::memcpy(&v, p + q, sizeof v);
+        v = v < 0 ? -v : v;
+        acc = acc > v ? acc : v;
+    }
     R m = 0;
     for (; q < n; ++q) m = std::max(m, std::abs(p[q]));
-    for (R v : lanes) m = std::max(m, v);
+    for (int l = 0; l < L; ++l) m = std::max(m, acc[l]);
     return m;
 }
 
