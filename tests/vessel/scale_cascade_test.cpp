@@ -69,26 +69,34 @@ tensor<float, backend::cpu> test_image(index_t rows, index_t cols) {
     return tensor<float, backend::cpu>::from_host(px, shape{rows, cols});
 }
 
+// The three Hessian planes of a test image at sigma, as hessian_cpu computes them for the
+// pipeline's float passes: composite entries, or scipy's (composite = false).
+struct hessian_of {
+    index_t rows, cols;
+    tensor<float, backend::cpu> img;
+    hessian_options o;
+    hessian_workspace<float, backend::cpu> ws;
+    hessian_of(index_t r, index_t c) : rows(r), cols(c), img(test_image(r, c)) { o.precision = kernel_precision::fast; }
+    std::size_t n() const { return static_cast<std::size_t>(rows * cols); }
+    planes3 operator()(double sigma, bool composite) {
+        planes3 c(n());
+        const auto k = make_hessian_kernels<float>(sigma, o, true);
+        auto p = c.ptrs();
+        hessian_cpu(as_const(img.view()), k.g, k.d, o.mode, 0.0f, 1.0f, ws, p[0], p[1], p[2], nullptr, composite, no_sink{});
+        return c;
+    }
+};
+
 // C(3) computed directly (composite passes) and continued from C(2) agree at every pixel,
 // edges included: the odd and even extensions are the composites' own.
 TEST(ScaleCascade, CascadeContinuesTheCompositeEntries) {
-    const index_t rows = 90, cols = 77;
-    const auto img = test_image(rows, cols);
-    hessian_options o;
-    o.precision = kernel_precision::fast;
-    hessian_workspace<float, backend::cpu> ws;
-    const auto n = static_cast<std::size_t>(rows * cols);
-    auto composite = [&](double sigma, planes3& c) {
-        const auto k = make_hessian_kernels<float>(sigma, o, true);
-        auto p = c.ptrs();
-        hessian_cpu(as_const(img.view()), k.g, k.d, o.mode, 0.0f, 1.0f, ws, p[0], p[1], p[2], nullptr, true, no_sink{});
-    };
-    planes3 c2(n), c3(n), cascaded(n);
-    composite(2, c2);
-    composite(3, c3);
-    const auto step = make_cascade_step(2, 3, o);
-    cascade_cpu<float>({c2.p[0].data(), c2.p[1].data(), c2.p[2].data()}, rows, cols, step.taps, cascaded.ptrs(), nullptr,
-                       no_sink{});
+    hessian_of h{90, 77};
+    const auto n = h.n();
+    const planes3 c2 = h(2, true), c3 = h(3, true);
+    planes3 cascaded(n);
+    const auto step = make_cascade_step(2, 3, h.o);
+    cascade_cpu<float>({c2.p[0].data(), c2.p[1].data(), c2.p[2].data()}, h.rows, h.cols, step.taps, cascaded.ptrs(),
+                       nullptr, no_sink{});
     for (int e = 0; e < 3; ++e) {
         double scale = 0, diff = 0;
         for (std::size_t q = 0; q < n; ++q) {
@@ -103,17 +111,10 @@ TEST(ScaleCascade, CascadeContinuesTheCompositeEntries) {
 // The composite entries equal scipy's (hessian_cpu as the ridge filters run it) bit for bit away
 // from the edges, and not near them (where scipy re-reflects an antisymmetric pass's output).
 TEST(ScaleCascade, CompositeEqualsScipysAwayFromTheEdges) {
-    const index_t rows = 64, cols = 70;
-    const auto img = test_image(rows, cols);
-    hessian_options o;
-    o.precision = kernel_precision::fast;
-    hessian_workspace<float, backend::cpu> ws;
-    const auto n = static_cast<std::size_t>(rows * cols);
-    const auto k = make_hessian_kernels<float>(2, o, true);
-    planes3 c(n), h(n);
-    auto pc = c.ptrs(), ph = h.ptrs();
-    hessian_cpu(as_const(img.view()), k.g, k.d, o.mode, 0.0f, 1.0f, ws, pc[0], pc[1], pc[2], nullptr, true, no_sink{});
-    hessian_cpu(as_const(img.view()), k.g, k.d, o.mode, 0.0f, 1.0f, ws, ph[0], ph[1], ph[2], nullptr, false, no_sink{});
+    hessian_of hs{64, 70};
+    const index_t rows = hs.rows, cols = hs.cols;
+    const planes3 c = hs(2, true), h = hs(2, false);
+    const auto k = make_hessian_kernels<float>(2, hs.o, true);
     const int r = std::max(k.g.radius, k.d.radius);
     for (int e = 0; e < 3; ++e) {
         std::size_t edge_differs = 0;
@@ -128,8 +129,8 @@ TEST(ScaleCascade, CompositeEqualsScipysAwayFromTheEdges) {
     }
 }
 
-// checked_sato's uint8 values inside the border are exact with the cascade (sigmas 3 and 4 from
-// 2 and 3) as without it (no border: the direct passes).
+// checked_sato's uint8 values inside the border are exact with the cascade (the largest sigma from
+// the one below) as without it (no pipeline tail: the direct passes).
 TEST(ScaleCascade, CheckedSatoValuesAreExactWithTheCascade) {
     const index_t rows = 120, cols = 110, border = 20;
     std::vector<std::uint8_t> px(static_cast<std::size_t>(rows * cols));
