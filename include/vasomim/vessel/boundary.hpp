@@ -41,12 +41,8 @@ inline const char* to_string(boundary_mode m) {
     return "?";
 }
 
-/// Index of the sample that stands at position i (any integer) of a line of n >= 1 samples, or -1
-/// for mode constant outside [0, n) (the caller substitutes cval). Mirror needs n >= 2.
-VASOMIM_HOST_DEVICE inline std::int64_t map_index(std::int64_t i, std::int64_t n, boundary_mode m) {
-    if (i >= 0 && i < n) return i;
-    // One reflection (a kernel shorter than the line): no division.
-    if (m == boundary_mode::reflect && i >= -n && i < 2 * n) return i < 0 ? -1 - i : 2 * n - 1 - i;
+/// map_index outside [0, n) beyond one reflection, and for the other modes.
+VASOMIM_HOST_DEVICE inline std::int64_t map_index_outside(std::int64_t i, std::int64_t n, boundary_mode m) {
     switch (m) {
         case boundary_mode::constant: return -1;
         case boundary_mode::nearest: return i < 0 ? 0 : n - 1;
@@ -69,6 +65,15 @@ VASOMIM_HOST_DEVICE inline std::int64_t map_index(std::int64_t i, std::int64_t n
             return r < n ? r : p - 1 - r;
         }
     }
+}
+
+/// Index of the sample that stands at position i (any integer) of a line of n >= 1 samples, or -1
+/// for mode constant outside [0, n) (the caller substitutes cval). Mirror needs n >= 2. The common
+/// cases (inside, one reflection) stay small enough to inline into the passes' boundary loops.
+VASOMIM_HOST_DEVICE inline std::int64_t map_index(std::int64_t i, std::int64_t n, boundary_mode m) {
+    if (i >= 0 && i < n) return i;
+    if (m == boundary_mode::reflect && i >= -n && i < 2 * n) return i < 0 ? -1 - i : 2 * n - 1 - i;  // no division
+    return map_index_outside(i, n, m);
 }
 
 }  // namespace vasomim::vessel
