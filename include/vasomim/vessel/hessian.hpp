@@ -10,8 +10,8 @@
 //   P = G_1 D_0 I, Q = D_1 G_0 I;  Hrr = G_1 D_0 P, Hrc = D_1 G_0 P, Hcc = D_1 G_0 Q
 // fused by blocks of 8 (double) or 16 (float) rows (column passes that load each input row once
 // per four output rows, row passes on transposed tiles: row_tiles.hpp) and handed row by row to a
-// sink, so that ridge filters need no Hessian planes. Other backends, and constant mode with cval != 0, run scikit-image's exact call
-// order (12 passes), each pass a parallel_for over pixels.
+// sink, so that ridge filters need no Hessian planes. Other backends, and constant mode with
+// cval != 0, run scikit-image's exact call order (12 passes), each pass a parallel_for over pixels.
 
 #include <algorithm>
 #include <cmath>
@@ -368,6 +368,37 @@ struct hessian_window {
     std::int64_t row_begin, row_end, col_begin, col_end;
 };
 
+// The steps of one block of L rows (the lanes of a 64-byte vector), shared by hessian_cpu and the
+// scale cascade (scale_cascade.hpp).
+
+/// Column passes of rows i0 .. i0 + n - 1, four at a time, into out[0 .. n - 1].
+template <class R>
+inline void column_passes_block(const row_source<R>& in, std::int64_t i0, int n, const kernel_taps<R>& k,
+                                const std::vector<R>& padded, bool anti, R* const* out, const R** ptrs) {
+    for (int t = 0; t < n; t += 4) column_pass_rows(in, i0 + t, std::min(4, n - t), k, padded, anti, out + t, ptrs);
+}
+
+/// Row passes of the n rows out[0 .. n - 1], outputs in columns [jb, je): by tiles for a full block
+/// and a long kernel, row by row otherwise (the same sums either way). `odd`: see row_pass.
+template <class R>
+inline void row_passes_block(R* const* out, int n, std::int64_t cols, const kernel_taps<R>& k, bool anti,
+                             boundary_mode mode, R cval, R* buf, row_tile_scratch<R>& tiles, std::int64_t jb,
+                             std::int64_t je, bool odd = false) {
+    if (n == lanes64<R> && cols >= 2 && row_tiles_pay<R>(k.radius)) {
+        row_pass_tile(out, cols, k, anti, mode, cval, tiles, jb, je, odd);
+        return;
+    }
+    for (int t = 0; t < n; ++t) row_pass(out[t], cols, k, anti, mode, cval, buf, jb, je, odd);
+}
+
+/// sink(i, rr, rc, cc) for the rows i of the block i0 .. i0 + n - 1 that lie in the window.
+template <class R, class Sink>
+inline void sink_block_rows(std::int64_t i0, int n, const hessian_window& w, R* const* rr, R* const* rc, R* const* cc,
+                            Sink& sink) {
+    for (int t = std::max<int>(0, static_cast<int>(w.row_begin - i0)); t < n && i0 + t < w.row_end; ++t)
+        sink(i0 + t, static_cast<const R*>(rr[t]), static_cast<const R*>(rc[t]), static_cast<const R*>(cc[t]));
+}
+
 /// The Hessian of sign * image, row by row: for every row i (rows in parallel, each once) calls
 /// sink(i, rr, rc, cc) with the three entry rows. With planes (rr, rc, cc not null) the rows are
 /// written there; otherwise they live in per-thread buffers only valid during the call. With a
@@ -403,24 +434,13 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
     // a time, the row passes run on transposed L x L tiles (row_tiles.hpp).
     constexpr int L = lanes64<R>;
     const std::int64_t blocks = (rows + L - 1) / L;
-    // Column passes of rows i0 .. i0 + n - 1, four at a time, into out[0 .. n - 1].
-    auto columns = [&](const row_source<R>& in, std::int64_t i0, int n, const kernel_taps<R>& k,
-                       const std::vector<R>& padded, bool anti, R* const* out, const R** ptrs) {
-        for (int t = 0; t < n; t += 4) column_pass_rows(in, i0 + t, std::min(4, n - t), k, padded, anti, out + t, ptrs);
-    };
     const row_source<R> xs{x, rows, cols, mode, cval_row.data()}, bs{b, rows, cols, mode, cval_row.data()};
     row_source<R> as{a, rows, cols, mode, cval_row.data()};
     odd_edges<R> a_odd;
-    // Row passes of the n rows out[0 .. n - 1]: by tiles for a full block and a long kernel, row
-    // by row otherwise (the same sums either way).
-    // Outputs in columns [jb, je) only.
+    // The block's row passes under this call's mode and cval.
     auto row_passes = [&](R* const* out, int n, const kernel_taps<R>& k, bool anti, R* buf, row_tile_scratch<R>& tiles,
                           std::int64_t jb, std::int64_t je, bool odd = false) {
-        if (n == L && cols >= 2 && row_tiles_pay<R>(k.radius)) {
-            row_pass_tile(out, cols, k, anti, mode, cval, tiles, jb, je, odd);
-            return;
-        }
-        for (int t = 0; t < n; ++t) row_pass(out[t], cols, k, anti, mode, cval, buf, jb, je, odd);
+        row_passes_block(out, n, cols, k, anti, mode, cval, buf, tiles, jb, je, odd);
     };
 #pragma omp parallel
     {
@@ -438,8 +458,8 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
                 pa[t] = a + i * cols;
                 pb[t] = b + i * cols;
             }
-            columns(xs, i0, n, d, dp, true, pa, ptrs.data());
-            columns(xs, i0, n, g, gp, false, pb, ptrs.data());
+            column_passes_block(xs, i0, n, d, dp, true, pa, ptrs.data());
+            column_passes_block(xs, i0, n, g, gp, false, pb, ptrs.data());
             row_passes(pa, n, g, false, buf.data(), tiles, 0, cols);
             row_passes(pb, n, d, true, buf.data(), tiles, 0, cols);
         }
@@ -469,14 +489,13 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
                 prc[t] = rr ? rc + i * cols : own.data() + (L + t) * cols;
                 pcc[t] = rr ? cc + i * cols : own.data() + (2 * L + t) * cols;
             }
-            columns(as, i0, n, d, dp, true, prr, ptrs.data());
-            columns(as, i0, n, g, gp, false, prc, ptrs.data());
-            columns(bs, i0, n, g, gp, false, pcc, ptrs.data());
+            column_passes_block(as, i0, n, d, dp, true, prr, ptrs.data());
+            column_passes_block(as, i0, n, g, gp, false, prc, ptrs.data());
+            column_passes_block(bs, i0, n, g, gp, false, pcc, ptrs.data());
             row_passes(prr, n, g, false, buf.data(), tiles, w.col_begin, w.col_end);
             row_passes(prc, n, d, true, buf.data(), tiles, w.col_begin, w.col_end);
             row_passes(pcc, n, d, true, buf.data(), tiles, w.col_begin, w.col_end, composite);
-            for (int t = std::max<int>(0, static_cast<int>(w.row_begin - i0)); t < n && i0 + t < w.row_end; ++t)
-                sink(i0 + t, static_cast<const R*>(prr[t]), static_cast<const R*>(prc[t]), static_cast<const R*>(pcc[t]));
+            sink_block_rows(i0, n, w, prr, prc, pcc, sink);
         }
     }
 }

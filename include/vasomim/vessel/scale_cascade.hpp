@@ -194,19 +194,10 @@ void cascade_cpu(const std::array<const R*, 3>& in, std::int64_t rows, std::int6
                     rowp[e][t] = out[0] ? out[static_cast<std::size_t>(e)] + i * cols : own.data() + (e * L + t) * cols;
                 }
             for (int e = 0; e < 3; ++e) {
-                for (int t = 0; t < n; t += 4)
-                    column_pass_rows(src[static_cast<std::size_t>(e)], i0 + t, std::min(4, n - t), g, gp, false, rowp[e] + t,
-                                     ptrs.data());
-                if (n == L && row_tiles_pay<R>(g.radius)) {
-                    row_pass_tile(rowp[e], cols, g, false, mode, R(0), tiles, w.col_begin, w.col_end, e == 1);
-                } else {
-                    for (int t = 0; t < n; ++t)
-                        row_pass(rowp[e][t], cols, g, false, mode, R(0), buf.data(), w.col_begin, w.col_end, e == 1);
-                }
+                column_passes_block(src[static_cast<std::size_t>(e)], i0, n, g, gp, false, rowp[e], ptrs.data());
+                row_passes_block(rowp[e], n, cols, g, false, mode, R(0), buf.data(), tiles, w.col_begin, w.col_end, e == 1);
             }
-            for (int t = std::max<int>(0, static_cast<int>(w.row_begin - i0)); t < n && i0 + t < w.row_end; ++t)
-                sink(i0 + t, static_cast<const R*>(rowp[0][t]), static_cast<const R*>(rowp[1][t]),
-                     static_cast<const R*>(rowp[2][t]));
+            sink_block_rows(i0, n, w, rowp[0], rowp[1], rowp[2], sink);
         }
     }
 }
