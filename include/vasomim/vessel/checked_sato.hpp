@@ -24,6 +24,7 @@
 
 #include "vasomim/backend/cpu.hpp"
 #include "vasomim/core/tensor.hpp"
+#include "vasomim/vessel/byte_histogram.hpp"
 #include "vasomim/vessel/pixel_hessian.hpp"
 #include "vasomim/vessel/sato.hpp"
 #include "vasomim/vessel/scale_cascade.hpp"
@@ -102,7 +103,7 @@ struct sato_scale_f32 {
 /// Per-thread scratch and results of combine_row (padded apart: threads write them per row).
 struct alignas(64) combine_part {
     std::vector<std::int64_t> suspects;
-    std::array<std::array<std::size_t, 256>, 4> hist{};
+    byte_histograms hist{};
     std::vector<float> best, low, high;
     std::vector<std::uint8_t> flag;
 };
@@ -171,18 +172,8 @@ inline void combine_row(combine_rows_args a, std::int64_t i, combine_part& tp) {
     if (a.pipeline_tail) {
         std::fill(vrow, vrow + jlo, std::uint8_t(0));
         std::fill(vrow + jhi, vrow + cols, std::uint8_t(0));
-        // Four interleaved histograms: consecutive equal values do not wait on one counter (and
-        // no branches: a test for zeros mispredicts on noisy responses).
-        auto& h = tp.hist;
-        std::int64_t j = jlo;
-        for (; j + 4 <= jhi; j += 4) {
-            ++h[0][vrow[j]];
-            ++h[1][vrow[j + 1]];
-            ++h[2][vrow[j + 2]];
-            ++h[3][vrow[j + 3]];
-        }
-        for (; j < jhi; ++j) ++h[0][vrow[j]];
-        h[0][0] += static_cast<std::size_t>(cols - (jhi - jlo));
+        count_bytes(vrow + jlo, static_cast<std::size_t>(jhi - jlo), tp.hist);  // no branch: zeros are common
+        tp.hist[0][0] += static_cast<std::size_t>(cols - (jhi - jlo));
     }
     std::uint8_t any = 0;  // a reduction that vectorises; suspects are rare
     for (std::int64_t j = jlo; j < jhi; ++j) any |= frow[j];
@@ -244,7 +235,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         hessian_workspace<R, backend::cpu> ws;
         std::vector<double> x;
         std::vector<combine_part> parts;
-        std::array<tensor<R, backend::cpu>, 6> cplanes;  ///< the scale cascade's entries (two sets)
+        std::array<tensor<R, backend::cpu>, 3> cplanes;  ///< the scale cascade source's entries
     };
     // Kept per thread only for images up to 4 Mpixels (about 50 MB of planes); larger ones use
     // planes freed on return.
@@ -353,23 +344,20 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
             cascade[k] = 1;
         }
     res.cascaded = static_cast<std::size_t>(std::count(cascade.begin(), cascade.end(), 1));
-    // The composite entries C of the last source and of the current cascade step (ping-pong).
-    std::array<tensor<R, backend::cpu>, 6>& cplanes = wsp.cplanes;
-    std::array<R*, 3> c_prev{}, c_next{};
-    std::array<double, 3> e_prev{}, m_prev{};  // C_prev's error bound and measured max |C_prev|
+    // The composite entries C of the last source: one set serves, as a source is never itself
+    // cascaded (its own source's planes are free by then).
+    std::array<R*, 3> c{};
+    for (std::size_t q = 0; q < 3; ++q) {
+        auto& t = wsp.cplanes[q];
+        if (res.cascaded && !(t.shape() == sh)) t = tensor<R, backend::cpu>(sh);
+        c[q] = t.data();
+    }
+    std::array<double, 3> e_prev{}, m_prev{};  // the source's error bound and measured max |C|
     // max |C| per entry and thread, taken by the source's sink row by row (a cache line each).
     std::vector<std::array<R, 16>> row_max(parts.size());
     for (std::size_t k = 0; k < ns; ++k) {
         const double sigma = o.sigmas[k];
         const bool source = k + 1 < ns && cascade[k + 1];
-        if (source || cascade[k]) {
-            const std::size_t base = c_prev[0] == cplanes[0].data() ? 3 : 0;
-            for (int q = 0; q < 3; ++q) {
-                auto& t = cplanes[base + static_cast<std::size_t>(q)];
-                if (!(t.shape() == sh)) t = tensor<R, backend::cpu>(sh);
-                c_next[static_cast<std::size_t>(q)] = t.data();
-            }
-        }
         // Error bound of this sigma's entries against scipy's (per entry for the cascade).
         std::array<double, 3> e_now{};
         double e_all = 0, hmax = 0;
@@ -389,7 +377,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
             const double gc = gamma(as_column(gk).depth), gr = gamma(as_row(gk).depth);
             const auto edge = edge_bound(entry_kernels(sigma, ho), border);
             for (std::size_t q = 0; q < 3; ++q) {
-                // fl(row(col(C_prev))) against (g (x) g) C_prev exactly, C_prev's own error through
+                // fl(row(col(C))) against (g (x) g) C exactly, the source C's own error through
                 // the float taps, the float taps against scipy's, the identity's error.
                 e_now[q] = lg * lg * e_prev[q] + (gc + gr * (1 + gc)) * lg * lg * m_prev[q] +
                            gk.dropped * (lg + lgf) * (m_prev[q] + e_prev[q]) + m * st.identity[q];
@@ -408,10 +396,10 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         };
         // Sources are computed over the whole image (the next step reads around the window).
         const hessian_window* w_k = source ? nullptr : pw;
-        const std::array<R*, 3> outs = source ? c_next : std::array<R*, 3>{};
+        const std::array<R*, 3> outs = source ? c : std::array<R*, 3>{};
         auto run = [&](auto&& sink) {
             if (cascade[k]) {
-                cascade_cpu<R>({c_prev[0], c_prev[1], c_prev[2]}, rows, cols, steps[k].taps, outs, w_k, sink);
+                cascade_cpu<R>({c[0], c[1], c[2]}, rows, cols, steps[k].taps, outs, w_k, sink);
             } else if (source) {
                 const auto hk = make_hessian_kernels<R>(sigma, ho, true);
                 hessian_cpu(xv, hk.g, hk.d, ho.mode, static_cast<R>(ho.cval), R(1), ws, outs[0], outs[1], outs[2], w_k,
@@ -434,7 +422,6 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
                 for (std::size_t q = 0; q < 3; ++q) m_prev[q] = std::max(m_prev[q], static_cast<double>(t[q]));
             for (auto& m_q : m_prev) m_q *= 1 + 1e-6;  // the float maxima, rounded up
             e_prev = e_now;
-            c_prev = c_next;
         } else if (k + 1 < ns) {
             run(scale);
         } else {
@@ -452,9 +439,10 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     std::vector<std::int64_t> suspects;
     for (const auto& tp : parts) suspects.insert(suspects.end(), tp.suspects.begin(), tp.suspects.end());
     if (pipeline_tail)
-        for (const auto& tp : parts)
-            for (const auto& h : tp.hist)
-                for (std::size_t v = 0; v < 256; ++v) res.histogram[v] += h[v];
+        for (const auto& tp : parts) {
+            const auto h = merged(tp.hist);
+            for (std::size_t v = 0; v < 256; ++v) res.histogram[v] += h[v];
+        }
     res.rechecked = suspects.size();
     if (suspects.empty()) return res;
 

@@ -20,6 +20,7 @@
 
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/core/tensor.hpp"
+#include "vasomim/vessel/byte_histogram.hpp"
 #include "vasomim/vessel/checked_sato.hpp"
 #include "vasomim/vessel/sato.hpp"
 
@@ -187,19 +188,9 @@ template <class T>
 double percentile(const T* host_values, std::size_t n, double q) {
     detail::check_percentile(n, q);
     if constexpr (std::is_same_v<T, std::uint8_t>) {  // counting sort: exact and O(n)
-        // Four interleaved histograms: consecutive equal pixels do not wait on one counter.
-        std::array<std::array<std::size_t, 256>, 4> h4{};
-        std::size_t i = 0;
-        for (; i + 4 <= n; i += 4) {
-            ++h4[0][host_values[i]];
-            ++h4[1][host_values[i + 1]];
-            ++h4[2][host_values[i + 2]];
-            ++h4[3][host_values[i + 3]];
-        }
-        for (; i < n; ++i) ++h4[0][host_values[i]];
-        std::array<std::size_t, 256> hist{};
-        for (std::size_t v = 0; v < 256; ++v) hist[v] = h4[0][v] + h4[1][v] + h4[2][v] + h4[3][v];
-        return percentile_of_histogram(hist, q);
+        detail::byte_histograms h{};
+        detail::count_bytes(host_values, n, h);
+        return percentile_of_histogram(detail::merged(h), q);
     } else {
         const double virt = static_cast<double>(n - 1) * (q / 100.0);
         const std::size_t lo = static_cast<std::size_t>(std::floor(virt));
