@@ -29,3 +29,17 @@ if(NOT TARGET vasomim::stb)
     IMPORTED_LOCATION "${VASOMIM_STB_LIBRARY}"
     INTERFACE_INCLUDE_DIRECTORIES "${VASOMIM_STB_INCLUDE}")
 endif()
+
+# ISA-L (libisal-dev): the zlib inflate and CRC-32 of vasomim/io's PNG reader. Exposed as the
+# imported target vasomim::isal (the installed package config defines it the same way).
+find_path(VASOMIM_ISAL_INCLUDE isa-l/igzip_lib.h)
+find_library(VASOMIM_ISAL_LIBRARY NAMES isal)
+if(NOT VASOMIM_ISAL_INCLUDE OR NOT VASOMIM_ISAL_LIBRARY)
+  message(FATAL_ERROR "ISA-L headers or libisal not found (Debian: apt-get install libisal-dev)")
+endif()
+if(NOT TARGET vasomim::isal)
+  add_library(vasomim::isal UNKNOWN IMPORTED GLOBAL)
+  set_target_properties(vasomim::isal PROPERTIES
+    IMPORTED_LOCATION "${VASOMIM_ISAL_LIBRARY}"
+    INTERFACE_INCLUDE_DIRECTORIES "${VASOMIM_ISAL_INCLUDE}")
+endif()

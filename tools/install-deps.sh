@@ -4,7 +4,7 @@
 # tools: python3-torch, python3-scipy, python3-numpy)
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libeigen3-dev xtensor-dev xtl-dev libthrust-dev libcub-dev
-          librandom123-dev libstb-dev nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev
+          librandom123-dev libstb-dev libisal-dev nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev
           libgmock-dev libbenchmark-dev libopenblas-dev libopenblas0-pthread)
 if [[ "${1:-}" == "--python" ]]; then
   packages+=(python3-torch python3-scipy python3-numpy)

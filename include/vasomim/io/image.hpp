@@ -1,5 +1,6 @@
 #pragma once
 // 8-bit images (PNG, JPEG, BMP, TGA, ...) through stb_image / stb_image_write, and .npy images.
+// 8-bit PNGs, the common case of datasets, are read by png_decode.hpp (ISA-L inflate) instead.
 //
 // Linking: the declarations come from Debian's libstb-dev headers (<stb/stb_image.h>,
 // <stb/stb_image_write.h>) and the implementation from its shared library libstb.so; the CMake
@@ -22,18 +23,11 @@
 #include "vasomim/core/error.hpp"
 #include "vasomim/io/detail/atomic_file.hpp"
 #include "vasomim/io/npy.hpp"
+#include "vasomim/io/png_decode.hpp"
 
 namespace vasomim::io {
 
 namespace detail {
-
-/// ITU-R 601 luma with PIL's fixed-point rounding (Image.convert('L')):
-/// L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16, i.e. R*299/1000 + G*587/1000 + B*114/1000
-/// rounded to nearest the way PIL does it.
-inline std::uint8_t pil_luma(std::uint8_t r, std::uint8_t g, std::uint8_t b) {
-    return static_cast<std::uint8_t>((std::uint32_t(r) * 19595u + std::uint32_t(g) * 38470u +
-                                      std::uint32_t(b) * 7471u + 0x8000u) >> 16);
-}
 
 inline std::string lower_extension(const std::filesystem::path& p) {
     std::string e = p.extension().string();
@@ -58,6 +52,7 @@ extern "C" inline void append_to_string(void* context, void* data, int size) {
 inline xt::xtensor<std::uint8_t, 2> read_gray8(const std::filesystem::path& path) {
     const std::string bytes = detail::read_file_bytes(path, "read_gray8");
     if (bytes.empty()) throw format_error("read_gray8: '" + path.string() + "' is empty");
+    if (auto png = detail::decode_png8(bytes, path.string())) return std::move(*png);
     if (bytes.size() > static_cast<std::size_t>(INT32_MAX))
         throw format_error("read_gray8: '" + path.string() + "' is larger than 2 GiB");
     int w = 0, h = 0, channels = 0;
@@ -69,26 +64,12 @@ inline xt::xtensor<std::uint8_t, 2> read_gray8(const std::filesystem::path& path
         throw format_error("read_gray8: '" + path.string() + "' is not a readable image (" +
                            (why ? why : "unknown reason") + ")");
     }
+    if (channels < 1 || channels > 4)
+        throw format_error("read_gray8: '" + path.string() + "' has " + std::to_string(channels) +
+                           " channels, expected 1 to 4");
     xt::xtensor<std::uint8_t, 2> out = xt::xtensor<std::uint8_t, 2>::from_shape(
         {static_cast<std::size_t>(h), static_cast<std::size_t>(w)});
-    const std::size_t n = out.size();
-    const stbi_uc* p = pixels.get();
-    std::uint8_t* o = out.data();
-    switch (channels) {
-        case 1: std::copy(p, p + n, o); break;
-        case 2:
-            for (std::size_t i = 0; i < n; ++i) o[i] = p[2 * i];  // gray + alpha: alpha dropped
-            break;
-        case 3:
-            for (std::size_t i = 0; i < n; ++i) o[i] = detail::pil_luma(p[3 * i], p[3 * i + 1], p[3 * i + 2]);
-            break;
-        case 4:
-            for (std::size_t i = 0; i < n; ++i) o[i] = detail::pil_luma(p[4 * i], p[4 * i + 1], p[4 * i + 2]);
-            break;
-        default:
-            throw format_error("read_gray8: '" + path.string() + "' has " + std::to_string(channels) +
-                               " channels, expected 1 to 4");
-    }
+    detail::samples_to_gray(pixels.get(), out.size(), channels, out.data());
     return out;
 }
 
