@@ -26,7 +26,7 @@
 #include "vasomim/backend/backends.hpp"
 #include "vasomim/io/image.hpp"
 #include "vasomim/io/npy.hpp"
-#include "vasomim/io/png_runs.hpp"
+#include "vasomim/io/png_encode.hpp"
 #include "vasomim/vessel/frangi.hpp"
 #include "vasomim/vessel/meijering.hpp"
 #include "vasomim/vessel/pseudo_label.hpp"
@@ -146,7 +146,7 @@ void process(const fs::path& in, const fs::path& out, const settings& s) {
     if (s.pseudo_label) {
         const auto mask = l.u8 ? pseudo(*l.u8, s) : pseudo(*l.f32, s);
         if (s.format == "npy") io::write_npy(out, xt::xtensor<std::uint8_t, 2>(xt::adapt(mask, sh)));
-        else io::write_png_runs(out, mask.data(), sh[0], sh[1]);  // 0/255 masks: run-length deflate, one linear scan
+        else io::write_png_gray8(out, mask.data(), sh[0], sh[1]);  // 0/255 masks: ISA-L level 1, no filters
         return;
     }
     const auto r = l.u8 ? response(*l.u8, s) : response(*l.f32, s);

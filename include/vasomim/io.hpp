@@ -4,5 +4,5 @@
 
 #include "vasomim/io/image.hpp"
 #include "vasomim/io/npy.hpp"
-#include "vasomim/io/png_runs.hpp"
+#include "vasomim/io/png_encode.hpp"
 #include "vasomim/io/safetensors.hpp"

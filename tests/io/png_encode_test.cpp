@@ -1,4 +1,5 @@
-// The run-length PNG writer: what it writes decodes (stb's reader) to the same pixels.
+// The fast gray PNG writer: what it writes decodes to the same pixels through stb_image and
+// through vasomim's own reader (png_decode.hpp, which also checks the CRCs and the Adler-32).
 #include "vasomim/core/config.hpp"
 
 #if !VASOMIM_HAS_CUDA
@@ -14,7 +15,7 @@
 
 #include "vasomim/core/philox.hpp"
 #include "vasomim/io/image.hpp"
-#include "vasomim/io/png_runs.hpp"
+#include "vasomim/io/png_encode.hpp"
 
 namespace {
 
@@ -22,23 +23,35 @@ namespace fs = std::filesystem;
 using namespace vasomim;
 
 void expect_round_trip(const xt::xtensor<std::uint8_t, 2>& img, const std::string& name) {
-    const fs::path p = fs::path(::testing::TempDir()) / ("vasomim_png_runs_" + name + ".png");
-    io::write_png_runs(p, img);
-    const auto back = io::read_gray8(p);
+    const fs::path p = fs::path(::testing::TempDir()) / ("vasomim_png_encode_" + name + ".png");
+    io::write_png_gray8(p, img);
+    const std::string bytes = io::detail::read_file_bytes(p, "png_encode_test");
     fs::remove(p);
-    ASSERT_EQ(back.shape(0), img.shape(0));
-    ASSERT_EQ(back.shape(1), img.shape(1));
-    for (std::size_t i = 0; i < img.size(); ++i) ASSERT_EQ(back.data()[i], img.data()[i]) << name << " pixel " << i;
+    const auto ours = io::detail::decode_png8(bytes, p.string());
+    ASSERT_TRUE(ours.has_value()) << name;
+    EXPECT_EQ(*ours, img) << name;
+    int w = 0, h = 0, ch = 0;
+    std::unique_ptr<stbi_uc, io::detail::stbi_deleter> stb(stbi_load_from_memory(
+        reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h, &ch, 0));
+    ASSERT_TRUE(stb) << name;
+    ASSERT_EQ(std::size_t(h), img.shape(0));
+    ASSERT_EQ(std::size_t(w), img.shape(1));
+    ASSERT_EQ(ch, 1);
+    for (std::size_t i = 0; i < img.size(); ++i) ASSERT_EQ(stb.get()[i], img.data()[i]) << name << " pixel " << i;
 }
 
-TEST(PngRuns, MasksAndArbitraryPixelsDecodeUnchanged) {
+TEST(PngEncode, MasksAndArbitraryPixelsDecodeUnchanged) {
     const philox gen(3, 0);
     // A 0/255 mask with runs of every length from 1 to beyond 258 (the longest deflate match).
     auto mask = xt::xtensor<std::uint8_t, 2>::from_shape({37, 600});
     for (std::size_t i = 0; i < 37; ++i)
         for (std::size_t j = 0; j < 600; ++j) mask(i, j) = ((j / (i * 7 + 1)) % 2) ? 255 : 0;
     expect_round_trip(mask, "mask");
-    // Random bytes (no runs), a constant image, one pixel, runs of 258 +- 2.
+    // Random bytes (small, and 350 KB: incompressible, stored blocks), a constant image, one pixel,
+    // runs of 258 +- 2.
+    auto big = xt::xtensor<std::uint8_t, 2>::from_shape({500, 700});
+    for (std::size_t i = 0; i < big.size(); ++i) big.data()[i] = static_cast<std::uint8_t>(gen.bits(i) >> 24);
+    expect_round_trip(big, "random_large");
     auto rnd = xt::xtensor<std::uint8_t, 2>::from_shape({13, 17});
     for (std::size_t i = 0; i < rnd.size(); ++i) rnd.data()[i] = static_cast<std::uint8_t>(gen.bits(i) & 0xffu);
     expect_round_trip(rnd, "random");
@@ -54,9 +67,9 @@ TEST(PngRuns, MasksAndArbitraryPixelsDecodeUnchanged) {
     }
 }
 
-TEST(PngRuns, EmptyImageIsRefused) {
+TEST(PngEncode, EmptyImageIsRefused) {
     const xt::xtensor<std::uint8_t, 2> none = xt::xtensor<std::uint8_t, 2>::from_shape({0, 4});
-    EXPECT_THROW(io::write_png_runs(fs::path(::testing::TempDir()) / "vasomim_png_runs_empty.png", none), shape_error);
+    EXPECT_THROW(io::write_png_gray8(fs::path(::testing::TempDir()) / "vasomim_png_encode_empty.png", none), shape_error);
 }
 
 }  // namespace
