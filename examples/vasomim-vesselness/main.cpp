@@ -5,6 +5,7 @@
 //   vasomim-vesselness --filter sato --sigmas 1,2,3 -o out a.png b.npy
 // Existing outputs are skipped unless --overwrite; unreadable or bad files are reported at the
 // end without stopping the batch, and the exit status is 1 if any failed.
+#include <malloc.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -260,6 +261,12 @@ int main(int argc, char** argv) {
         work.emplace_back(f, out);
     }
 
+    // Each image allocates and frees the same few 256 KB buffers (decoded pixels, label, PNG): by
+    // default glibc serves those by mmap and gives them back on free, so every image faults its
+    // pages in again (about 200 faults, 0.8 ms of kernel time per 512 x 512 image on a VM). Keep
+    // freed memory in the heap for the next image instead.
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     const int nthreads = threads > 0 ? threads : omp_get_max_threads();
     omp_set_num_threads(nthreads);
     omp_set_max_active_levels(1);
