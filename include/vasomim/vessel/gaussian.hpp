@@ -96,18 +96,24 @@ kernel_taps<R> taps_from_weights(const std::vector<double>& w, int r, int keep) 
     return k;
 }
 
+/// scipy's kernel without the outermost tap pairs whose weights are both at most rel times the
+/// largest.
 template <class R>
-kernel_taps<R> make_taps(double sigma, int order, double truncate, kernel_precision precision) {
+kernel_taps<R> make_taps_rel(double sigma, int order, double truncate, double rel) {
     const int r = gaussian_radius(sigma, truncate);
     const auto w = gaussian_kernel1d(sigma, order, r);
     double peak = 0;
     for (double v : w) peak = std::max(peak, std::abs(v));
-    const double rel = precision == kernel_precision::exact ? 1e-30 : std::ldexp(1.0, -24);
     int keep = r;
     while (keep > 0 && std::abs(w[static_cast<std::size_t>(r - keep)]) <= rel * peak &&
            std::abs(w[static_cast<std::size_t>(r + keep)]) <= rel * peak)
         --keep;
     return taps_from_weights<R>(w, r, keep);
+}
+
+template <class R>
+kernel_taps<R> make_taps(double sigma, int order, double truncate, kernel_precision precision) {
+    return make_taps_rel<R>(sigma, order, truncate, precision == kernel_precision::exact ? 1e-30 : std::ldexp(1.0, -24));
 }
 
 /// The taps of the ridge filters' exact mode: scipy's kernel without the outermost tap pairs

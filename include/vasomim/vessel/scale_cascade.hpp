@@ -118,15 +118,16 @@ inline std::array<double, 3> edge_bound(const entry_axes& e, std::int64_t border
 struct cascade_step {
     double sigma_delta = 0;
     std::vector<double> g;       ///< full double taps
-    kernel_taps<float> taps;     ///< float taps, trimmed below float precision
+    kernel_taps<float> taps;     ///< float taps, without the tap pairs below `trim` of the peak
     std::array<double, 3> identity{};
 };
 
-inline cascade_step make_cascade_step(double sigma_prev, double sigma, const hessian_options& o) {
+inline cascade_step make_cascade_step(double sigma_prev, double sigma, const hessian_options& o,
+                                      double trim = 0x1p-24) {
     cascade_step st;
     st.sigma_delta = std::sqrt(sigma * sigma - sigma_prev * sigma_prev);
     st.g = scipy_taps(st.sigma_delta, 0, 8.0);
-    st.taps = make_taps<float>(st.sigma_delta, 0, 8.0, kernel_precision::fast);
+    st.taps = make_taps_rel<float>(st.sigma_delta, 0, 8.0, trim);
     const auto prev = entry_kernels(sigma_prev, o), next = entry_kernels(sigma, o);
     for (int k = 0; k < 3; ++k) {
         const auto b0 = compose_taps(st.g, prev.composite[k][0]), b1 = compose_taps(st.g, prev.composite[k][1]);
