@@ -55,29 +55,41 @@ inline std::uint32_t png_be32(const unsigned char* p) {
 }
 
 /// Undoes PNG filter `type` (RFC 2083 section 6) on one row of n bytes in place; prev is the row
-/// above, already unfiltered (zeros for the first row); bpp bytes per pixel.
-inline bool unfilter_row(int type, std::uint8_t* cur, const std::uint8_t* prev, std::size_t n, std::size_t bpp) {
+/// above, already unfiltered (zeros for the first row); bpp bytes per pixel. Sub, Average and
+/// Paeth depend on the byte bpp to the left: for gray (bpp 1) it stays in a register, where
+/// reading it back from the row just stored waits for store forwarding at every byte.
+inline bool unfilter_row(int type, std::uint8_t* __restrict cur, const std::uint8_t* __restrict prev, std::size_t n,
+                         std::size_t bpp) {
+    auto paeth = [](int a, int b, int c) {
+        const int p = a + b - c, pa = p > a ? p - a : a - p, pb = p > b ? p - b : b - p, pc = p > c ? p - c : c - p;
+        return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+    };
     switch (type) {
         case 0: return true;
         case 1:
-            for (std::size_t i = bpp; i < n; ++i) cur[i] = std::uint8_t(cur[i] + cur[i - bpp]);
+            if (bpp == 1)
+                for (std::size_t i = 1, a = cur[0]; i < n; ++i) a = cur[i] = std::uint8_t(cur[i] + a);
+            else
+                for (std::size_t i = bpp; i < n; ++i) cur[i] = std::uint8_t(cur[i] + cur[i - bpp]);
             return true;
         case 2:
             for (std::size_t i = 0; i < n; ++i) cur[i] = std::uint8_t(cur[i] + prev[i]);
             return true;
         case 3:
             for (std::size_t i = 0; i < bpp; ++i) cur[i] = std::uint8_t(cur[i] + (prev[i] >> 1));
-            for (std::size_t i = bpp; i < n; ++i)
-                cur[i] = std::uint8_t(cur[i] + ((unsigned(cur[i - bpp]) + prev[i]) >> 1));
+            if (bpp == 1)
+                for (std::size_t i = 1, a = cur[0]; i < n; ++i) a = cur[i] = std::uint8_t(cur[i] + ((a + prev[i]) >> 1));
+            else
+                for (std::size_t i = bpp; i < n; ++i)
+                    cur[i] = std::uint8_t(cur[i] + ((unsigned(cur[i - bpp]) + prev[i]) >> 1));
             return true;
         case 4:
             for (std::size_t i = 0; i < bpp; ++i) cur[i] = std::uint8_t(cur[i] + prev[i]);  // a = c = 0
-            for (std::size_t i = bpp; i < n; ++i) {
-                const int a = cur[i - bpp], b = prev[i], c = prev[i - bpp];
-                const int p = a + b - c, pa = p > a ? p - a : a - p, pb = p > b ? p - b : b - p,
-                          pc = p > c ? p - c : c - p;
-                cur[i] = std::uint8_t(cur[i] + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c));
-            }
+            if (bpp == 1)
+                for (std::size_t i = 1, a = cur[0]; i < n; ++i)
+                    a = cur[i] = std::uint8_t(cur[i] + paeth(int(a), prev[i], prev[i - 1]));
+            else
+                for (std::size_t i = bpp; i < n; ++i) cur[i] = std::uint8_t(cur[i] + paeth(cur[i - bpp], prev[i], prev[i - bpp]));
             return true;
         default: return false;
     }
