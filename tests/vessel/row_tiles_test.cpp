@@ -57,7 +57,7 @@ TYPED_TEST(RowTiles, SameBitsAsRowPasses) {
                     R* rows[L];
                     for (int q = 0; q < L; ++q) rows[q] = tiled.data() + q * cols;
                     row_tile_scratch<R> scratch;
-                    row_pass_tile(rows, cols, k, order == 1, mode, R(3), scratch);
+                    row_pass_tile(rows, rows, cols, k, order == 1, mode, R(3), scratch);
                     for (std::size_t p = 0; p < tiled.size(); ++p) {
                         if (cols >= 2 * L) {
                             // Row passes this wide take the strip kernel, whose sums the tiles repeat.
@@ -98,7 +98,7 @@ TYPED_TEST(RowTiles, WindowedPassesKeepTheirBits) {
                     rows[q] = tiles.data() + q * cols;
                 }
                 row_tile_scratch<R> scratch;
-                row_pass_tile(rows, cols, k, order == 1, boundary_mode::reflect, R(0), scratch, jb, je);
+                row_pass_tile(rows, rows, cols, k, order == 1, boundary_mode::reflect, R(0), scratch, jb, je);
                 for (int q = 0; q < L; ++q)
                     for (std::int64_t j = jb; j < je; ++j) {
                         const auto p = static_cast<std::size_t>(q * cols + j);

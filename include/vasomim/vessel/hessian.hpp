@@ -289,48 +289,74 @@ inline void row_pass_strips(R* __restrict row, std::int64_t jb, std::int64_t je,
     }
 }
 
-/// In-place row (axis-1) correlation of `row` (cols samples) using `buf` (cols + 2r samples).
-/// Outputs outside [jb, je) may be left as they were (all are computed when the range is narrower
-/// than two vectors). `odd`: the samples outside are the mapped ones negated (see row_source).
+/// Row (axis-1) correlation of `in` (cols samples) into `out` (another row): in[-r .. -1] and
+/// in[cols .. cols + r - 1] must be writable, the boundary extension goes there (so a row is not
+/// copied into a buffer first). Outputs outside [jb, je) may be left as they were (all are computed
+/// when the range is narrower than two vectors). `odd`: the samples outside are the mapped ones
+/// negated (see row_source).
 template <class R>
-inline void row_pass(R* row, std::int64_t cols, const kernel_taps<R>& k, bool antisymmetric, boundary_mode mode,
-                     R cval, R* __restrict buf, std::int64_t jb = 0, std::int64_t je = -1, bool odd = false) {
+inline void row_pass_padded(R* __restrict in, R* __restrict out, std::int64_t cols, const kernel_taps<R>& k,
+                            bool antisymmetric, boundary_mode mode, R cval, std::int64_t jb = 0, std::int64_t je = -1,
+                            bool odd = false) {
     if (je < 0) je = cols;
     const int r = k.radius;
     const R sign = odd ? R(-1) : R(1);
     for (std::int64_t t = -r; t < 0; ++t) {
         const std::int64_t m = map_index(t, cols, mode);
-        buf[t + r] = m < 0 ? cval : sign * row[m];
+        in[t] = m < 0 ? cval : sign * in[m];
     }
-    for (std::int64_t t = 0; t < cols; ++t) buf[t + r] = row[t];
     for (std::int64_t t = cols; t < cols + r; ++t) {
         const std::int64_t m = map_index(t, cols, mode);
-        buf[t + r] = m < 0 ? cval : sign * row[m];
+        in[t] = m < 0 ? cval : sign * in[m];
     }
     const R* c = k.taps.data() + r;
-    const R* __restrict centre = buf + r;
+    const R* __restrict centre = in;
     constexpr std::int64_t W = 2 * std::int64_t(64 / sizeof(R));
     if (je - jb < W) jb = 0, je = cols;
     if (je - jb >= W) {
-        if (antisymmetric) row_pass_strips<R, true>(row, jb, je, c, r, centre);
-        else row_pass_strips<R, false>(row, jb, je, c, r, centre);
+        if (antisymmetric) row_pass_strips<R, true>(out, jb, je, c, r, centre);
+        else row_pass_strips<R, false>(out, jb, je, c, r, centre);
         return;
     }
     const R c0 = c[0];
-    for (std::int64_t j = 0; j < cols; ++j) row[j] = c0 * centre[j];
+    for (std::int64_t j = 0; j < cols; ++j) out[j] = c0 * centre[j];
     const R sg = antisymmetric ? R(-1) : R(1);
     int o = 1;
     for (; o + 3 <= r; o += 4) {
         const R w1 = c[o], w2 = c[o + 1], w3 = c[o + 2], w4 = c[o + 3];
         for (std::int64_t j = 0; j < cols; ++j)
-            row[j] += (w1 * (centre[j + o] + sg * centre[j - o]) + w2 * (centre[j + o + 1] + sg * centre[j - o - 1])) +
+            out[j] += (w1 * (centre[j + o] + sg * centre[j - o]) + w2 * (centre[j + o + 1] + sg * centre[j - o - 1])) +
                       (w3 * (centre[j + o + 2] + sg * centre[j - o - 2]) + w4 * (centre[j + o + 3] + sg * centre[j - o - 3]));
     }
     for (; o <= r; ++o) {
         const R w = c[o];
-        for (std::int64_t j = 0; j < cols; ++j) row[j] += w * (centre[j + o] + sg * centre[j - o]);
+        for (std::int64_t j = 0; j < cols; ++j) out[j] += w * (centre[j + o] + sg * centre[j - o]);
     }
 }
+
+/// In-place row_pass_padded of `row` (cols samples) using `buf` (cols + 2r samples).
+template <class R>
+inline void row_pass(R* row, std::int64_t cols, const kernel_taps<R>& k, bool antisymmetric, boundary_mode mode,
+                     R cval, R* __restrict buf, std::int64_t jb = 0, std::int64_t je = -1, bool odd = false) {
+    std::copy(row, row + cols, buf + k.radius);
+    row_pass_padded(buf + k.radius, row, cols, k, antisymmetric, mode, cval, jb, je, odd);
+}
+
+/// Per-thread rows that the column passes fill and the row passes read: each with `margin`
+/// writable samples on both sides for row_pass_padded's boundary extension.
+template <class R>
+class margin_rows {
+public:
+    margin_rows(int count, std::int64_t cols, int margin)
+        : margin_((margin + lanes64<R> - 1) / lanes64<R> * lanes64<R>),  // rows stay 64-byte aligned
+          stride_((cols + lanes64<R> - 1) / lanes64<R> * lanes64<R> + 2 * margin_),
+          data_(static_cast<std::size_t>(count * stride_)) {}
+    R* operator[](int t) { return data_.data() + t * stride_ + margin_; }
+
+private:
+    std::int64_t margin_, stride_;
+    typename backend_traits<backend::cpu>::template vector<R> data_;
+};
 
 /// Whether the fused cpu path (hessian_cpu) may reorder passes across axes: exact for linear
 /// boundary handling, i.e. every mode but constant with cval != 0 (affine).
@@ -378,17 +404,18 @@ inline void column_passes_block(const row_source<R>& in, std::int64_t i0, int n,
     for (int t = 0; t < n; t += 4) column_pass_rows(in, i0 + t, std::min(4, n - t), k, padded, anti, out + t, ptrs);
 }
 
-/// Row passes of the n rows out[0 .. n - 1], outputs in columns [jb, je): by tiles for a full block
-/// and a long kernel, row by row otherwise (the same sums either way). `odd`: see row_pass.
+/// Row passes of the n rows in[0 .. n - 1] (margin rows, see row_pass_padded) into
+/// out[0 .. n - 1], outputs in columns [jb, je): by tiles for a full block and a long kernel, row
+/// by row otherwise (the same sums either way). `odd`: see row_pass_padded.
 template <class R>
-inline void row_passes_block(R* const* out, int n, std::int64_t cols, const kernel_taps<R>& k, bool anti,
-                             boundary_mode mode, R cval, R* buf, row_tile_scratch<R>& tiles, std::int64_t jb,
-                             std::int64_t je, bool odd = false) {
+inline void row_passes_block(R* const* in, R* const* out, int n, std::int64_t cols, const kernel_taps<R>& k, bool anti,
+                             boundary_mode mode, R cval, row_tile_scratch<R>& tiles, std::int64_t jb, std::int64_t je,
+                             bool odd = false) {
     if (n == lanes64<R> && cols >= 2 && row_tiles_pay<R>(k.radius)) {
-        row_pass_tile(out, cols, k, anti, mode, cval, tiles, jb, je, odd);
+        row_pass_tile(in, out, cols, k, anti, mode, cval, tiles, jb, je, odd);
         return;
     }
-    for (int t = 0; t < n; ++t) row_pass(out[t], cols, k, anti, mode, cval, buf, jb, je, odd);
+    for (int t = 0; t < n; ++t) row_pass_padded(in[t], out[t], cols, k, anti, mode, cval, jb, je, odd);
 }
 
 /// sink(i, rr, rc, cc) for the rows i of the block i0 .. i0 + n - 1 that lie in the window.
@@ -427,24 +454,33 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
     const std::vector<R> cval_row(static_cast<std::size_t>(cols), cval);
     R* a = ws.a.data();
     R* b = ws.b.data();
-    const std::size_t buf_size = static_cast<std::size_t>(cols + 2 * std::max(g.radius, d.radius));
+    const int rmax = std::max(g.radius, d.radius);
     const auto gp = padded_taps(g), dp = padded_taps(d);
-    const std::size_t nptrs = static_cast<std::size_t>(2 * std::max(g.radius, d.radius) + 4);
-    // Blocks of L rows (the lanes of a 64-byte vector): the column passes fill them four rows at
-    // a time, the row passes run on transposed L x L tiles (row_tiles.hpp).
+    const std::size_t nptrs = static_cast<std::size_t>(2 * rmax + 4);
+    // Blocks of L rows (the lanes of a 64-byte vector): the column passes fill per-thread margin
+    // rows four at a time, the row passes read them (by strips, or on transposed L x L tiles:
+    // row_tiles.hpp) into the planes or the sink's rows.
     constexpr int L = lanes64<R>;
     const std::int64_t blocks = (rows + L - 1) / L;
     const row_source<R> xs{x, rows, cols, mode, cval_row.data()}, bs{b, rows, cols, mode, cval_row.data()};
     row_source<R> as{a, rows, cols, mode, cval_row.data()};
     odd_edges<R> a_odd;
     // The block's row passes under this call's mode and cval.
-    auto row_passes = [&](R* const* out, int n, const kernel_taps<R>& k, bool anti, R* buf, row_tile_scratch<R>& tiles,
-                          std::int64_t jb, std::int64_t je, bool odd = false) {
-        row_passes_block(out, n, cols, k, anti, mode, cval, buf, tiles, jb, je, odd);
+    auto row_passes = [&](R* const* in, R* const* out, int n, const kernel_taps<R>& k, bool anti,
+                          row_tile_scratch<R>& tiles, std::int64_t jb, std::int64_t je, bool odd = false) {
+        row_passes_block(in, out, n, cols, k, anti, mode, cval, tiles, jb, je, odd);
+    };
+    // Rows t of entry e's column passes in a block.
+    auto column_rows = [](margin_rows<R>& m, int e, R* (&p)[L]) {
+        for (int t = 0; t < L; ++t) p[t] = m[e * L + t];
     };
 #pragma omp parallel
     {
-        std::vector<R> buf(buf_size);
+        margin_rows<R> mr(2 * L, cols, rmax);
+        R* ca[L];
+        R* cb[L];
+        column_rows(mr, 0, ca);
+        column_rows(mr, 1, cb);
         std::vector<const R*> ptrs(nptrs);
         row_tile_scratch<R> tiles;
 #pragma omp for schedule(static)
@@ -458,10 +494,10 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
                 pa[t] = a + i * cols;
                 pb[t] = b + i * cols;
             }
-            column_passes_block(xs, i0, n, d, dp, true, pa, ptrs.data());
-            column_passes_block(xs, i0, n, g, gp, false, pb, ptrs.data());
-            row_passes(pa, n, g, false, buf.data(), tiles, 0, cols);
-            row_passes(pb, n, d, true, buf.data(), tiles, 0, cols);
+            column_passes_block(xs, i0, n, d, dp, true, ca, ptrs.data());
+            column_passes_block(xs, i0, n, g, gp, false, cb, ptrs.data());
+            row_passes(ca, pa, n, g, false, tiles, 0, cols);
+            row_passes(cb, pb, n, d, true, tiles, 0, cols);
         }
     }
     if (composite) {  // P's odd extension along axis 0 for the second column passes
@@ -471,7 +507,13 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
     }
 #pragma omp parallel
     {
-        std::vector<R> buf(buf_size);
+        margin_rows<R> mr(3 * L, cols, rmax);
+        R* crr[L];
+        R* crc[L];
+        R* ccc[L];
+        column_rows(mr, 0, crr);
+        column_rows(mr, 1, crc);
+        column_rows(mr, 2, ccc);
         std::vector<const R*> ptrs(nptrs);
         row_tile_scratch<R> tiles;
         std::vector<R> own(rr ? 0 : static_cast<std::size_t>(3 * L * cols));
@@ -489,12 +531,12 @@ void hessian_cpu(const tensor_view<const T, backend::cpu>& image, const kernel_t
                 prc[t] = rr ? rc + i * cols : own.data() + (L + t) * cols;
                 pcc[t] = rr ? cc + i * cols : own.data() + (2 * L + t) * cols;
             }
-            column_passes_block(as, i0, n, d, dp, true, prr, ptrs.data());
-            column_passes_block(as, i0, n, g, gp, false, prc, ptrs.data());
-            column_passes_block(bs, i0, n, g, gp, false, pcc, ptrs.data());
-            row_passes(prr, n, g, false, buf.data(), tiles, w.col_begin, w.col_end);
-            row_passes(prc, n, d, true, buf.data(), tiles, w.col_begin, w.col_end);
-            row_passes(pcc, n, d, true, buf.data(), tiles, w.col_begin, w.col_end, composite);
+            column_passes_block(as, i0, n, d, dp, true, crr, ptrs.data());
+            column_passes_block(as, i0, n, g, gp, false, crc, ptrs.data());
+            column_passes_block(bs, i0, n, g, gp, false, ccc, ptrs.data());
+            row_passes(crr, prr, n, g, false, tiles, w.col_begin, w.col_end);
+            row_passes(crc, prc, n, d, true, tiles, w.col_begin, w.col_end);
+            row_passes(ccc, pcc, n, d, true, tiles, w.col_begin, w.col_end, composite);
             sink_block_rows(i0, n, w, prr, prc, pcc, sink);
         }
     }

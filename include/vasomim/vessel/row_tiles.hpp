@@ -144,14 +144,15 @@ inline void row_tile_outputs(typename vec64<R>::type* __restrict out, const type
     }
 }
 
-/// In-place row correlation of the L rows rows[0..L-1] (cols >= 2 samples each) with kernel k
-/// (symmetric, or antisymmetric: c[-o] = -c[o]) under `mode`, by transposed tiles. Only the
-/// outputs in columns [jb, je) are computed (all when fewer than two); the others are overwritten
-/// with unspecified values. `odd`: the samples outside are the mapped ones negated.
+/// Row correlation of the L rows in[0..L-1] (cols >= 2 samples each) with kernel k (symmetric,
+/// or antisymmetric: c[-o] = -c[o]) under `mode`, by transposed tiles, into out[0..L-1] (which may
+/// be `in`). Only the outputs in columns [jb, je) are computed (all when fewer than two); the
+/// others are overwritten with unspecified values. `odd`: the samples outside are the mapped ones
+/// negated.
 template <class R>
-inline void row_pass_tile(R* const* rows, std::int64_t cols, const kernel_taps<R>& k, bool antisymmetric,
-                          boundary_mode mode, R cval, row_tile_scratch<R>& s, std::int64_t jb = 0, std::int64_t je = -1,
-                          bool odd = false) {
+inline void row_pass_tile(const R* const* in, R* const* out_rows, std::int64_t cols, const kernel_taps<R>& k,
+                          bool antisymmetric, boundary_mode mode, R cval, row_tile_scratch<R>& s, std::int64_t jb = 0,
+                          std::int64_t je = -1, bool odd = false) {
     if (je < 0 || je - jb < 2) jb = 0, je = cols;
     using V = typename vec64<R>::type;
     constexpr int L = lanes64<R>;
@@ -164,12 +165,12 @@ inline void row_pass_tile(R* const* rows, std::int64_t cols, const kernel_taps<R
     const std::int64_t full = cols - cols % L;
     for (std::int64_t t0 = 0; t0 < full; t0 += L) {
         V v[L];
-        for (int q = 0; q < L; ++q) std::memcpy(&v[q], rows[q] + t0, sizeof(V));
+        for (int q = 0; q < L; ++q) std::memcpy(&v[q], in[q] + t0, sizeof(V));
         transpose_tile<R>(v);
         for (int q = 0; q < L; ++q) centre[t0 + q] = v[q];
     }
     for (std::int64_t t = full; t < cols; ++t)
-        for (int q = 0; q < L; ++q) centre[t][q] = rows[q][t];
+        for (int q = 0; q < L; ++q) centre[t][q] = in[q][t];
     // Boundary extension: whole transposed samples, mapped as scipy maps indices.
     V outside;
     for (int q = 0; q < L; ++q) outside[q] = cval;
@@ -190,10 +191,10 @@ inline void row_pass_tile(R* const* rows, std::int64_t cols, const kernel_taps<R
         V v[L];
         for (int q = 0; q < L; ++q) v[q] = out[t0 + q];
         transpose_tile<R>(v);
-        for (int q = 0; q < L; ++q) std::memcpy(rows[q] + t0, &v[q], sizeof(V));
+        for (int q = 0; q < L; ++q) std::memcpy(out_rows[q] + t0, &v[q], sizeof(V));
     }
     for (std::int64_t t = full; t < cols; ++t)
-        for (int q = 0; q < L; ++q) rows[q][t] = out[t][q];
+        for (int q = 0; q < L; ++q) out_rows[q][t] = out[t][q];
 }
 
 }  // namespace vasomim::vessel::detail

@@ -179,7 +179,9 @@ void cascade_cpu(const std::array<const R*, 3>& in, std::int64_t rows, std::int6
     const std::int64_t blocks = (rows + L - 1) / L;
 #pragma omp parallel
     {
-        std::vector<R> buf(static_cast<std::size_t>(cols + 2 * g.radius));
+        margin_rows<R> mr(L, cols, g.radius);
+        R* cin[L];
+        for (int t = 0; t < L; ++t) cin[t] = mr[t];
         std::vector<const R*> ptrs(static_cast<std::size_t>(2 * g.radius + 4));
         row_tile_scratch<R> tiles;
         std::vector<R> own(out[0] ? 0 : static_cast<std::size_t>(3 * L * cols));
@@ -195,8 +197,8 @@ void cascade_cpu(const std::array<const R*, 3>& in, std::int64_t rows, std::int6
                     rowp[e][t] = out[0] ? out[static_cast<std::size_t>(e)] + i * cols : own.data() + (e * L + t) * cols;
                 }
             for (int e = 0; e < 3; ++e) {
-                column_passes_block(src[static_cast<std::size_t>(e)], i0, n, g, gp, false, rowp[e], ptrs.data());
-                row_passes_block(rowp[e], n, cols, g, false, mode, R(0), buf.data(), tiles, w.col_begin, w.col_end, e == 1);
+                column_passes_block(src[static_cast<std::size_t>(e)], i0, n, g, gp, false, cin, ptrs.data());
+                row_passes_block(cin, rowp[e], n, cols, g, false, mode, R(0), tiles, w.col_begin, w.col_end, e == 1);
             }
             sink_block_rows(i0, n, w, rowp[0], rowp[1], rowp[2], sink);
         }
