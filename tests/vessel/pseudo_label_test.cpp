@@ -233,6 +233,17 @@ TEST(PseudoLabelHost, CheckedFloatPathEqualsTheDoubleCast) {
                     EXPECT_GT(vessel::detail::checked_sato(rnd.view(), o.sato(), o.border).rechecked, 0u);
                 }
             }
+    // 32-bit pixels beyond float's exact integers: the recheck reads a double copy of the image
+    // (8- and 16-bit images are read from the centred float plane).
+    std::vector<std::int32_t> wide(noise.size());
+    for (std::size_t q = 0; q < noise.size(); ++q) wide[q] = 40'000'000 + 3 * std::int32_t(noise[q]);
+    const auto big = tensor<std::int32_t, backend::cpu>::from_host(wide, shape{97, 83});
+    pseudo_label_options o;
+    o.border = 3;
+    auto expected = to_uint8(sato(big, o.sato()));
+    zero_border(expected, o.border);
+    EXPECT_EQ(pseudo_label_steps_of(big.view(), o).value.to_host(), expected.to_host());
+    EXPECT_GT(vessel::detail::checked_sato(big.view(), o.sato(), o.border).rechecked, 0u);
 }
 
 // pseudo_label (mask only) folds the border, the histogram of the percentile and the region growing

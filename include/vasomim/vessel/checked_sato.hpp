@@ -20,6 +20,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "vasomim/backend/cpu.hpp"
@@ -98,6 +99,15 @@ struct sato_scale_f32 {
             o[j] = s2 * (l1 > 0.0f ? l1 : 0.0f);
         }
     }
+};
+
+/// What checked_sato's per-sigma pixel_hessian objects depend on.
+struct pixel_hessian_key {
+    std::int64_t rows = -1, cols = -1;
+    std::vector<double> sigmas;
+    boundary_mode mode = boundary_mode::reflect;
+    std::optional<double> truncate;
+    bool operator==(const pixel_hessian_key&) const = default;
 };
 
 /// Per-thread scratch and results of combine_row (padded apart: threads write them per row).
@@ -236,6 +246,8 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         std::vector<double> x;
         std::vector<combine_part> parts;
         std::array<tensor<R, backend::cpu>, 3> cplanes;  ///< the scale cascade source's entries
+        std::vector<pixel_hessian> sw;                   ///< the recheck's kernels, for sw_key
+        pixel_hessian_key sw_key;
     };
     // Kept per thread only for images up to 4 Mpixels (about 50 MB of planes); larger ones use
     // planes freed on return.
@@ -450,13 +462,24 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     if (suspects.empty()) return res;
 
     // Exact recomputation in double at the suspects (as the double pipeline: exact kernels, no
-    // centring), only for the sigmas that can hold the maximum.
-    std::vector<double>& x = wsp.x;
-    x.resize(static_cast<std::size_t>(n));
-    double* xd = x.data();
-    std::vector<pixel_hessian> sw;  // scipy's full kernels per sigma
-    sw.reserve(ns);
-    for (std::size_t k = 0; k < ns; ++k) sw.emplace_back(rows, cols, o.sigmas[k], o.hessian());
+    // centring), only for the sigmas that can hold the maximum. The samples sign * image come from
+    // the centred float plane plus its centre where that plane holds them exactly (8- and 16-bit
+    // pixels), else from a double copy.
+    constexpr bool from_xf = sizeof(T) <= 2;
+    double* xd = nullptr;
+    if constexpr (!from_xf) {
+        wsp.x.resize(static_cast<std::size_t>(n));
+        xd = wsp.x.data();
+    }
+    // scipy's full kernels per sigma, with their interior weights: kept for the next image of the
+    // same size and options.
+    const pixel_hessian_key key{rows, cols, o.sigmas, o.hessian().mode, o.truncate};
+    if (!(wsp.sw_key == key)) {
+        wsp.sw.clear();
+        for (std::size_t k = 0; k < ns; ++k) wsp.sw.emplace_back(rows, cols, o.sigmas[k], o.hessian());
+        wsp.sw_key = key;
+    }
+    const std::vector<pixel_hessian>& sw = wsp.sw;
     auto cast = [](double v) -> int { return v >= 255 ? 255 : (v > 0 ? static_cast<int>(v) : 0); };
     const auto ns_count = static_cast<std::int64_t>(suspects.size());
     std::vector<std::uint8_t> before(pipeline_tail ? suspects.size() : 0);  // for the histogram
@@ -464,8 +487,10 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     // less than a second fork / join when idle threads sleep, OMP_WAIT_POLICY=passive).
 #pragma omp parallel
     {
+        if constexpr (!from_xf) {
 #pragma omp for schedule(static)
-        for (std::int64_t i = 0; i < rows; ++i) copy_signed_row(image, i, sign, xd + i * cols);
+            for (std::int64_t i = 0; i < rows; ++i) copy_signed_row(image, i, sign, xd + i * cols);
+        }
         std::vector<double> scratch;
 #pragma omp for schedule(dynamic, 4)
         for (std::int64_t q = 0; q < ns_count; ++q) {
@@ -477,7 +502,8 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
             for (std::size_t k = 0; k < ns; ++k) {
                 if (static_cast<double>(ps[k][p]) + err[k] < low) continue;  // cannot hold the maximum
                 double hh[3];
-                sw[k].at(xd, cols, i, j, hh, scratch);
+                if constexpr (from_xf) sw[k].at(xf.data(), centre, cols, i, j, hh, scratch);
+                else sw[k].at(xd, 0.0, cols, i, j, hh, scratch);
                 const double hrr = hh[0], hrc = hh[1], hcc = hh[2];
                 double l1, l2;
                 eigenvalues2(hrr, hrc, hcc, l1, l2);

@@ -193,7 +193,7 @@ inline std::size_t frangi_recheck(const tensor_view<const double, backend::cpu>&
             for (std::size_t q = starts[static_cast<std::size_t>(g)]; q < starts[static_cast<std::size_t>(g) + 1]; ++q) {
                 const auto [px, k] = items[q];
                 double h[3];
-                ph[static_cast<std::size_t>(k)]->at(x.data(), cols, px / cols, px % cols, h, scratch);
+                ph[static_cast<std::size_t>(k)]->at(x.data(), 0.0, cols, px / cols, px % cols, h, scratch);
                 double a, b;
                 frangi_sorted(h[0], h[1], h[2], a, b);
                 out[px] = std::max(out[px], frangi_value(a, b, ib, ig));

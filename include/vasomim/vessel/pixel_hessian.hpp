@@ -73,14 +73,30 @@ inline line_weights two_stage_weights(std::int64_t pos, std::int64_t n, const ke
     return lw;
 }
 
+/// A vector of eight samples of a float or double plane.
+template <class P>
+struct eight_samples;
+template <>
+struct eight_samples<float> {
+    typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct eight_samples<double> {
+    typedef double type __attribute__((vector_size(64)));
+};
+
 /// The three Hessian entries at one pixel, sum_t wr_k[t] * sum_u wc_k[u] * x(t, u) for k = rr, rc,
-/// cc on a row-major double plane of `cols` columns: the weights are laid on common row and column
-/// ranges, the rows are combined first (one read of the window; each column sum adds its rows in
-/// order, so vectors across columns do not reassociate), then three short dots. (The plane is
-/// double because GCC converts a vector of 8-bit pixels element by element, which made reading
-/// the image here slower than copying it once.)
-inline void hessian_at(const double* x, std::int64_t cols, const weight_span (&wr)[3], const weight_span (&wc)[3],
-                       double (&out)[3], std::vector<double>& scratch) {
+/// cc, where x(t, u) = double(p[t * cols + u]) + offset on a row-major float or double plane p of
+/// `cols` columns (offset: the float plane of an integer image may be stored centred, as
+/// checked_sato's is; the sum restores every sample exactly, so the results are those of the
+/// double plane): the weights are laid on common row and column ranges, the rows are combined first
+/// (one read of the window; each column sum adds its rows in order, so vectors across columns do
+/// not reassociate), then three short dots. (Not 8-bit planes: GCC converts a vector of 8-bit
+/// pixels element by element, which made reading the image here slower than copying it once.)
+template <class P>
+inline void hessian_at(const P* x, double offset, std::int64_t cols, const weight_span (&wr)[3],
+                       const weight_span (&wc)[3], double (&out)[3], std::vector<double>& scratch) {
+    static_assert(std::is_same_v<P, float> || std::is_same_v<P, double>);
     std::int64_t rlo = wr[0].lo, rhi = -1, clo = wc[0].lo, chi = -1;
     for (int k = 0; k < 3; ++k) {
         rlo = std::min(rlo, wr[k].lo);
@@ -103,15 +119,21 @@ inline void hessian_at(const double* x, std::int64_t cols, const weight_span (&w
     // Strips of 16 columns with their six partial sums in registers over all rows (each sum still
     // adds its rows in order): the plain loop below reloads and stores the sums at every row.
     using V = double __attribute__((vector_size(64)));
+    using VP = typename eight_samples<P>::type;
+    auto load8 = [offset](V& v, const P* p) {
+        VP raw;
+        std::memcpy(&raw, p, sizeof raw);
+        v = __builtin_convertvector(raw, V) + offset;
+    };
     std::size_t u0 = 0;
     for (; u0 + 16 <= nc; u0 += 16) {
         V p0{}, p1{}, q0{}, q1{}, r0{}, r1{};
         for (std::size_t t = 0; t < nr; ++t) {
             const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
-            const double* row = x + (rlo + static_cast<std::int64_t>(t)) * cols + clo + static_cast<std::int64_t>(u0);
+            const P* row = x + (rlo + static_cast<std::int64_t>(t)) * cols + clo + static_cast<std::int64_t>(u0);
             V v0, v1;  // vectors only through memory and references (-Wpsabi)
-            std::memcpy(&v0, row, sizeof v0);
-            std::memcpy(&v1, row + 8, sizeof v1);
+            load8(v0, row);
+            load8(v1, row + 8);
             p0 += a0 * v0;
             p1 += a0 * v1;
             q0 += a1 * v0;
@@ -128,9 +150,9 @@ inline void hessian_at(const double* x, std::int64_t cols, const weight_span (&w
     }
     for (std::size_t t = 0; t < nr; ++t) {
         const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
-        const double* __restrict row = x + (rlo + static_cast<std::int64_t>(t)) * cols + clo;
+        const P* __restrict row = x + (rlo + static_cast<std::int64_t>(t)) * cols + clo;
         for (std::size_t u = u0; u < nc; ++u) {
-            const double v = row[u];
+            const double v = static_cast<double>(row[u]) + offset;
             s0[u] += a0 * v;
             s1[u] += a1 * v;
             s2[u] += a2 * v;
@@ -174,13 +196,14 @@ public:
         : pixel_hessian(rows, cols, make_taps<double>(sigma / std::sqrt(2.0), 0, hessian_truncate(sigma, o), kernel_precision::exact),
                         make_taps<double>(sigma / std::sqrt(2.0), 1, hessian_truncate(sigma, o), kernel_precision::exact), o.mode) {}
 
-    /// (rr, rc, cc) at (i, j) of the row-major double plane x of `cols` columns.
-    void at(const double* x, std::int64_t cols, std::int64_t i, std::int64_t j, double (&out)[3],
+    /// (rr, rc, cc) at (i, j) of the row-major plane x + offset (see hessian_at) of `cols` columns.
+    template <class P>
+    void at(const P* x, double offset, std::int64_t cols, std::int64_t i, std::int64_t j, double (&out)[3],
             std::vector<double>& scratch) const {
         line_weights tmp[6];  // used near the ends of the lines only (empty otherwise)
         const weight_span wr[3] = {r_dd_.at(i, tmp[0]), r_dg_.at(i, tmp[1]), r_gg_.at(i, tmp[2])};
         const weight_span wc[3] = {c_gg_.at(j, tmp[3]), c_gd_.at(j, tmp[4]), c_dd_.at(j, tmp[5])};
-        hessian_at(x, cols, wr, wc, out, scratch);
+        hessian_at(x, offset, cols, wr, wc, out, scratch);
     }
 
 private:
