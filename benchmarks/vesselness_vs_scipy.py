@@ -3,7 +3,7 @@
 (tools/vesselness_reference.py: scikit-image >= 0.20 semantics on scipy.ndimage, and the released
 pipeline with its pure-Python region growing) on the same 512 x 512 image, in one run, and prints
 medians and ratios. Then measures the throughput of `vasomim-vesselness --pseudo-label` over a
-folder of 512 x 512 PNGs.
+folder of 512 x 512 PNGs (median of as many whole-program runs).
 
 Usage: benchmarks/vesselness_vs_scipy.py [--build BUILD_DIR] [--reps N] [--images K] [--threads T]
 Needs the targets vesselness_benchmark and vasomim-vesselness built in BUILD_DIR (default ./build).
@@ -81,13 +81,14 @@ def main():
         os.makedirs(folder)
         for i in range(a.images):
             Image.fromarray(ref.synthetic_vessels(512, 512, seed=100 + i)).save(os.path.join(folder, f"{i:04d}.png"))
+        # Whole program runs (start, reading, writing included), median of --reps runs.
         for extra in ([], ["--fast"]):
-            t = time.perf_counter()
-            subprocess.run([prog, "--pseudo-label", "--overwrite", "--threads", str(a.threads), *extra, "-o",
-                            os.path.join(tmp, "xa_frangi"), folder], check=True, capture_output=True)
-            dt = time.perf_counter() - t
+            def run_program():
+                subprocess.run([prog, "--pseudo-label", "--overwrite", "--threads", str(a.threads), *extra, "-o",
+                                os.path.join(tmp, "xa_frangi"), folder], check=True, capture_output=True)
+            dt = median_time(run_program, a.reps)
             print(f"vasomim-vesselness --pseudo-label {' '.join(extra):7s}: {a.images} images of 512 x 512 in "
-                  f"{dt:.2f} s = {a.images / dt:.1f} images/s (goal 300)")
+                  f"{dt:.3f} s (median of {a.reps} runs) = {a.images / dt:.1f} images/s (goal 300)")
         # Sanity: the program's mask of the first image equals the released pipeline's.
         first = np.asarray(Image.open(os.path.join(tmp, "xa_frangi", "0000.png")))
         subprocess.run([prog, "--pseudo-label", "--overwrite", "-o", os.path.join(tmp, "xa_frangi"),

@@ -15,6 +15,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "vasomim/vessel/boundary.hpp"
 #include "vasomim/vessel/gaussian.hpp"
 #include "vasomim/vessel/hessian.hpp"
@@ -117,16 +121,26 @@ inline void hessian_at(const P* x, double offset, std::int64_t cols, const weigh
     double* __restrict s1 = cs + nc;
     double* __restrict s2 = cs + 2 * nc;
     // Strips of 16 columns with their six partial sums in registers over all rows (each sum still
-    // adds its rows in order): the plain loop below reloads and stores the sums at every row.
+    // adds its rows in order): the plain loop below reloads and stores the sums at every row. A
+    // last strip that does not fit overlaps the one before (its columns' sums come out the same).
     using V = double __attribute__((vector_size(64)));
     using VP = typename eight_samples<P>::type;
     auto load8 = [offset](V& v, const P* p) {
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<P, float>) {  // GCC's generic conversion splits it in four
+            const __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(p));
+            std::memcpy(&v, &d, sizeof v);
+            v += offset;
+            return;
+        }
+#endif
         VP raw;
         std::memcpy(&raw, p, sizeof raw);
         v = __builtin_convertvector(raw, V) + offset;
     };
     std::size_t u0 = 0;
-    for (; u0 + 16 <= nc; u0 += 16) {
+    for (std::size_t next = 0; next < nc && nc >= 16; next += 16) {
+        u0 = next + 16 <= nc ? next : nc - 16;
         V p0{}, p1{}, q0{}, q1{}, r0{}, r1{};
         for (std::size_t t = 0; t < nr; ++t) {
             const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
@@ -147,8 +161,9 @@ inline void hessian_at(const P* x, double offset, std::int64_t cols, const weigh
         std::memcpy(s1 + u0 + 8, &q1, sizeof q1);
         std::memcpy(s2 + u0, &r0, sizeof r0);
         std::memcpy(s2 + u0 + 8, &r1, sizeof r1);
+        u0 += 16;
     }
-    for (std::size_t t = 0; t < nr; ++t) {
+    for (std::size_t t = 0; t < nr && u0 < nc; ++t) {
         const double a0 = rw[t], a1 = rw[nr + t], a2 = rw[2 * nr + t];
         const P* __restrict row = x + (rlo + static_cast<std::int64_t>(t)) * cols + clo;
         for (std::size_t u = u0; u < nc; ++u) {
