@@ -15,31 +15,10 @@ endif()
 # xtensor (libxtensor-dev, header-only): the image / .npy I/O layer (vasomim/io) and xtensor inputs.
 find_package(xtensor 0.24 REQUIRED)
 
-# stb_image / stb_image_write (libstb-dev): declarations from <stb/stb_image.h>, implementation from
-# Debian's shared libstb.so, so no translation unit needs STB_IMAGE_IMPLEMENTATION. Exposed as the
-# imported target vasomim::stb (the installed package config defines it the same way).
-find_path(VASOMIM_STB_INCLUDE stb/stb_image.h)
-find_library(VASOMIM_STB_LIBRARY NAMES stb)
-if(NOT VASOMIM_STB_INCLUDE OR NOT VASOMIM_STB_LIBRARY)
-  message(FATAL_ERROR "stb_image headers or libstb not found (Debian: apt-get install libstb-dev)")
-endif()
-if(NOT TARGET vasomim::stb)
-  add_library(vasomim::stb UNKNOWN IMPORTED GLOBAL)
-  set_target_properties(vasomim::stb PROPERTIES
-    IMPORTED_LOCATION "${VASOMIM_STB_LIBRARY}"
-    INTERFACE_INCLUDE_DIRECTORIES "${VASOMIM_STB_INCLUDE}")
-endif()
-
-# ISA-L (libisal-dev): the zlib inflate and CRC-32 of vasomim/io's PNG reader. Exposed as the
-# imported target vasomim::isal (the installed package config defines it the same way).
-find_path(VASOMIM_ISAL_INCLUDE isa-l/igzip_lib.h)
-find_library(VASOMIM_ISAL_LIBRARY NAMES isal)
-if(NOT VASOMIM_ISAL_INCLUDE OR NOT VASOMIM_ISAL_LIBRARY)
-  message(FATAL_ERROR "ISA-L headers or libisal not found (Debian: apt-get install libisal-dev)")
-endif()
-if(NOT TARGET vasomim::isal)
-  add_library(vasomim::isal UNKNOWN IMPORTED GLOBAL)
-  set_target_properties(vasomim::isal PROPERTIES
-    IMPORTED_LOCATION "${VASOMIM_ISAL_LIBRARY}"
-    INTERFACE_INCLUDE_DIRECTORIES "${VASOMIM_ISAL_INCLUDE}")
+# stb_image and ISA-L: imported targets vasomim::stb and vasomim::isal (VasomimImportLibrary.cmake;
+# the installed package config defines them the same way).
+include(${CMAKE_CURRENT_LIST_DIR}/VasomimImportLibrary.cmake)
+vasomim_import_debian_libraries(VASOMIM_LIBRARIES_OK VASOMIM_LIBRARIES_MESSAGE)
+if(NOT VASOMIM_LIBRARIES_OK)
+  message(FATAL_ERROR "${VASOMIM_LIBRARIES_MESSAGE}")
 endif()
