@@ -126,6 +126,7 @@ def main():
     save("bad_filter", png(w, h, 8, 0, bytes(bad_filter)))
     save("bad_no_idat", b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", hdr) + chunk(b"IEND", b""))
     save("bad_zero_width", png(0, h, 8, 0, raw))
+    save("bad_huge_claim", png(20000, 20000, 8, 0, raw))  # 400 MB of rows from a 150-byte stream
     save("bad_not_zlib", b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", hdr) + chunk(b"IDAT", b"not a zlib stream")
          + chunk(b"IEND", b""))
 

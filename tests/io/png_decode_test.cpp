@@ -75,6 +75,7 @@ TEST(PngDecode, DamagedFilesNameTheFileAndTheDamage) {
         {"bad_no_idat", "no IDAT chunk"},
         {"bad_zero_width", "0 x 11 image"},
         {"bad_not_zlib", "corrupt zlib stream"},
+        {"bad_huge_claim", "IHDR claims 20000 x 20000 pixels"},
     };
     for (const auto& [name, why] : cases) {
         SCOPED_TRACE(name);

@@ -158,6 +158,13 @@ inline std::optional<xt::xtensor<std::uint8_t, 2>> decode_png8(std::string_view 
     if (idat_chunks > 1) idat = idat_joined;
 
     const std::size_t stride = 1 + w * std::size_t(channels);
+    // Deflate expands at most 1032-fold (258-byte matches in ~2 bits): a header claiming far more
+    // pixels than the data could hold is refused before allocating for it.
+    if (stride * h / 1032 > idat.size() + 64)
+        throw fail("IHDR claims " + std::to_string(w) + " x " + std::to_string(h) + " pixels, more than " +
+                   std::to_string(idat.size()) + " bytes of image data can hold");
+    if (stride * h > 0xffffffffu || idat.size() > 0xffffffffu)  // ISA-L counts in 32 bits
+        throw fail(std::to_string(w) + " x " + std::to_string(h) + " is too large for this reader (over 4 GiB)");
     std::vector<std::uint8_t> raw(stride * h);
     inflate_state st;
     isal_inflate_init(&st);
@@ -166,8 +173,7 @@ inline std::optional<xt::xtensor<std::uint8_t, 2>> decode_png8(std::string_view 
     st.avail_in = static_cast<std::uint32_t>(idat.size());
     st.next_out = raw.data();
     st.avail_out = static_cast<std::uint32_t>(raw.size());
-    const int rc = idat.size() > 0xffffffffu || raw.size() > 0xffffffffu ? ISAL_INVALID_OPERATION
-                                                                         : isal_inflate_stateless(&st);
+    const int rc = isal_inflate_stateless(&st);
     if (rc == ISAL_INCORRECT_CHECKSUM) throw fail("the image data's Adler-32 does not match");
     if (rc == ISAL_OUT_OVERFLOW) throw fail("more image data than " + std::to_string(w) + " x " + std::to_string(h));
     if (rc != ISAL_DECOMP_OK) throw fail("corrupt zlib stream in IDAT (ISA-L error " + std::to_string(rc) + ")");
