@@ -110,6 +110,21 @@ struct pixel_hessian_key {
     bool operator==(const pixel_hessian_key&) const = default;
 };
 
+/// Which sigmas checked_sato continues by the scale cascade, their steps, and scipy's edge effect at
+/// the border for every sigma's entries (used where a sigma is a source or cascaded).
+struct cascade_plan {
+    std::vector<char> cascade;
+    std::vector<cascade_step> steps;
+    std::vector<std::array<double, 3>> edge;
+};
+
+struct cascade_plan_key {
+    pixel_hessian_key base;
+    std::int64_t border = -1;
+    bool windowed = false;
+    bool operator==(const cascade_plan_key&) const = default;
+};
+
 /// Per-thread scratch and results of combine_row (padded apart: threads write them per row).
 struct alignas(64) combine_part {
     std::vector<std::int64_t> suspects;
@@ -248,6 +263,8 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         std::array<tensor<R, backend::cpu>, 3> cplanes;  ///< the scale cascade source's entries
         std::vector<pixel_hessian> sw;                   ///< the recheck's kernels, for sw_key
         pixel_hessian_key sw_key;
+        cascade_plan plan;                               ///< for plan_key
+        cascade_plan_key plan_key;
     };
     // Kept per thread only for images up to 4 Mpixels (about 50 MB of planes); larger ones use
     // planes freed on return.
@@ -340,27 +357,37 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     // Sigmas that continue from the previous one by the scale cascade (scale_cascade.hpp): the
     // pipeline's window, reflect mode, increasing sigmas, a source scale whose sampled Gaussians
     // compose (sigma / sqrt 2 >= 1), kernels shorter than the image's sides.
-    std::vector<char> cascade(ns, 0);
-    std::vector<cascade_step> steps(ns);
-    const auto short_enough = [&](int r) { return r < std::min(rows, cols); };
-    if (windowed && o.mode == boundary_mode::reflect)
-        // From the largest sigma down (the longest kernels gain most), each from a directly
-        // computed source: a chain would carry the source's error bound on (measured: more pixels
-        // in doubt, no faster for the pipeline's sigmas).
-        for (std::size_t k = ns - 1; k >= 1; --k) {
-            const double prev = o.sigmas[k - 1], sigma = o.sigmas[k];
-            if (!(sigma > prev && prev / std::sqrt(2.0) >= 1.0) || (k + 1 < ns && cascade[k + 1])) continue;
-            if (!short_enough(std::max(float_taps(prev, 0).radius, float_taps(prev, 1).radius))) continue;
-            steps[k] = make_cascade_step(prev, sigma, ho, float_trim);
-            if (!short_enough(steps[k].taps.radius)) continue;
-            // Negligible next to the float rounding: the identity's error, and scipy's edge effect
-            // at the border (a narrow border would flag many pixels for recomputation).
-            const auto worst = [](const std::array<double, 3>& a) { return *std::max_element(a.begin(), a.end()); };
-            if (worst(steps[k].identity) > 1e-9 || worst(edge_bound(entry_kernels(prev, ho), border)) > 1e-9 ||
-                worst(edge_bound(entry_kernels(sigma, ho), border)) > 1e-9)
-                continue;
-            cascade[k] = 1;
+    // The plan depends on the sizes and options only: kept for the next image alike.
+    const cascade_plan_key plan_key{{rows, cols, o.sigmas, o.mode, o.truncate}, border, windowed};
+    if (!(wsp.plan_key == plan_key)) {
+        cascade_plan& pl = wsp.plan;
+        pl.cascade.assign(ns, 0);
+        pl.steps.assign(ns, cascade_step{});
+        pl.edge.assign(ns, std::array<double, 3>{});
+        const auto short_enough = [&](int r) { return r < std::min(rows, cols); };
+        if (windowed && o.mode == boundary_mode::reflect) {
+            for (std::size_t k = 0; k < ns; ++k) pl.edge[k] = edge_bound(entry_kernels(o.sigmas[k], ho), border);
+            // From the largest sigma down (the longest kernels gain most), each from a directly
+            // computed source: a chain would carry the source's error bound on (measured: more
+            // pixels in doubt, no faster for the pipeline's sigmas).
+            for (std::size_t k = ns - 1; k >= 1; --k) {
+                const double prev = o.sigmas[k - 1], sigma = o.sigmas[k];
+                if (!(sigma > prev && prev / std::sqrt(2.0) >= 1.0) || (k + 1 < ns && pl.cascade[k + 1])) continue;
+                if (!short_enough(std::max(float_taps(prev, 0).radius, float_taps(prev, 1).radius))) continue;
+                pl.steps[k] = make_cascade_step(prev, sigma, ho, float_trim);
+                if (!short_enough(pl.steps[k].taps.radius)) continue;
+                // Negligible next to the float rounding: the identity's error, and scipy's edge
+                // effect at the border (a narrow border would flag many pixels for recomputation).
+                const auto worst = [](const std::array<double, 3>& a) { return *std::max_element(a.begin(), a.end()); };
+                if (worst(pl.steps[k].identity) > 1e-9 || worst(pl.edge[k - 1]) > 1e-9 || worst(pl.edge[k]) > 1e-9)
+                    continue;
+                pl.cascade[k] = 1;
+            }
         }
+        wsp.plan_key = plan_key;
+    }
+    const std::vector<char>& cascade = wsp.plan.cascade;
+    const std::vector<cascade_step>& steps = wsp.plan.steps;
     res.cascaded = static_cast<std::size_t>(std::count(cascade.begin(), cascade.end(), 1));
     // The composite entries C of the last source: one set serves, as a source is never itself
     // cascaded (its own source's planes are free by then).
@@ -383,7 +410,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
             direct_error(sigma, e_all, hmax);
             e_now = {e_all, e_all, e_all};
             if (source) {  // C differs from scipy's entries near the edges only
-                const auto edge = edge_bound(entry_kernels(sigma, ho), border);
+                const auto& edge = wsp.plan.edge[k];
                 e_all += m * *std::max_element(edge.begin(), edge.end());
                 hmax += m * *std::max_element(edge.begin(), edge.end());
             }
@@ -393,7 +420,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
             const double lgf = l1_norm(st.g), lg = gk.l1, lmax = std::max(lg, lgf);
             const auto gamma = [u](int depth) { return depth * u / (1 - depth * u); };
             const double gc = gamma(as_column(gk).depth), gr = gamma(as_row(gk).depth);
-            const auto edge = edge_bound(entry_kernels(sigma, ho), border);
+            const auto& edge = wsp.plan.edge[k];
             for (std::size_t q = 0; q < 3; ++q) {
                 // fl(row(col(C))) against (g (x) g) C exactly, the source C's own error through
                 // the float taps, the float taps against scipy's, the identity's error.
