@@ -1,8 +1,9 @@
 #pragma once
 // A fast reader for the PNGs datasets are made of: 8 bits per sample, gray / gray+alpha / RGB /
 // RGBA, not interlaced (XA-170K and coronary angiograms are 8-bit gray). The zlib stream is inflated
-// by ISA-L (libisal, Intel's igzip: ~3.5x zlib's and stb_image's inflate on angiogram-like images,
-// which was a sixth of the pseudo-label program's time); the five row filters are undone here.
+// by ISA-L (libisal, Intel's igzip: 0.35 ms against zlib's 1.25 ms on a 512 x 512 angiogram-like
+// image; a whole stb_image decode took 1.55 ms, a sixth of the pseudo-label program's time); the
+// five row filters are undone here.
 // Everything else (palette, 1/2/4/16-bit, Adam7, Apple's CgBI) returns nullopt, and read_gray8
 // hands those to stb_image. Unlike stb, every chunk's CRC and the zlib Adler-32 are checked.
 //

@@ -1,6 +1,6 @@
 #pragma once
 // Counting uint8 values into four interleaved histograms: consecutive equal values (runs of zeros
-// in a response, flat regions in an image) do not wait on one counter, and there is no branch.
+// in a response, flat regions in an image) do not wait on one counter.
 // With AVX-512BW the zeros and ones, three quarters and a fifth of the uint8 Sato response of an
 // angiogram, are counted 64 at a time by compare and popcount, and the chunk's other values one
 // by one where they are few.

@@ -197,7 +197,7 @@ inline void combine_row(combine_rows_args a, std::int64_t i, combine_part& tp) {
     if (a.pipeline_tail) {
         std::fill(vrow, vrow + jlo, std::uint8_t(0));
         std::fill(vrow + jhi, vrow + cols, std::uint8_t(0));
-        count_bytes(vrow + jlo, static_cast<std::size_t>(jhi - jlo), tp.hist);  // no branch: zeros are common
+        count_bytes(vrow + jlo, static_cast<std::size_t>(jhi - jlo), tp.hist);  // zeros and ones dominate (count_bytes)
         tp.hist[0][0] += static_cast<std::size_t>(cols - (jhi - jlo));
     }
     std::uint8_t any = 0;  // a reduction that vectorises; suspects are rare

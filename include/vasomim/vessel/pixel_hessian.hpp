@@ -127,7 +127,7 @@ inline void hessian_at(const P* x, double offset, std::int64_t cols, const weigh
     using VP = typename eight_samples<P>::type;
     auto load8 = [offset](V& v, const P* p) {
 #if defined(__AVX512F__)
-        if constexpr (std::is_same_v<P, float>) {  // GCC's generic conversion splits it in four
+        if constexpr (std::is_same_v<P, float>) {  // GCC's generic conversion goes four floats at a time
             const __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(p));
             std::memcpy(&v, &d, sizeof v);
             v += offset;
