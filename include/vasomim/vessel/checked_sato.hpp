@@ -260,7 +260,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         hessian_workspace<R, backend::cpu> ws;
         std::vector<double> x;
         std::vector<combine_part> parts;
-        std::array<tensor<R, backend::cpu>, 3> cplanes;  ///< the scale cascade source's entries
+        std::array<tensor<R, backend::cpu>, 6> cplanes;  ///< the scale cascade sources' entries (two sets)
         std::vector<pixel_hessian> sw;                   ///< the recheck's kernels, for sw_key
         pixel_hessian_key sw_key;
         cascade_plan plan;                               ///< for plan_key
@@ -367,12 +367,13 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         const auto short_enough = [&](int r) { return r < std::min(rows, cols); };
         if (windowed && o.mode == boundary_mode::reflect) {
             for (std::size_t k = 0; k < ns; ++k) pl.edge[k] = edge_bound(entry_kernels(o.sigmas[k], ho), border);
-            // From the largest sigma down (the longest kernels gain most), each from a directly
-            // computed source: a chain would carry the source's error bound on (measured: more
-            // pixels in doubt, no faster for the pipeline's sigmas).
-            for (std::size_t k = ns - 1; k >= 1; --k) {
+            // Every sigma that can continues from the one before, so the cascade chains: the
+            // pipeline's sigma 3 from 2 (a direct source) and 4 from 3. The chain carries each
+            // source's error bound on: 16 synthetic 512 x 512 images recheck 93 instead of 71
+            // pixels each, and take 6.1-6.3 instead of 6.3-6.6 ms (sigma 4 alone from 3).
+            for (std::size_t k = 1; k < ns; ++k) {
                 const double prev = o.sigmas[k - 1], sigma = o.sigmas[k];
-                if (!(sigma > prev && prev / std::sqrt(2.0) >= 1.0) || (k + 1 < ns && pl.cascade[k + 1])) continue;
+                if (!(sigma > prev && prev / std::sqrt(2.0) >= 1.0)) continue;
                 if (!short_enough(std::max(float_taps(prev, 0).radius, float_taps(prev, 1).radius))) continue;
                 pl.steps[k] = make_cascade_step(prev, sigma, ho, float_trim);
                 if (!short_enough(pl.steps[k].taps.radius)) continue;
@@ -389,14 +390,17 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     const std::vector<char>& cascade = wsp.plan.cascade;
     const std::vector<cascade_step>& steps = wsp.plan.steps;
     res.cascaded = static_cast<std::size_t>(std::count(cascade.begin(), cascade.end(), 1));
-    // The composite entries C of the last source: one set serves, as a source is never itself
-    // cascaded (its own source's planes are free by then).
-    std::array<R*, 3> c{};
-    for (std::size_t q = 0; q < 3; ++q) {
+    // The composite entries C of the sources, in two sets: a cascaded sigma that is itself a
+    // source reads one and writes the other (one set serves when none is).
+    bool chained = false;
+    for (std::size_t k = 1; k + 1 < ns; ++k) chained = chained || (cascade[k] && cascade[k + 1]);
+    std::array<R*, 6> cplane{};
+    for (std::size_t q = 0; q < (chained ? 6u : 3u); ++q) {
         auto& t = wsp.cplanes[q];
         if (res.cascaded && !(t.shape() == sh)) t = tensor<R, backend::cpu>(sh);
-        c[q] = t.data();
+        cplane[q] = t.data();
     }
+    int cset = 0;  // the set the next source writes (then the set the next cascade reads)
     std::array<double, 3> e_prev{}, m_prev{};  // the source's error bound and measured max |C|
     // max |C| per entry and thread, taken by the source's sink row by row (a cache line each).
     std::vector<std::array<R, 16>> row_max(parts.size());
@@ -441,10 +445,12 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
         };
         // Sources are computed over the whole image (the next step reads around the window).
         const hessian_window* w_k = source ? nullptr : pw;
-        const std::array<R*, 3> outs = source ? c : std::array<R*, 3>{};
+        R* const* written = cplane.data() + 3 * cset;
+        R* const* read = cplane.data() + (chained ? 3 * (1 - cset) : 0);
+        const std::array<R*, 3> outs = source ? std::array<R*, 3>{written[0], written[1], written[2]} : std::array<R*, 3>{};
         auto run = [&](auto&& sink) {
             if (cascade[k]) {
-                cascade_cpu<R>({c[0], c[1], c[2]}, rows, cols, steps[k].taps, outs, w_k, sink);
+                cascade_cpu<R>({read[0], read[1], read[2]}, rows, cols, steps[k].taps, outs, w_k, sink);
             } else {  // a source as composite entries (see hessian_cpu)
                 hessian_cpu(xv, float_taps(sigma, 0), float_taps(sigma, 1), ho.mode, static_cast<R>(ho.cval), R(1), ws,
                             outs[0], outs[1], outs[2], w_k, source, sink);
@@ -464,6 +470,7 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
                 for (std::size_t q = 0; q < 3; ++q) m_prev[q] = std::max(m_prev[q], static_cast<double>(t[q]));
             for (auto& m_q : m_prev) m_q *= 1 + 1e-6;  // the float maxima, rounded up
             e_prev = e_now;
+            if (chained) cset = 1 - cset;
         } else if (k + 1 < ns) {
             run(scale);
         } else {

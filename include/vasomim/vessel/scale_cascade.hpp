@@ -4,7 +4,8 @@
 // away from the edges it is the image's reflection convolved with the two passes' composite kernel,
 // whose variance is sigma^2. Those composites C(sigma) continue from one scale to the next by one
 // Gaussian pass per axis at sqrt(sigma_k^2 - sigma_{k-1}^2): 6 passes of that radius instead of
-// scipy's 10 at sigma_k / sqrt 2 (checked_sato continues the pipeline's sigma 4 from sigma 3).
+// scipy's 10 at sigma_k / sqrt 2 (checked_sato continues the pipeline's sigma 3 from sigma 2 and 4
+// from 3).
 //
 // Exactness, as a bound that checked_sato folds into its float error bound (so the uint8 values stay
 // exact, and pixels in doubt are recomputed with scipy's own passes):
