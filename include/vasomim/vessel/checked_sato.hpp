@@ -41,10 +41,9 @@ struct pass_kernel {
     int depth = 0;   ///< roundings on the way to one output sample (set by as_column / as_row)
 };
 
-/// Depth of one row pass: pair sums, products, groups of four, then one accumulation per group
-/// and per remaining tap (row_pass).
+/// Depth of one row pass (row_pass_depth: every summation tree of the row passes stays within it).
 inline pass_kernel as_row(pass_kernel k) {
-    k.depth = k.radius / 4 + k.radius % 4 + 8;
+    k.depth = row_pass_depth(k.radius);
     return k;
 }
 
@@ -53,7 +52,7 @@ inline pass_kernel as_row(pass_kernel k) {
 /// multiply-add), then adds the chains; rows outside full blocks take column_pass_row, whose tree
 /// is the row pass's.
 inline pass_kernel as_column(pass_kernel k) {
-    k.depth = std::max(2 * (k.radius + 2) + 1, k.radius / 4 + k.radius % 4 + 8);
+    k.depth = std::max(2 * (k.radius + 2) + 1, row_pass_depth(k.radius));
     return k;
 }
 

@@ -260,8 +260,9 @@ inline void column_pass_rows(const row_source<R>& src, std::int64_t i0, int n, c
 }
 
 /// row[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) for j in [jb, je) (je - jb >= two
-/// vectors), x = centre (extended by r on each side), by strips of two vectors with
-/// four_chain_sums (row_tiles.hpp). Each output's sum is the same whichever strip holds it.
+/// vectors), x = centre (extended by r on each side), by strips of two vectors with direct_sums
+/// (float, r <= 15) or four_chain_sums (row_tiles.hpp). Each output's sum is the same whichever
+/// strip holds it.
 template <class R, bool Anti>
 inline void row_pass_strips(R* __restrict row, std::int64_t jb, std::int64_t je, const R* c, int r,
                             const R* __restrict centre) {
@@ -269,6 +270,19 @@ inline void row_pass_strips(R* __restrict row, std::int64_t jb, std::int64_t je,
     constexpr std::int64_t L = 64 / sizeof(R), W = 2 * L;
     // Vectors go through references only (see column_pass_rows4).
     auto load = [](V& v, const R* p) { std::memcpy(&v, p, sizeof v); };
+    if (direct_row_radius<R>(r)) {  // short float kernels: the direct form (direct_sums)
+        with_direct_radius(r, [&](auto d) {
+            for (std::int64_t j0 = jb; j0 < je; j0 += W) {
+                const std::int64_t j = j0 + W <= je ? j0 : je - W;
+                const R* x = centre + j;
+                V res[2];
+                direct_sums<decltype(d)::value, static_cast<int>(L)>(res, c, [&](V& v, int q) { load(v, x + q); });
+                std::memcpy(row + j, &res[0], sizeof(V));
+                std::memcpy(row + j + L, &res[1], sizeof(V));
+            }
+        });
+        return;
+    }
     for (std::int64_t j0 = jb; j0 < je; j0 += W) {
         const std::int64_t j = j0 + W <= je ? j0 : je - W;  // last strip may overlap: same values again
         const R* x = centre + j;  // output vector h = 0, 1 starts at x + h L

@@ -91,8 +91,8 @@ struct row_tile_scratch {
 /// c[0] x_h[0] + sum_{o=1..r} c[o] (x_h[o] +- x_h[-o]) in four interleaved chains per output (o =
 /// 4q + 1, 4q + 2, 4q + 3, 4q + 4; c[0] x_h[0] = x0[h] starts the fourth), added as
 /// (a0 + a1) + (a2 + a3): eight independent accumulators hide the add latency, and each output goes
-/// through ceil(r / 4) + 3 additions after its pair sum and product (within the depth that
-/// checked_sato's error bound allows a row pass: r/4 + r%4 + 8). add_pair(acc, w, h, o) adds
+/// through ceil(r / 4) + 3 additions after its pair sum and product (within row_pass_depth(r)).
+/// add_pair(acc, w, h, o) adds
 /// w * (x_h[o] +- x_h[-o]) to acc.
 template <class V, class R, class AddPair>
 inline void four_chain_sums(V (&res)[2], const V (&x0)[2], const R* c, int r, AddPair&& add_pair) {
@@ -125,12 +125,71 @@ inline void four_chain_sums(V (&res)[2], const V (&x0)[2], const R* c, int r, Ad
     res[1] = (b0 + b1) + (b2 + b3);
 }
 
+/// Roundings on the way to one output of a row pass (pair sums, products, groups of four, then
+/// one accumulation per group and per remaining tap): the depth that checked_sato's float error
+/// bound allows every row pass of radius r.
+constexpr int row_pass_depth(int r) { return r / 4 + r % 4 + 8; }
+
+/// Float row passes of radius 1 .. 15 take the direct form (direct_sums); longer ones, and
+/// doubles, the symmetric one (four_chain_sums).
+template <class R>
+constexpr bool direct_row_radius(int r) {
+    return sizeof(R) == 4 && r >= 1 && r <= 15;
+}
+
+/// The summation tree of the float row passes of radius D (known at compile time), for two
+/// outputs at once whose samples lie Step apart (Step = L for strips of two vectors, 1 for
+/// transposed samples): out_h = sum_{o=-D..D} c[o] x_h[o] in the direct form, one product per tap
+/// (antisymmetric kernels carry their signs in c) in four chains by (o + D) mod 4, each in
+/// increasing o, added as (a0 + a1) + (a2 + a3). Every input sample is loaded once and serves both
+/// outputs where their windows overlap (2D + 1 > Step): fewer loads than the symmetric form's two
+/// per tap pair, which bound the strips (1.05-1.25x faster at D = 4 .. 13 on a 512-column row).
+/// Each output goes through ceil((2D + 1) / 4) + 2 roundings, within row_pass_depth(D).
+/// load(x, q) loads the sample q of output 0's window (q in [-D, Step + D]).
+template <int D, int Step, class V, class R, class Load>
+[[gnu::always_inline]] inline void direct_sums(V (&res)[2], const R* c, Load&& load) {
+    static_assert(D >= 1 && (2 * D + 1 + 3) / 4 + 2 <= row_pass_depth(D));
+    V acc[2][4]{};
+    // Unrolled in full, so that the chain indices are constants and the sums stay in registers.
+#pragma GCC unroll 64
+    for (int q = -D; q <= Step + D; ++q) {  // q: the sample's offset from output 0
+        V x;
+        load(x, q);
+        if (q <= D) acc[0][(q + D) & 3] += c[q] * x;
+        if (q - Step >= -D) acc[1][(q - Step + D) & 3] += c[q - Step] * x;
+    }
+    res[0] = (acc[0][0] + acc[0][1]) + (acc[0][2] + acc[0][3]);
+    res[1] = (acc[1][0] + acc[1][1]) + (acc[1][2] + acc[1][3]);
+}
+
+/// Calls fn(std::integral_constant<int, r>) for a radius of the direct form (direct_row_radius).
+template <class Fn>
+inline void with_direct_radius(int r, Fn&& fn) {
+    [&]<int... K>(std::integer_sequence<int, K...>) {
+        ((r == K + 1 ? (fn(std::integral_constant<int, K + 1>{}), 0) : 0), ...);
+    }(std::make_integer_sequence<int, 15>{});
+}
+
 /// out[j] = c[0] x[j] + sum_{o=1..r} c[o] (x[j+o] +- x[j-o]) for j in [jb, je) (at least two) on
-/// transposed samples (one vector per column), two outputs at a time with four_chain_sums.
+/// transposed samples (one vector per column), two outputs at a time with direct_sums or
+/// four_chain_sums (as row_pass_strips).
 template <class R, bool Anti>
 inline void row_tile_outputs(typename vec64<R>::type* __restrict out, const typename vec64<R>::type* __restrict centre,
                              std::int64_t jb, std::int64_t je, const R* c, int r) {
     using V = typename vec64<R>::type;
+    if (direct_row_radius<R>(r)) {  // the strips' direct form, sum for sum
+        with_direct_radius(r, [&](auto d) {
+            for (std::int64_t j0 = jb; j0 < je; j0 += 2) {
+                const std::int64_t j = j0 + 2 <= je ? j0 : je - 2;
+                const V* x = centre + j;
+                V res[2];
+                direct_sums<decltype(d)::value, 1>(res, c, [x](V& v, int q) { v = x[q]; });
+                out[j] = res[0];
+                out[j + 1] = res[1];
+            }
+        });
+        return;
+    }
     for (std::int64_t j0 = jb; j0 < je; j0 += 2) {
         const std::int64_t j = j0 + 2 <= je ? j0 : je - 2;  // the last pair may overlap: same values again
         const V* x = centre + j;
