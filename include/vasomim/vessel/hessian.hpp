@@ -172,10 +172,13 @@ inline void column_pass_row(const row_source<R>& row, std::int64_t i, const kern
 /// the float error bound of checked_sato counts this depth; `padded` holds the 2r + 1 taps with
 /// three zeros on each side, so that input row q's tap for output t is padded[q + 3 - t]; the
 /// products with those zeros are skipped, which changes no bit). `ptrs` is scratch for 2r + 4 row
-/// pointers.
-template <class R>
-inline void column_pass_rows4(const row_source<R>& src, std::int64_t i0, const R* padded, int radius, R* const* out,
-                              const R** ptrs) {
+/// pointers. Radius: int, or std::integral_constant<int, r> (the loop over the input rows then
+/// unrolls in full, and a tap broadcast for one row serves the next rows' outputs too; the same
+/// sums).
+template <class R, class Radius>
+inline void column_pass_rows4(const row_source<R>& src, std::int64_t i0, const R* padded, Radius radius_arg,
+                              R* const* out, const R** ptrs) {
+    const int radius = static_cast<int>(radius_arg);
     using V = typename vec64<R>::type;
     constexpr std::int64_t L = 64 / sizeof(R), W = 2 * L;
     const std::int64_t cols = src.cols;
@@ -220,6 +223,7 @@ inline void column_pass_rows4(const row_source<R>& src, std::int64_t i0, const R
             row(0, I0{}, I0{}, a);
             row(1, I0{}, I1{}, odd);
             row(2, I0{}, I2{}, a);
+#pragma GCC unroll 16
             for (int q = 3; q < 2 * radius; q += 2) {  // 2r - 2 rows: pairs
                 row(q, I0{}, I3{}, odd);
                 row(q + 1, I0{}, I3{}, a);
@@ -253,7 +257,10 @@ template <class R>
 inline void column_pass_rows(const row_source<R>& src, std::int64_t i0, int n, const kernel_taps<R>& k,
                              const std::vector<R>& padded, bool antisymmetric, R* const* out, const R** ptrs) {
     if (n == 4 && src.cols >= 2 * std::int64_t(64 / sizeof(R))) {
-        column_pass_rows4(src, i0, padded.data(), k.radius, out, ptrs);
+        if (direct_row_radius<R>(k.radius))  // the radii of the float row passes' direct form
+            with_direct_radius(k.radius, [&](auto r) { column_pass_rows4(src, i0, padded.data(), r, out, ptrs); });
+        else
+            column_pass_rows4(src, i0, padded.data(), k.radius, out, ptrs);
         return;
     }
     for (int t = 0; t < n; ++t) column_pass_row(src, i0 + t, k, antisymmetric, out[t]);
