@@ -140,8 +140,10 @@ TEST(ScaleCascade, CheckedSatoValuesAreExactWithTheCascade) {
     for (std::size_t q = 0; q < px.size(); ++q) px[q] = static_cast<std::uint8_t>(std::clamp(180.0f + f[q], 0.0f, 255.0f));
     const auto img = tensor<std::uint8_t, backend::cpu>::from_host(px, shape{rows, cols});
     // {1, 2, 3, 4}: 3 from 2 and 4 from 3 (a chain). {2, 3, 5}: 3 from 2 only, as scipy's edge
-    // effect of sigma 5 (radius 28) reaches past a 20-pixel border.
-    const std::pair<std::vector<double>, std::size_t> cases[] = {{{1, 2, 3, 4}, 2}, {{2, 3, 5}, 1}};
+    // effect of sigma 5 (radius 28) reaches past a 20-pixel border. {2, 3, 4, 2, 3}: a direct
+    // source (the second 2) after a chain, whose passes reuse the planes of the chain's second set.
+    const std::pair<std::vector<double>, std::size_t> cases[] = {
+        {{1, 2, 3, 4}, 2}, {{2, 3, 5}, 1}, {{2, 3, 4, 2, 3}, 3}};
     for (const auto& [sigmas, cascaded] : cases) {
         sato_options o;
         o.sigmas = sigmas;
