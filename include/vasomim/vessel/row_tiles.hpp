@@ -92,8 +92,7 @@ struct row_tile_scratch {
 /// 4q + 1, 4q + 2, 4q + 3, 4q + 4; c[0] x_h[0] = x0[h] starts the fourth), added as
 /// (a0 + a1) + (a2 + a3): eight independent accumulators hide the add latency, and each output goes
 /// through ceil(r / 4) + 3 additions after its pair sum and product (within row_pass_depth(r)).
-/// add_pair(acc, w, h, o) adds
-/// w * (x_h[o] +- x_h[-o]) to acc.
+/// add_pair(acc, w, h, o) adds w * (x_h[o] +- x_h[-o]) to acc.
 template <class V, class R, class AddPair>
 inline void four_chain_sums(V (&res)[2], const V (&x0)[2], const R* c, int r, AddPair&& add_pair) {
     V a0 = x0[0], b0 = x0[1];
@@ -143,7 +142,7 @@ constexpr bool direct_row_radius(int r) {
 /// (antisymmetric kernels carry their signs in c) in four chains by (o + D) mod 4, each in
 /// increasing o, added as (a0 + a1) + (a2 + a3). Every input sample is loaded once and serves both
 /// outputs where their windows overlap (2D + 1 > Step): fewer loads than the symmetric form's two
-/// per tap pair, which bound the strips (1.05-1.25x faster at D = 4 .. 13 on a 512-column row).
+/// per tap pair, which bound the strips (1.08-1.24x faster at D = 3 .. 13 on 512-column rows).
 /// Each output goes through ceil((2D + 1) / 4) + 2 roundings, within row_pass_depth(D).
 /// load(x, q) loads the sample q of output 0's window (q in [-D, Step + D]).
 template <int D, int Step, class V, class R, class Load>
