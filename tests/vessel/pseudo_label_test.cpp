@@ -2,9 +2,11 @@
 // training images (filters and masks), and the host input adapters.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -86,6 +88,52 @@ TYPED_TEST(PseudoLabel, StepsDoWhatTheyShould) {
               (std::vector<std::uint8_t>{0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 0, 0, 0, 0, 255, 0, 0, 0, 0, 0}));
     tensor<std::uint8_t, B> zeros(shape{3, 3});
     EXPECT_EQ(region_grow(zeros).to_host(), std::vector<std::uint8_t>(9, 0));
+}
+
+// The span fill behind connected_components and region_grow against a plain breadth-first
+// labelling, on random masks of many sizes and densities (spirals and U shapes arise at ~50%).
+TYPED_TEST(PseudoLabel, ComponentsMatchABreadthFirstOracle) {
+    using B = TypeParam;
+    std::mt19937 gen(3);
+    for (int t = 0; t < 60; ++t) {
+        const index_t rows = 1 + static_cast<index_t>(gen() % 40), cols = 1 + static_cast<index_t>(gen() % 40);
+        const double density = 0.2 + 0.1 * (t % 6);
+        std::bernoulli_distribution on(density);
+        std::uniform_int_distribution<int> level(1, 250);
+        std::vector<std::uint8_t> v(static_cast<std::size_t>(rows * cols));
+        for (auto& x : v) x = on(gen) ? static_cast<std::uint8_t>(level(gen)) : 0;
+        // Oracle: label in row-major order of first pixels, breadth first over 4 neighbours.
+        std::vector<std::int32_t> want(v.size(), 0);
+        std::int32_t n = 0;
+        for (std::size_t p = 0; p < v.size(); ++p) {
+            if (!v[p] || want[p]) continue;
+            want[p] = ++n;
+            std::vector<std::size_t> queue{p};
+            for (std::size_t h = 0; h < queue.size(); ++h) {
+                const auto q = static_cast<index_t>(queue[h]);
+                const index_t i = q / cols, j = q % cols;
+                const index_t nb[4][2] = {{i - 1, j}, {i + 1, j}, {i, j - 1}, {i, j + 1}};
+                for (const auto& [a, b] : nb) {
+                    if (a < 0 || a >= rows || b < 0 || b >= cols) continue;
+                    const auto r = static_cast<std::size_t>(a * cols + b);
+                    if (v[r] && !want[r]) {
+                        want[r] = n;
+                        queue.push_back(r);
+                    }
+                }
+            }
+        }
+        const auto vt = tensor<std::uint8_t, B>::from_host(v, shape{rows, cols});
+        const auto [labels, count] = connected_components(vt);
+        ASSERT_EQ(count, n) << "case " << t;
+        ASSERT_EQ(labels.to_host(), want) << "case " << t;
+        // region_grow: the component of the first maximum.
+        const auto top = static_cast<std::size_t>(std::max_element(v.begin(), v.end()) - v.begin());
+        std::vector<std::uint8_t> grown(v.size(), 0);
+        for (std::size_t p = 0; p < v.size(); ++p)
+            if (v[top] && want[p] == want[top]) grown[p] = 255;
+        ASSERT_EQ(region_grow(vt).to_host(), grown) << "case " << t;
+    }
 }
 
 TYPED_TEST(PseudoLabel, SyntheticPipelineMatchesTheReleasedPipeline) {

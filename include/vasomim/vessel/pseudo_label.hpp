@@ -107,23 +107,41 @@ struct cast_to {
     VASOMIM_HOST_DEVICE U operator()(const T& v) const { return static_cast<U>(v); }
 };
 
-/// Breadth-first 4-connected fill of nonzero pixels from `seed`, writing `value` into `out`.
-template <class T, class L>
-void flood_fill4(const T* v, std::int64_t rows, std::int64_t cols, std::int64_t seed, L* out, L value) {
-    // FIFO in a vector (each pixel enters once): cheaper than a deque's segmented storage.
-    std::vector<std::int64_t> queue{seed};
-    out[seed] = value;
-    for (std::size_t head = 0; head < queue.size(); ++head) {
-        const std::int64_t p = queue[head];
-        const std::int64_t i = p / cols, j = p - i * cols;
-        const std::array<std::int64_t, 4> nb{i > 0 ? p - cols : -1, i + 1 < rows ? p + cols : -1, j > 0 ? p - 1 : -1,
-                                             j + 1 < cols ? p + 1 : -1};
-        for (std::int64_t q : nb)
-            if (q >= 0 && out[q] == L(0) && v[q] != T(0)) {
-                out[q] = value;
-                queue.push_back(q);
+/// The 4-connected region around `seed` (a kept pixel) of the pixels that `keep` accepts, written
+/// as `value` (nonzero) into `out`, which holds 0 on the region on entry (other regions' labels
+/// may stand elsewhere: regions never touch). Filled by spans, maximal runs of kept pixels along
+/// a row, so a run is filled whole or not at all and each run enters the stack once per
+/// neighbouring run.
+template <class T, class Keep, class L>
+void fill_spans4(const T* v, std::int64_t rows, std::int64_t cols, std::int64_t seed, Keep keep, L* out, L value) {
+    std::vector<std::int64_t> stack{seed};  // pixels of unfilled runs
+    while (!stack.empty()) {
+        const std::int64_t p = stack.back();
+        stack.pop_back();
+        if (out[p] != L(0)) continue;
+        const std::int64_t i = p / cols, row = i * cols;
+        std::int64_t l = p - row, r = l;
+        const T* vr = v + row;
+        while (l > 0 && keep(vr[l - 1])) --l;
+        while (r + 1 < cols && keep(vr[r + 1])) ++r;
+        std::fill(out + row + l, out + row + r + 1, value);
+        for (const std::int64_t ii : {i - 1, i + 1}) {
+            if (ii < 0 || ii >= rows) continue;
+            const T* nv = v + ii * cols;
+            const L* no = out + ii * cols;
+            for (std::int64_t j = l; j <= r; ++j) {
+                if (!keep(nv[j])) continue;
+                if (no[j] == L(0)) stack.push_back(ii * cols + j);
+                while (j + 1 <= r && keep(nv[j + 1])) ++j;  // one entry per run
             }
+        }
     }
+}
+
+/// fill_spans4 of the nonzero pixels (NaN counts as nonzero).
+template <class T, class L>
+void fill_nonzero4(const T* v, std::int64_t rows, std::int64_t cols, std::int64_t seed, L* out, L value) {
+    fill_spans4(v, rows, cols, seed, [](const T& x) { return x != T(0); }, out, value);
 }
 
 template <class T, class B>
@@ -255,7 +273,7 @@ std::pair<tensor<std::int32_t, B>, std::int32_t> connected_components(const tens
     std::int32_t n = 0;
     for (std::size_t p = 0; p < v.size(); ++p)
         if (v[p] != T(0) && labels[p] == 0)
-            detail::flood_fill4(v.data(), image.dim(0), image.dim(1), static_cast<std::int64_t>(p), labels.data(), ++n);
+            detail::fill_nonzero4(v.data(), image.dim(0), image.dim(1), static_cast<std::int64_t>(p), labels.data(), ++n);
     return {tensor<std::int32_t, B>::from_host(labels, image.shape()), n};
 }
 
@@ -271,7 +289,7 @@ tensor<std::uint8_t, B> region_grow(const tensor<T, B>& image) {
         for (std::size_t i = 0; i < n; ++i) top = v[i] > top ? v[i] : top;
         auto seed = static_cast<std::int64_t>(std::find(v, v + n, top) - v);
         if (seed == static_cast<std::int64_t>(n)) seed = 0;  // a NaN first value (as max_element)
-        if (v[seed] != T(0)) detail::flood_fill4(v, image.dim(0), image.dim(1), seed, mask, std::uint8_t(255));
+        if (v[seed] != T(0)) detail::fill_nonzero4(v, image.dim(0), image.dim(1), seed, mask, std::uint8_t(255));
     };
     if constexpr (backend_traits<B>::host_accessible) {  // in place, no copies
         tensor<std::uint8_t, B> mask(image.shape());
@@ -286,35 +304,6 @@ tensor<std::uint8_t, B> region_grow(const tensor<T, B>& image) {
 }
 
 namespace detail {
-/// The 4-connected region of pixels >= lowest (lowest >= 1) around `seed`, filled by spans with
-/// 255 into `out` (zero on entry). Spans are maximal runs of such pixels along a row, so a run is
-/// filled whole or not at all; the result is flood_fill4's.
-inline void fill_spans4(const std::uint8_t* v, std::int64_t rows, std::int64_t cols, std::int64_t seed,
-                        std::uint8_t lowest, std::uint8_t* out) {
-    std::vector<std::int64_t> stack{seed};  // pixels of unfilled runs
-    while (!stack.empty()) {
-        const std::int64_t p = stack.back();
-        stack.pop_back();
-        if (out[p]) continue;
-        const std::int64_t i = p / cols, row = i * cols;
-        std::int64_t l = p - row, r = l;
-        const std::uint8_t* vr = v + row;
-        while (l > 0 && vr[l - 1] >= lowest) --l;
-        while (r + 1 < cols && vr[r + 1] >= lowest) ++r;
-        std::fill(out + row + l, out + row + r + 1, std::uint8_t(255));
-        for (const std::int64_t ii : {i - 1, i + 1}) {
-            if (ii < 0 || ii >= rows) continue;
-            const std::uint8_t* nv = v + ii * cols;
-            const std::uint8_t* no = out + ii * cols;
-            for (std::int64_t j = l; j <= r; ++j) {
-                if (nv[j] < lowest) continue;
-                if (!no[j]) stack.push_back(ii * cols + j);
-                while (j + 1 <= r && nv[j + 1] >= lowest) ++j;  // one entry per run
-            }
-        }
-    }
-}
-
 #if !VASOMIM_HAS_CUDA
 /// region_grow of value with the entries below `threshold` set to 0 (zero_below), for uint8
 /// values whose histogram is known: the kept values are those >= max(ceil(threshold), 1), their
@@ -332,7 +321,9 @@ inline tensor<std::uint8_t, backend::cpu> region_grow_above(const tensor<std::ui
     if (top < lowest) return mask;  // nothing kept
     const std::uint8_t* v = value.data();
     const auto seed = static_cast<std::int64_t>(std::find(v, v + value.size(), static_cast<std::uint8_t>(top)) - v);
-    fill_spans4(v, value.dim(0), value.dim(1), seed, static_cast<std::uint8_t>(lowest), mask.data());
+    const auto low = static_cast<std::uint8_t>(lowest);
+    fill_spans4(v, value.dim(0), value.dim(1), seed, [low](std::uint8_t x) { return x >= low; }, mask.data(),
+                std::uint8_t(255));
     return mask;
 }
 #endif
