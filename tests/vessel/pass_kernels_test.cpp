@@ -109,7 +109,7 @@ TYPED_TEST(PassKernels, ColumnPassWithAFixedRadiusKeepsItsBits) {
             R* pb[4] = {b.data(), b.data() + cols, b.data() + 2 * cols, b.data() + 3 * cols};
             column_pass_rows4(src, i0, padded.data(), r, pa, ptrs.data());
             bool dispatched = false;
-            with_direct_radius(r, [&](auto fixed) {
+            with_fixed_radius(r, [&](auto fixed) {
                 static_assert(!std::is_same_v<decltype(fixed), int>);
                 column_pass_rows4(src, i0, padded.data(), fixed, pb, ptrs.data());
                 dispatched = true;

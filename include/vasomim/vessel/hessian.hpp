@@ -257,8 +257,8 @@ template <class R>
 inline void column_pass_rows(const row_source<R>& src, std::int64_t i0, int n, const kernel_taps<R>& k,
                              const std::vector<R>& padded, bool antisymmetric, R* const* out, const R** ptrs) {
     if (n == 4 && src.cols >= 2 * std::int64_t(64 / sizeof(R))) {
-        if (direct_row_radius<R>(k.radius))  // the radii of the float row passes' direct form
-            with_direct_radius(k.radius, [&](auto r) { column_pass_rows4(src, i0, padded.data(), r, out, ptrs); });
+        if (fixed_radius<R>(k.radius))
+            with_fixed_radius(k.radius, [&](auto r) { column_pass_rows4(src, i0, padded.data(), r, out, ptrs); });
         else
             column_pass_rows4(src, i0, padded.data(), k.radius, out, ptrs);
         return;
@@ -277,8 +277,8 @@ inline void row_pass_strips(R* __restrict row, std::int64_t jb, std::int64_t je,
     constexpr std::int64_t L = 64 / sizeof(R), W = 2 * L;
     // Vectors go through references only (see column_pass_rows4).
     auto load = [](V& v, const R* p) { std::memcpy(&v, p, sizeof v); };
-    if (direct_row_radius<R>(r)) {  // short float kernels: the direct form (direct_sums)
-        with_direct_radius(r, [&](auto d) {
+    if (fixed_radius<R>(r)) {  // short float kernels: the direct form (direct_sums)
+        with_fixed_radius(r, [&](auto d) {
             for (std::int64_t j0 = jb; j0 < je; j0 += W) {
                 const std::int64_t j = j0 + W <= je ? j0 : je - W;
                 const R* x = centre + j;

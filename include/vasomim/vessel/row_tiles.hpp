@@ -129,10 +129,12 @@ inline void four_chain_sums(V (&res)[2], const V (&x0)[2], const R* c, int r, Ad
 /// bound allows every row pass of radius r.
 constexpr int row_pass_depth(int r) { return r / 4 + r % 4 + 8; }
 
-/// Float row passes of radius 1 .. 15 take the direct form (direct_sums); longer ones, and
-/// doubles, the symmetric one (four_chain_sums).
+/// Whether the float passes of radius r are compiled for that radius (1 .. 15): the row passes
+/// then take the direct form (direct_sums) and the column passes unroll in full
+/// (column_pass_rows4); longer kernels, and doubles, the runtime radius (row passes: the symmetric
+/// form, four_chain_sums).
 template <class R>
-constexpr bool direct_row_radius(int r) {
+constexpr bool fixed_radius(int r) {
     return sizeof(R) == 4 && r >= 1 && r <= 15;
 }
 
@@ -142,7 +144,7 @@ constexpr bool direct_row_radius(int r) {
 /// (antisymmetric kernels carry their signs in c) in four chains by (o + D) mod 4, each in
 /// increasing o, added as (a0 + a1) + (a2 + a3). Every input sample is loaded once and serves both
 /// outputs where their windows overlap (2D + 1 > Step): fewer loads than the symmetric form's two
-/// per tap pair, which bound the strips (1.08-1.24x faster at D = 3 .. 13 on 512-column rows).
+/// per tap pair, which bound the strips (1.05-1.24x faster at D = 3 .. 13 on 512-column rows).
 /// Each output goes through ceil((2D + 1) / 4) + 2 roundings, within row_pass_depth(D).
 /// load(x, q) loads the sample q of output 0's window (q in [-D, Step + D]).
 template <int D, int Step, class V, class R, class Load>
@@ -161,9 +163,9 @@ template <int D, int Step, class V, class R, class Load>
     res[1] = (acc[1][0] + acc[1][1]) + (acc[1][2] + acc[1][3]);
 }
 
-/// Calls fn(std::integral_constant<int, r>) for a radius of the direct form (direct_row_radius).
+/// Calls fn(std::integral_constant<int, r>) for a radius that fixed_radius accepts.
 template <class Fn>
-inline void with_direct_radius(int r, Fn&& fn) {
+inline void with_fixed_radius(int r, Fn&& fn) {
     [&]<int... K>(std::integer_sequence<int, K...>) {
         ((r == K + 1 ? (fn(std::integral_constant<int, K + 1>{}), 0) : 0), ...);
     }(std::make_integer_sequence<int, 15>{});
@@ -176,8 +178,8 @@ template <class R, bool Anti>
 inline void row_tile_outputs(typename vec64<R>::type* __restrict out, const typename vec64<R>::type* __restrict centre,
                              std::int64_t jb, std::int64_t je, const R* c, int r) {
     using V = typename vec64<R>::type;
-    if (direct_row_radius<R>(r)) {  // the strips' direct form, sum for sum
-        with_direct_radius(r, [&](auto d) {
+    if (fixed_radius<R>(r)) {  // the strips' direct form, sum for sum
+        with_fixed_radius(r, [&](auto d) {
             for (std::int64_t j0 = jb; j0 < je; j0 += 2) {
                 const std::int64_t j = j0 + 2 <= je ? j0 : je - 2;
                 const V* x = centre + j;
