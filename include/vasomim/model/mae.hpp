@@ -128,7 +128,7 @@ struct mae_offsets {
 inline mae_offsets build_mae_table(const mae_config& cfg, nn::parameter_table& t) {
     mae_offsets off{};
     const index_t E = cfg.embed_dim, D = cfg.decoder_embed_dim, L = cfg.num_patches(), p = cfg.patch_size;
-    off.cls = t.add("cls_token", {1, 1, E}, true, false);
+    off.cls = t.add("cls_token", {1, 1, E});  // 3-D: decayed, as released (add_weight_decay)
     off.pos = t.add("pos_embed", {1, 1 + L, E}, false, false);
     off.patch_w = t.add("patch_embed.proj.weight", {E, cfg.in_chans, p, p});
     off.patch_b = t.add("patch_embed.proj.bias", {E}, true, false);
@@ -138,7 +138,7 @@ inline mae_offsets build_mae_table(const mae_config& cfg, nn::parameter_table& t
     off.norm_b = t.add("norm.bias", {E}, true, false);
     off.dec_embed_w = t.add("decoder_embed.weight", {D, E});
     off.dec_embed_b = t.add("decoder_embed.bias", {D}, true, false);
-    off.mask_token = t.add("mask_token", {1, 1, D}, true, false);
+    off.mask_token = t.add("mask_token", {1, 1, D});  // decayed, as cls_token
     off.dec_pos = t.add("decoder_pos_embed", {1, 1 + L, D}, false, false);
     for (index_t i = 0; i < cfg.decoder_depth; ++i)
         off.dec.push_back(
@@ -300,6 +300,31 @@ public:
                            ids_restore.shape().to_string() + " do not match " + std::to_string(n) + " images of " +
                            std::to_string(L) + " patches");
         return forward(imgs.data(), ids_keep.data(), ids_restore.data(), n, ids_keep.dim(1));
+    }
+
+    /// The encoder alone on every patch, unmasked (ids_keep = 0..L-1 in order), as timm's
+    /// VisionTransformer.forward_features: the final normed tokens [n, 1 + L, E], cls token first.
+    /// imgs [n, c, H, W] on the backend. Uses the arena (reserve(n, L)); backward() then needs a
+    /// new forward().
+    tensor<T, B> encode_all(const T* imgs, index_t n) {
+        const index_t L = cfg_.num_patches(), E = cfg_.embed_dim;
+        reserve(n, L);
+        ids_keep_ = ids_restore_ = nullptr;
+        std::vector<std::int64_t> order(static_cast<std::size_t>(n * L));
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::int64_t>(i) % L;
+        const auto ids = index_tensor::from_host(order, shape{n, L});
+        const auto& a = acts_;
+        const T* P = params_.data();
+        nn::patch_embed_forward<B>(a.emb, a.cols, imgs, P + off_.patch_w, P + off_.patch_b, P + off_.pos + E,
+                                   pdims(), E);
+        detail::gather_visible<B>(a.enc_x[0], a.emb, P + off_.cls, P + off_.pos, ids.data(), n, L, L, E);
+        for (std::size_t i = 0; i < off_.enc.size(); ++i)
+            nn::vit_block_forward<B>(a.enc_x[i + 1], a.enc_x[i], nn::vit_block_tensors<const T>::at(P, off_.enc[i]),
+                                     a.enc_blocks[i], a.scratch, enc_dims());
+        tensor<T, B> out(shape{n, 1 + L, E});
+        nn::layer_norm_forward<B>(out.data(), a.enc_mean, a.enc_rstd, a.enc_x.back(), P + off_.norm_w, P + off_.norm_b,
+                                  n * (1 + L), E);
+        return out;
     }
 
     /// Backward of the last forward with d(loss) = dloss; parameter gradients accumulate.
