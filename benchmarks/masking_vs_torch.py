@@ -104,9 +104,10 @@ def median_ms(fn, reps, warmup=2):
     return statistics.median(wall), statistics.median(cpu)
 
 
-def cpp_medians(binary, reps):
+def cpp_medians(binary, reps, threads):
     out = subprocess.run([binary, f'--benchmark_repetitions={reps}', '--benchmark_report_aggregates_only=true',
-                          '--benchmark_format=json'], check=True, capture_output=True, text=True).stdout
+                          '--benchmark_format=json'], check=True, capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS=str(threads))).stdout
     res = {}
     for b in json.loads(out)['benchmarks']:
         if b.get('aggregate_name') == 'median':
@@ -120,14 +121,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--binary', default=os.path.join(here, '..', 'build', 'benchmarks', 'masking_benchmark'))
     ap.add_argument('--reps', type=int, default=15)
+    ap.add_argument('--threads', type=int, default=os.cpu_count(),
+                    help="threads of both sides: torch.set_num_threads and the library's OMP_NUM_THREADS")
     args = ap.parse_args()
 
-    torch.set_num_threads(os.cpu_count())  # Debian's torch starts with 1 thread here
+    torch.set_num_threads(args.threads)  # Debian's torch starts with 1 thread here
     torch.manual_seed(0)
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; N={N} maps {SIZE}x{SIZE}, p={PATCH}, '
+    print(f'vasomim {args.threads} threads (OMP_NUM_THREADS), torch {torch.__version__} '
+          f'{torch.get_num_threads()} threads; N={N} maps {SIZE}x{SIZE}, p={PATCH}, '
           f'mask ratio {MASK_RATIO}, beta {BETA}; medians of {args.reps} runs')
 
-    cpp = cpp_medians(args.binary, args.reps)
+    cpp = cpp_medians(args.binary, args.reps, args.threads)
 
     g = synthetic_guidance()
     L = (SIZE // PATCH) ** 2
@@ -141,7 +145,7 @@ def main():
 
     torch.set_num_threads(1)  # for reference: the released code on one thread
     torch_guided_1 = median_ms(lambda: released_guided_masking(g, PATCH, MASK_RATIO, BETA), args.reps)
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(args.threads)
 
     rows = [
         ('weights + sampling + index outputs', 'BM_guided_masking', torch_guided),

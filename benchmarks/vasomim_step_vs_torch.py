@@ -144,7 +144,8 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, BLAS: {blas_library()}")
+    print(f"vasomim threads {args.threads} (OMP_NUM_THREADS); torch {torch.__version__}, threads "
+          f"{torch.get_num_threads()}, BLAS: {blas_library()}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
     finite, rel = check_float32_cons_gradient()
@@ -164,7 +165,7 @@ def main():
 
     binary = os.path.join(args.build, "benchmarks", "vasomim_step_benchmark")
     env = dict(os.environ, VASOMIM_STEP_PRESET=args.preset, VASOMIM_STEP_BATCH=str(args.batch),
-               VASOMIM_STEP_MASK_RATIO=str(args.mask_ratio))
+               VASOMIM_STEP_MASK_RATIO=str(args.mask_ratio), OMP_NUM_THREADS=str(args.threads))
     ours = {"vasomim": [], "mae": []}
     theirs = {"vasomim": [], "mae": []}
     loads = []

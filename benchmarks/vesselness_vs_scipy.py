@@ -51,7 +51,8 @@ def main():
         path = os.path.join(tmp, "bench512.png")
         Image.fromarray(img).save(path)
 
-        print(f"reference (numpy {np.__version__}, scipy) on 512 x 512, median of {a.reps} ...", flush=True)
+        print(f"reference (numpy {np.__version__}, scipy; 1 thread: scipy.ndimage and the Python region "
+              f"growing are serial) on 512 x 512, median of {a.reps} ...", flush=True)
         peer = {
             "frangi, 5 sigmas": median_time(lambda: ref.frangi(img), a.reps),
             "sato, sigmas 1-4": median_time(lambda: ref.sato(img, sigmas=[1, 2, 3, 4]), a.reps),

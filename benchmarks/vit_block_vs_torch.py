@@ -113,7 +113,9 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, BLAS: {blas_library()}")
+    print(f"vasomim threads {args.threads} (OMP_NUM_THREADS); torch {torch.__version__}, threads "
+          f"{torch.get_num_threads()}, BLAS: {blas_library()}")
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
 
     block = Block(C, H)
@@ -122,7 +124,7 @@ def main():
     binary = os.path.join(args.build, "benchmarks", "vit_block_benchmark")
     ours_f, ours_fb, th_f, th_fb, peaks = [], [], [], [], []
     for r in range(args.reps):
-        f, fb = vasomim_block_times(binary, 0.5)
+        f, fb = vasomim_block_times(binary, 0.5, env=env)
         ours_f.append(f)
         ours_fb.append(fb)
         f, fb = torch_block_times(block, x, 2)
@@ -141,10 +143,10 @@ def main():
 
     # One thread each, CPU time (a shared, loaded machine distorts wall time; CPU time does not).
     torch.set_num_threads(1)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env1 = dict(os.environ, OMP_NUM_THREADS="1")
     o1, t1 = [], []
     for r in range(max(3, args.reps // 2)):
-        o1.append(vasomim_block_times(binary, 0.5, "cpu_time", env))
+        o1.append(vasomim_block_times(binary, 0.5, "cpu_time", env1))
         t1.append(torch_block_cpu_times(block, x, 2))
     torch.set_num_threads(args.threads)
     print(f"\nOne thread each, CPU time (medians of {len(o1)}):")
@@ -157,7 +159,7 @@ def main():
         return
     print("\nOne MAE-B/16 training step, batch 8 (forward, backward, AdamW), fresh process each:")
     ours = subprocess.run([os.path.join(args.build, "benchmarks", "mae_step_memory"), "base", "8"], check=True,
-                          capture_output=True, text=True).stdout.strip()
+                          capture_output=True, text=True, env=env).stdout.strip()
     code = TORCH_STEP.format(tools=os.path.join(HERE, "..", "tools"), threads=args.threads, batch=8)
     theirs = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
     print("  vasomim:", ours)
