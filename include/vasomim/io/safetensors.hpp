@@ -1,16 +1,28 @@
 #pragma once
 // safetensors checkpoints: an 8-byte little-endian header length, a JSON header
-// {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}} and the raw
-// little-endian data. F32 is read and written (the format of PyTorch MAE state dicts saved with
-// safetensors); writes go to a temporary file renamed into place, so a crash never leaves a
-// truncated checkpoint behind.
+// {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}} (padded with
+// spaces to a multiple of 8 bytes) and the raw little-endian data.
+//
+// Reading: F32, F64, F16, BF16 and the integer dtypes I64, I32, I16, I8, U64, U32, U16, U8 and
+// BOOL, every one converted to float in named_tensor::data (F64 and integers beyond 2^24 round to
+// the nearest float); named_tensor::dtype records the file's dtype, so that callers can tell
+// integer buffers (BatchNorm's num_batches_tracked) from parameters. Anything else (F8_*, complex)
+// and every inconsistency (negative or overflowing shapes, offsets outside the data, a size that
+// does not match the shape) is a format_error naming the file and the tensor.
+// Writing: F32, and I64 for tensors whose dtype says so (integral values only), so that a PyTorch
+// strict load_state_dict finds its num_batches_tracked buffers; writes go to a temporary file
+// renamed into place, so a crash never leaves a truncated checkpoint behind.
+// Loading a file into a model's parameter table (prefixes, DDP's "module.", the report of every
+// mismatch) is io/state_dict.hpp, included at the end of this header.
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -27,12 +39,104 @@ namespace vasomim::io {
 static_assert(std::endian::native == std::endian::little,
               "vasomim: safetensors I/O assumes a little-endian host");
 
-/// One named F32 tensor on the host.
+/// One named tensor on the host, its values as float whatever the file's dtype.
 struct named_tensor {
     std::string name;
     vasomim::shape shape;
     std::vector<float> data;
+    std::string dtype = "F32";  ///< the dtype in the file ("F32", "I64", ...); written as F32 or I64
 };
+
+namespace detail {
+
+enum class st_kind { f32, f64, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, boolean };
+
+struct st_dtype {
+    const char* name;
+    st_kind kind;
+    std::uint64_t size;  ///< bytes per element
+    bool integer;
+};
+
+/// The dtypes this reader understands, or nullptr.
+inline const st_dtype* find_dtype(const std::string& name) {
+    static constexpr st_dtype table[] = {
+        {"F32", st_kind::f32, 4, false}, {"F64", st_kind::f64, 8, false}, {"F16", st_kind::f16, 2, false},
+        {"BF16", st_kind::bf16, 2, false}, {"I64", st_kind::i64, 8, true}, {"I32", st_kind::i32, 4, true},
+        {"I16", st_kind::i16, 2, true},   {"I8", st_kind::i8, 1, true},    {"U64", st_kind::u64, 8, true},
+        {"U32", st_kind::u32, 4, true},   {"U16", st_kind::u16, 2, true},  {"U8", st_kind::u8, 1, true},
+        {"BOOL", st_kind::boolean, 1, true}};
+    for (const auto& d : table)
+        if (name == d.name) return &d;
+    return nullptr;
+}
+
+/// IEEE binary16 to float, exactly (subnormals, infinities and NaN included).
+inline float half_to_float(std::uint16_t h) {
+    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+    const std::uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+    if (exp == 0) {
+        const float v = std::ldexp(static_cast<float>(mant), -24);
+        return sign ? -v : v;
+    }
+    if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
+    return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+template <class S>
+void convert_as(float* out, const char* in, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+        S v;
+        std::memcpy(&v, in + i * sizeof(S), sizeof(S));
+        out[i] = static_cast<float>(v);
+    }
+}
+
+/// Converts n little-endian elements of dtype `d` at `in` to float.
+inline void convert_to_float(float* out, const char* in, std::size_t n, const st_dtype& d) {
+    switch (d.kind) {
+    case st_kind::f32: if (n) std::memcpy(out, in, n * 4); break;
+    case st_kind::f64:
+        for (std::size_t i = 0; i < n; ++i) {
+            double v;
+            std::memcpy(&v, in + i * 8, 8);
+            // Values that round beyond float's range become infinities, as IEEE rounding has them
+            // (a plain cast of an out-of-range double is undefined behaviour in C++).
+            constexpr double overflow = 0x1.ffffffp+127;  // FLT_MAX + half an ulp
+            constexpr float inf = std::numeric_limits<float>::infinity();
+            out[i] = v >= overflow ? inf : v <= -overflow ? -inf : static_cast<float>(v);
+        }
+        break;
+    case st_kind::i64: convert_as<std::int64_t>(out, in, n); break;
+    case st_kind::i32: convert_as<std::int32_t>(out, in, n); break;
+    case st_kind::i16: convert_as<std::int16_t>(out, in, n); break;
+    case st_kind::i8: convert_as<std::int8_t>(out, in, n); break;
+    case st_kind::u64: convert_as<std::uint64_t>(out, in, n); break;
+    case st_kind::u32: convert_as<std::uint32_t>(out, in, n); break;
+    case st_kind::u16: convert_as<std::uint16_t>(out, in, n); break;
+    case st_kind::u8: convert_as<std::uint8_t>(out, in, n); break;
+    case st_kind::boolean:
+        for (std::size_t i = 0; i < n; ++i) out[i] = in[i] != 0 ? 1.0f : 0.0f;
+        break;
+    case st_kind::f16:
+    case st_kind::bf16:
+        for (std::size_t i = 0; i < n; ++i) {
+            std::uint16_t b;
+            std::memcpy(&b, in + 2 * i, 2);
+            out[i] = d.kind == st_kind::f16 ? half_to_float(b) : std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
+        }
+        break;
+    }
+}
+
+}  // namespace detail
+
+/// True for the integer dtypes (I64 ... U8, BOOL): buffers such as num_batches_tracked, not
+/// parameters. False for floating-point and unknown dtypes.
+inline bool is_integer_dtype(const std::string& dtype) {
+    const auto* d = detail::find_dtype(dtype);
+    return d && d->integer;
+}
 
 /// A checkpoint: tensors in file order plus the string metadata.
 struct safetensors_file {
@@ -46,8 +150,9 @@ struct safetensors_file {
     }
 };
 
-/// Reads every tensor of a safetensors file. Throws io_error if it cannot be read and format_error
-/// (naming the file and the tensor) for a malformed header, a dtype other than F32 or bad offsets.
+/// Reads every tensor of a safetensors file, converting it to float (see the header comment).
+/// Throws io_error if it cannot be read and format_error (naming the file and the tensor) for a
+/// malformed header, an unknown dtype, a bad shape or offsets that do not fit the data.
 inline safetensors_file read_safetensors(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw io_error("safetensors: cannot open '" + path + "'");
@@ -85,24 +190,47 @@ inline safetensors_file read_safetensors(const std::string& path) {
             continue;
         }
         const auto& e = it.value();
+        const std::string tname = "tensor '" + it.key() + "'";
         try {
-            const std::string dtype = e.at("dtype").get<std::string>();
-            if (dtype != "F32") throw bad("tensor '" + it.key() + "' has dtype " + dtype + "; only F32 is supported");
+            if (!e.is_object()) throw bad(tname + " is not described by a JSON object");
             named_tensor t;
             t.name = it.key();
-            for (const auto& d : e.at("shape")) t.shape.push_back(d.get<index_t>());
+            t.dtype = e.at("dtype").get<std::string>();
+            const auto* dt = detail::find_dtype(t.dtype);
+            if (!dt)
+                throw bad(tname + " has dtype " + t.dtype +
+                          ", which vasomim does not read (F32, F64, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL)");
+            const auto& dims = e.at("shape");
+            if (!dims.is_array()) throw bad(tname + " has a shape that is not a list");
+            if (dims.size() > static_cast<std::size_t>(vasomim::shape::max_rank))
+                throw bad(tname + " has rank " + std::to_string(dims.size()) + "; at most 8 is supported");
+            // The element count and the byte count must fit: a product of non-zero extents that
+            // overflows would wrap around and pass the size check below.
+            constexpr std::uint64_t limit = static_cast<std::uint64_t>(std::numeric_limits<index_t>::max());
+            std::uint64_t nonzero = 1;
+            for (const auto& d : dims) {
+                if (!d.is_number_integer() || (!d.is_number_unsigned() && d.get<std::int64_t>() < 0) ||
+                    (d.is_number_unsigned() && d.get<std::uint64_t>() > limit))
+                    throw bad(tname + " has the invalid extent " + d.dump() + " in its shape " + dims.dump());
+                const auto x = d.get<std::uint64_t>();
+                if (x != 0 && nonzero > limit / dt->size / x)
+                    throw bad(tname + " has shape " + dims.dump() + ", whose byte count overflows");
+                if (x != 0) nonzero *= x;
+                t.shape.push_back(static_cast<index_t>(x));
+            }
             const auto offs = e.at("data_offsets").get<std::vector<std::uint64_t>>();
             if (offs.size() != 2 || offs[0] > offs[1] || offs[1] > data_size)
-                throw bad("tensor '" + t.name + "' has data offsets outside the data section");
-            const std::uint64_t bytes = static_cast<std::uint64_t>(t.shape.numel()) * 4;
+                throw bad(tname + " has data offsets " + e.at("data_offsets").dump() + " outside the data section of " +
+                          std::to_string(data_size) + " bytes (truncated file?)");
+            const std::uint64_t bytes = static_cast<std::uint64_t>(t.shape.numel()) * dt->size;
             if (offs[1] - offs[0] != bytes)
-                throw bad("tensor '" + t.name + "' of shape " + t.shape.to_string() + " needs " + std::to_string(bytes) +
+                throw bad(tname + " (" + t.dtype + ") of shape " + t.shape.to_string() + " needs " + std::to_string(bytes) +
                           " bytes, the offsets give " + std::to_string(offs[1] - offs[0]));
             t.data.resize(static_cast<std::size_t>(t.shape.numel()));
-            if (bytes) std::memcpy(t.data.data(), data.data() + offs[0], static_cast<std::size_t>(bytes));
+            detail::convert_to_float(t.data.data(), data.data() + offs[0], t.data.size(), *dt);
             items.push_back({offs[0], std::move(t)});
         } catch (const nlohmann::json::exception& ex) {
-            throw bad("tensor '" + it.key() + "': " + ex.what());
+            throw bad(tname + ": " + ex.what());
         }
     }
     // File order (by data offset), not the JSON object's (sorted) key order.
@@ -112,7 +240,8 @@ inline safetensors_file read_safetensors(const std::string& path) {
 }
 
 /// Writes tensors (in the given order) and metadata; atomic: a temporary file in the same folder
-/// is renamed over `path`.
+/// is renamed over `path`. A tensor is written as F32, or as I64 when its dtype is "I64" (its values
+/// must then be integers); any other dtype is a value_error, before anything is written.
 inline void write_safetensors(const std::string& path, const std::vector<named_tensor>& tensors,
                               const std::map<std::string, std::string>& metadata = {}) {
     nlohmann::ordered_json j;
@@ -122,9 +251,17 @@ inline void write_safetensors(const std::string& path, const std::vector<named_t
         if (static_cast<index_t>(t.data.size()) != t.shape.numel())
             throw shape_error("write_safetensors: tensor '" + t.name + "' has " + std::to_string(t.data.size()) +
                               " values for shape " + t.shape.to_string());
+        if (t.dtype != "F32" && t.dtype != "I64")
+            throw value_error("write_safetensors: tensor '" + t.name + "' has dtype " + t.dtype +
+                              "; only F32 and I64 are written (set dtype to \"F32\" to write it as float)");
+        if (t.dtype == "I64")
+            for (const float v : t.data)
+                if (!(std::trunc(v) == v && std::fabs(v) < 9.2e18f))
+                    throw value_error("write_safetensors: I64 tensor '" + t.name + "' holds the non-integer value " +
+                                      std::to_string(v));
         std::vector<index_t> dims(t.shape.begin(), t.shape.end());
-        const std::uint64_t bytes = t.data.size() * 4;
-        j[t.name] = {{"dtype", "F32"}, {"shape", dims}, {"data_offsets", {off, off + bytes}}};
+        const std::uint64_t bytes = t.data.size() * (t.dtype == "I64" ? 8 : 4);
+        j[t.name] = {{"dtype", t.dtype}, {"shape", dims}, {"data_offsets", {off, off + bytes}}};
         off += bytes;
     }
     std::string header = j.dump();
@@ -136,8 +273,14 @@ inline void write_safetensors(const std::string& path, const std::vector<named_t
         const std::uint64_t len = header.size();
         out.write(reinterpret_cast<const char*>(&len), 8);
         out.write(header.data(), static_cast<std::streamsize>(header.size()));
-        for (const auto& t : tensors)
-            out.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size() * 4));
+        for (const auto& t : tensors) {
+            if (t.dtype == "I64") {
+                std::vector<std::int64_t> ints(t.data.begin(), t.data.end());
+                out.write(reinterpret_cast<const char*>(ints.data()), static_cast<std::streamsize>(ints.size() * 8));
+            } else {
+                out.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size() * 4));
+            }
+        }
         out.flush();
         if (!out) throw io_error("safetensors: write to '" + tmp + "' failed");
     }
@@ -160,26 +303,8 @@ void save_parameters(const std::string& path, const nn::parameter_table& table, 
     write_safetensors(path, ts, metadata);
 }
 
-/// Loads the tensors of a parameter table into `flat`. Every table entry must be present with the
-/// same shape (config_error otherwise); with `strict`, extra tensors in the file are errors too.
-template <class T, class B>
-void load_parameters(const std::string& path, const nn::parameter_table& table, tensor<T, B>& flat,
-                     bool strict = true) {
-    const auto file = read_safetensors(path);
-    auto host = flat.to_host();
-    for (const auto& e : table.entries()) {
-        const auto* t = file.find(e.name);
-        if (!t) throw config_error("load_parameters: '" + path + "' has no tensor '" + e.name + "'");
-        if (!(t->shape == e.shape))
-            throw config_error("load_parameters: '" + e.name + "' in '" + path + "' has shape " + t->shape.to_string() +
-                               ", the model expects " + e.shape.to_string());
-        for (index_t i = 0; i < e.numel(); ++i) host[e.offset + i] = static_cast<T>(t->data[i]);
-    }
-    if (strict)
-        for (const auto& t : file.tensors)
-            if (!table.contains(t.name))
-                throw config_error("load_parameters: '" + path + "' holds '" + t.name + "', which the model does not have");
-    flat = tensor<T, B>::from_host(host, flat.shape());
-}
-
 }  // namespace vasomim::io
+
+// load_parameters and the prefix-aware loading of released checkpoints; included here so that
+// code including this header keeps finding load_parameters (state_dict.hpp includes this one).
+#include "vasomim/io/state_dict.hpp"
