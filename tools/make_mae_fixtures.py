@@ -4,7 +4,7 @@
 Restates MAE (facebookresearch/mae models_mae.py) and the timm modules it uses (Block, Attention,
 Mlp, PatchEmbed; timm is not installed here) with Debian's python3-torch, builds a small MAE with a
 fixed seed, runs forward with a given mask, the loss, backward and 3 AdamW steps (betas 0.9/0.95,
-weight decay 0.05 on weights only, warmup + half-cycle cosine learning rate per iteration) and
+weight decay 0.05 in the released groups, warmup + half-cycle cosine learning rate per iteration) and
 writes to tests/data/nn/:
   imgs.npy, ids_keep.npy, ids_restore.npy, mask.npy      inputs and the mask they imply
   latent.npy, decoder_input.npy, pred.npy, target.npy    activations of the first forward
@@ -215,8 +215,9 @@ def adjust_lr(epoch, lr, min_lr, warmup_epochs, epochs):
 
 
 def decays(name, p):
-    """DESIGN 4.5: no decay for biases, norms, 1-D parameters and tokens."""
-    return not (p.ndim <= 1 or name.endswith(".bias") or "norm" in name or name.endswith("token"))
+    """The released add_weight_decay (XA-SSL main_pretrain.py, DESIGN 4.5): no decay for 1-D
+    parameters and names ending in ".bias"; cls_token and mask_token (3-D) are decayed."""
+    return not (p.ndim == 1 or name.endswith(".bias"))
 
 
 def write_safetensors(path, tensors):

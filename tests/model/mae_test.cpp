@@ -170,7 +170,8 @@ TYPED_TEST(Mae, InitialisationFollowsMae) {
     const auto ref = nn::sincos_pos_embed_2d<float>(32, 4, 4, true);
     EXPECT_EQ(pos, ref);
     EXPECT_FALSE(m.table().find("pos_embed").trainable);
-    EXPECT_FALSE(m.table().find("cls_token").decay);
+    EXPECT_TRUE(m.table().find("cls_token").decay);  // as released (add_weight_decay)
+    EXPECT_TRUE(m.table().find("mask_token").decay);
     EXPECT_FALSE(m.table().find("blocks.1.norm2.weight").decay);
     EXPECT_TRUE(m.table().find("decoder_pred.weight").decay);
     // Same seed, same parameters (counter-based generator).

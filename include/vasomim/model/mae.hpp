@@ -128,7 +128,7 @@ struct mae_offsets {
 inline mae_offsets build_mae_table(const mae_config& cfg, nn::parameter_table& t) {
     mae_offsets off{};
     const index_t E = cfg.embed_dim, D = cfg.decoder_embed_dim, L = cfg.num_patches(), p = cfg.patch_size;
-    off.cls = t.add("cls_token", {1, 1, E}, true, false);
+    off.cls = t.add("cls_token", {1, 1, E});  // 3-D: decayed, as released (add_weight_decay)
     off.pos = t.add("pos_embed", {1, 1 + L, E}, false, false);
     off.patch_w = t.add("patch_embed.proj.weight", {E, cfg.in_chans, p, p});
     off.patch_b = t.add("patch_embed.proj.bias", {E}, true, false);
@@ -138,7 +138,7 @@ inline mae_offsets build_mae_table(const mae_config& cfg, nn::parameter_table& t
     off.norm_b = t.add("norm.bias", {E}, true, false);
     off.dec_embed_w = t.add("decoder_embed.weight", {D, E});
     off.dec_embed_b = t.add("decoder_embed.bias", {D}, true, false);
-    off.mask_token = t.add("mask_token", {1, 1, D}, true, false);
+    off.mask_token = t.add("mask_token", {1, 1, D});  // decayed, as cls_token
     off.dec_pos = t.add("decoder_pos_embed", {1, 1 + L, D}, false, false);
     for (index_t i = 0; i < cfg.decoder_depth; ++i)
         off.dec.push_back(

@@ -18,7 +18,7 @@ struct parameter_entry {
     vasomim::shape shape;
     index_t offset = 0;
     bool trainable = true;  ///< false for fixed tensors (sin-cos position embeddings)
-    bool decay = true;      ///< weight decay applies (weights only: not biases, norms, 1-D, tokens)
+    bool decay = true;      ///< weight decay applies (the released add_weight_decay: not 1-D, not biases)
     index_t numel() const { return shape.numel(); }
 };
 

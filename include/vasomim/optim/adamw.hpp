@@ -2,7 +2,9 @@
 // AdamW (Loshchilov & Hutter) with decoupled weight decay, following torch.optim.AdamW step for
 // step (same update order and bias corrections in double), over a model's flat parameter buffer.
 // Parameter groups come from the parameter table: fixed tensors are skipped, and weight decay
-// applies only to entries marked `decay` (weights; not biases, norms, 1-D parameters or tokens).
+// applies only to entries marked `decay`: by default the released add_weight_decay groups (no decay
+// for 1-D parameters and biases; cls_token and mask_token, 3-D, are decayed); exempt_tokens
+// offers the rule of timm's no_weight_decay() lists, which also spare the *_token tensors.
 // Runs of consecutive entries with the same group are updated by one kernel each.
 
 #include <cmath>
@@ -20,6 +22,7 @@ namespace vasomim::optim {
 
 struct adamw_options {
     double lr = 1e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.05;
+    bool exempt_tokens = false;  ///< true: no decay for tensors named *_token (not as released)
 };
 
 template <backend_policy B, class T = float>
@@ -35,10 +38,11 @@ public:
                 extend = false;
                 continue;
             }
-            if (extend && spans_.back().decay == e.decay)
+            const bool decay = e.decay && !(opt.exempt_tokens && e.name.ends_with("_token"));
+            if (extend && spans_.back().decay == decay)
                 spans_.back().end = e.offset + e.numel();
             else
-                spans_.push_back({e.offset, e.offset + e.numel(), e.decay});
+                spans_.push_back({e.offset, e.offset + e.numel(), decay});
             extend = true;
         }
     }
