@@ -2,8 +2,9 @@
 """PyTorch reference values for the UNeXt-S segmentor and the anatomical consistency loss.
 
 UNeXt-S is restated here from the released archs.py (class UNext_S: conv stages in->8->16->32,
-tokenised shifted-MLP stages 64 and 128, decoder 128->64->32->16->8->8, 1x1 head) with
-in_channels = 1 (VasoMIM feeds the grayscale angiogram). Parameters are set by a closed formula
+tokenised shifted-MLP stages 64 and 128, decoder 128->64->32->16->8->8, 1x1 head). The layer
+fixtures use in_channels = 1 (the gray configuration); the consistency fixture uses the released
+in_channels = 3 (S sees the 3-channel image and reconstruction). Parameters are set by a closed formula
 (see `formula`) that the C++ test repeats, so no weights are stored. Outputs (float32 .npy) go to
 tests/data/segmentor/:
   names.txt               state_dict keys in order (num_batches_tracked omitted)
@@ -14,7 +15,7 @@ tests/data/segmentor/:
   gsmall_{train,eval}     full gradients of the trainable tensors with <= 2048 elements, concatenated
   running_train           running_mean/running_var of every BN after one training forward
   cons_image, cons_pred   target image I [1,3,64,64] and predicted patches P [1,16,768] (p = 16)
-  cons_loss, cons_dpred   L_cons and dL_cons/dP
+  cons_loss, cons_dpred   L_cons and dL_cons/dP with a 3-channel UNeXt-S
 """
 import math
 import os
@@ -225,7 +226,9 @@ def main():
     set_params(model)  # restore the running statistics
     grad_outputs(model, x, r, False, "eval")
 
-    # anatomical consistency: S frozen in eval mode, target detached, gradient into the patches
+    # anatomical consistency as released: a 3-channel S frozen in eval mode applied to I and I_hat,
+    # target detached, gradient into the patches
+    model = UNextS(in_channels=3).double()
     set_params(model)
     model.eval()
     for p in model.parameters():
@@ -238,8 +241,8 @@ def main():
     var = target_patches.var(dim=-1, keepdim=True)  # unbiased, as MAE's norm_pix_loss
     img_hat = unpatchify(pred * (var + 1e-6) ** 0.5 + mean, patch, 3)
     with torch.no_grad():
-        target = torch.sigmoid(model(img.mean(dim=1, keepdim=True)))
-    loss = F.binary_cross_entropy_with_logits(model(img_hat.mean(dim=1, keepdim=True)), target)
+        target = torch.sigmoid(model(img))
+    loss = F.binary_cross_entropy_with_logits(model(img_hat), target)
     loss.backward()
     save("cons_image", img.numpy())
     save("cons_pred", pred.detach().numpy())

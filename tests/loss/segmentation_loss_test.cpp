@@ -77,22 +77,34 @@ TYPED_TEST(SegmentationLoss, BceDiceValuesAndGradients) {
 
 TYPED_TEST(SegmentationLoss, ConsistencyGradientWithRespectToPredictions) {
     using B = TypeParam;
-    nn::unext<B, double> seg;
-    seg.init(5);
-    loss::consistency_loss<B, double> cons(seg);
     const loss::consistency_dims d{1, 3, 32, 32, 16};
     const index_t np = d.n * d.patches() * d.patch_size();
     const auto img = test::random_vector(static_cast<std::size_t>(d.n * d.c * d.h * d.w), 21);
     auto timg = up<B>(img);
-    auto f = [&](const test::host_tensors& x, test::host_tensors* g) {
-        auto p = up<B>(x[0]);
-        tensor<double, B> dp(shape{np});
-        const double l = cons(p.data(), timg.data(), d, g ? dp.data() : nullptr);
-        if (g) *g = {dp.to_host()};
-        return l;
-    };
-    test::check_gradients(f, {test::random_vector(static_cast<std::size_t>(np), 22, 3.0)}, {0}, {"predicted patches"}, 10,
-                          1e-4, 1e-3);
+    // the released 3-channel segmentor (S sees I_hat's channels) and the gray configuration
+    for (const index_t channels : {index_t(3), index_t(1)}) {
+        nn::unext<B, double> s(nn::unext_config{.in_channels = channels});
+        s.init(5);
+        loss::consistency_loss<B, double> c(s);
+        auto f = [&](const test::host_tensors& x, test::host_tensors* g) {
+            auto p = up<B>(x[0]);
+            tensor<double, B> dp(shape{np});
+            const double l = c(p.data(), timg.data(), d, g ? dp.data() : nullptr);
+            if (g) *g = {dp.to_host()};
+            return l;
+        };
+        SCOPED_TRACE("segmentor with " + std::to_string(channels) + " input channel(s)");
+        test::check_gradients(f, {test::random_vector(static_cast<std::size_t>(np), 22, 3.0)}, {0}, {"predicted patches"},
+                              10, 1e-4, 1e-3);
+    }
+    nn::unext<B, double> seg;
+    seg.init(5);
+    loss::consistency_loss<B, double> cons(seg);
+    // a segmentor for neither the images' channel count nor 1 is refused
+    nn::unext<B, double> two(nn::unext_config{.in_channels = 2});
+    loss::consistency_loss<B, double> wrong(two);
+    tensor<double, B> logits(shape{d.n * d.h * d.w});
+    EXPECT_THROW(wrong.segment(logits.data(), timg.data(), d), shape_error);
     // predicting the normalised target itself gives I_hat == I, so L_cons is the entropy floor:
     // BCE(z, sigmoid(z)) = mean of the binary entropy of sigmoid(S(I))
     std::vector<double> exact(static_cast<std::size_t>(np));

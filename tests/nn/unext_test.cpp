@@ -29,10 +29,12 @@ class UnextS : public ::testing::Test {};
 TYPED_TEST_SUITE(UnextS, vasomim::test::all_backends, vasomim::test::backend_name);
 
 TYPED_TEST(UnextS, ParameterCountAndShapes) {
-    nn::unext<TypeParam, float> net;
+    nn::unext<TypeParam, float> net;  // the released layout: 3 input channels
     EXPECT_EQ(net.table().entries().size(), 94u);  // state_dict keys without num_batches_tracked
     EXPECT_EQ(net.table().find("block2.0.mlp.dwconv.dwconv.weight").shape, (shape{128, 1, 3, 3}));
-    EXPECT_EQ(net.table().find("encoder1.weight").shape, (shape{8, 1, 3, 3}));
+    EXPECT_EQ(net.table().find("encoder1.weight").shape, (shape{8, 3, 3, 3}));
+    nn::unext<TypeParam, float> gray(nn::unext_config{.in_channels = 1});
+    EXPECT_EQ(gray.table().find("encoder1.weight").shape, (shape{8, 1, 3, 3}));
     EXPECT_FALSE(net.table().find("dbn1.running_var").trainable);
     EXPECT_THROW(net.forward(nullptr, nullptr, 1, 48, 64, false), shape_error);
 }
@@ -43,7 +45,7 @@ TYPED_TEST(UnextS, FiniteDifferenceGradients) {
     const std::vector<std::string> names{"encoder1.weight", "ebn2.weight", "block1.0.mlp.fc2.bias",
                                          "block1.0.mlp.dwconv.dwconv.weight", "dblock2.0.norm2.weight", "dbn3.bias"};
     for (bool training : {true, false}) {
-        nn::unext<B, double> net;
+        nn::unext<B, double> net(nn::unext_config{.in_channels = 1});
         net.init(3);
         const auto base = net.parameters().to_host();
         const auto r = test::random_vector(static_cast<std::size_t>(npix), 41);
@@ -121,7 +123,7 @@ std::vector<float> as_float(const std::vector<T>& v) {
 /// norm; double meets 1e-4 relative to each tensor's own largest element everywhere.
 template <class B, class T>
 void check_parity() {
-    nn::unext<B, T> net;
+    nn::unext<B, T> net(nn::unext_config{.in_channels = 1});  // the fixture's gray configuration
     {
         std::ifstream names(data("names.txt"));
         ASSERT_TRUE(names) << data("names.txt");

@@ -5,10 +5,12 @@
 //   I_hat = unpatchify(P * sqrt(var + 1e-6) + mean),
 // P the decoder's patch predictions [n, L, p*p*c] in MAE order (row, column, channel inside a
 // patch) and mean / var (unbiased) the per-patch statistics of the target image I (norm-pix
-// de-normalisation). The segmentor takes one channel: both I and I_hat are reduced to their
-// channel mean before S (the replicated grayscale angiogram gives back its gray values), so the
-// gradient of the gray image reaches every channel with weight 1/c. The gradient flows through S
-// into I_hat and from there into P.
+// de-normalisation). As released, S takes the c channels of I and I_hat themselves (UNeXt-S with
+// in_channels 3; after ImageNet normalisation the channels of I differ, and those of I_hat always
+// do), so the gradient reaches each channel of I_hat through its own weights. A 1-channel
+// segmentor (in_channels 1, a configuration) sees the channel mean of both instead, and the gray
+// gradient reaches every channel with weight 1/c. The gradient flows through S into I_hat and from
+// there into P.
 
 #include <cstdint>
 
@@ -55,6 +57,17 @@ void patch_stats(T* mean, T* stdv, const T* img, const consistency_dims& d) {
     });
 }
 
+/// out[b, ch, y, x] = unpatchify(pred * std + mean): the reconstruction I_hat [n, c, h, w].
+template <backend_policy B, class T>
+void reconstruction(T* out, const T* pred, const T* mean, const T* stdv, const consistency_dims& d) {
+    const index_t L = d.patches(), gw = d.grid_w(), p = d.p, c = d.c, h = d.h, w = d.w, ps = d.patch_size();
+    parallel_for<B>(d.n * c * h * w, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        const index_t x = i % w, y = (i / w) % h, ch = (i / (w * h)) % c, b = i / (w * h * c);
+        const index_t r = b * L + (y / p) * gw + x / p;
+        out[i] = pred[r * ps + ((y % p) * p + x % p) * c + ch] * stdv[r] + mean[r];
+    });
+}
+
 /// gray[b, y, x] = mean over channels of unpatchify(pred * std + mean) (pred may be null: then the
 /// channel mean of img itself).
 template <backend_policy B, class T>
@@ -78,20 +91,21 @@ void gray_reconstruction(T* gray, const T* pred, const T* mean, const T* stdv, c
 template <backend_policy B, class T>
 class consistency_loss {
 public:
-    explicit consistency_loss(nn::unext<B, T>& segmentor) : s_(segmentor) {
-        if (segmentor.config().in_channels != 1 || segmentor.config().num_classes != 1)
-            throw config_error("consistency_loss: the segmentor must map 1 channel to 1 logit map");
-    }
+    explicit consistency_loss(nn::unext<B, T>& segmentor) : s_(segmentor) {}
 
-    /// S(I): the frozen segmentor's logits [n, 1, h, w] for the channel mean of img [n, c, h, w].
+    /// S(I): the frozen segmentor's logits [n, 1, h, w] for img [n, c, h, w] (its channel mean for a
+    /// 1-channel segmentor).
     void segment(T* logits, const T* img, const consistency_dims& d) {
         check(d);
-        const index_t npix = d.n * d.h * d.w;
-        resize(npix, d.n * d.patches());
-        T* gray = buf_.data();
-        gray_reconstruction<B>(gray, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
-                               static_cast<const T*>(nullptr), img, d);
-        s_.forward(logits, gray, d.n, d.h, d.w, false);
+        if (gray_input(d)) {
+            resize(d.n * d.h * d.w, d.n * d.patches());
+            T* gray = buf_.data();
+            gray_reconstruction<B>(gray, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
+                                   static_cast<const T*>(nullptr), img, d);
+            s_.forward(logits, gray, d.n, d.h, d.w, false);
+        } else {
+            s_.forward(logits, img, d.n, d.h, d.w, false);
+        }
     }
 
     /// Returns L_cons; dpred [n, L, p*p*c] (may be null) is overwritten with weight * dL/dP.
@@ -100,10 +114,11 @@ public:
     T operator()(const T* pred, const T* img, const consistency_dims& d, T* dpred = nullptr, T weight = T(1),
                  const T* target_logits = nullptr) {
         check(d);
+        const bool gray_in = gray_input(d);
         const index_t npix = d.n * d.h * d.w, nl = d.n * d.patches();
         resize(npix, nl);
-        T* gray = buf_.data();
-        T* target = gray + npix;
+        T* in = buf_.data();  // the segmentor's input: gray [n, h, w] or I_hat [n, c, h, w]
+        T* target = in + npix * (gray_in ? 1 : d.c);
         T* logits = target + npix;
         T* dlogits = logits + npix;
         T* mean = dlogits + npix;
@@ -111,8 +126,7 @@ public:
         if (target_logits) {
             parallel_for<B>(npix, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { target[i] = scalar::sigmoid(target_logits[i]); });
         } else {
-            gray_reconstruction<B>(gray, static_cast<const T*>(nullptr), mean, stdv, img, d);
-            s_.forward(target, gray, d.n, d.h, d.w, false);
+            segment(target, img, d);
             parallel_for<B>(npix, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { target[i] = scalar::sigmoid(target[i]); });
         }
         if (d.norm_pix) {
@@ -121,23 +135,46 @@ public:
             backend_traits<B>::fill(mean, static_cast<std::size_t>(nl), T(0));
             backend_traits<B>::fill(stdv, static_cast<std::size_t>(nl), T(1));
         }
-        gray_reconstruction<B>(gray, pred, mean, stdv, img, d);
-        s_.forward(logits, gray, d.n, d.h, d.w, false);
-        const T loss = bce_with_logits<B>(logits, target, npix, gray, dpred ? dlogits : nullptr, weight);
+        if (gray_in)
+            gray_reconstruction<B>(in, pred, mean, stdv, img, d);
+        else
+            reconstruction<B>(in, pred, mean, stdv, d);
+        s_.forward(logits, in, d.n, d.h, d.w, false);
+        // bce_with_logits uses `in` as scratch: I_hat is not needed after the forward
+        const T loss = bce_with_logits<B>(logits, target, npix, in, dpred ? dlogits : nullptr, weight);
         if (dpred) {
-            s_.backward(gray, dlogits);  // gray <- dL/d gray(I_hat)
+            s_.backward(in, dlogits);  // in <- dL/dI_hat (or dL/d gray(I_hat))
             const index_t L = d.patches(), gw = d.grid_w(), p = d.p, c = d.c, h = d.h, w = d.w, ps = d.patch_size();
-            parallel_for<B>(nl * ps, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-                const index_t k = i % ps, r = i / ps, b = r / L, l = r % L;
-                const index_t y = (l / gw) * p + k / (p * c), x = (l % gw) * p + (k / c) % p;
-                dpred[i] = gray[(b * h + y) * w + x] * stdv[r] / static_cast<T>(c);
-            });
+            const T* g = in;
+            if (gray_in) {
+                parallel_for<B>(nl * ps, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+                    const index_t k = i % ps, r = i / ps, b = r / L, l = r % L;
+                    const index_t y = (l / gw) * p + k / (p * c), x = (l % gw) * p + (k / c) % p;
+                    dpred[i] = g[(b * h + y) * w + x] * stdv[r] / static_cast<T>(c);
+                });
+            } else {
+                parallel_for<B>(nl * ps, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+                    const index_t k = i % ps, r = i / ps, b = r / L, l = r % L;
+                    const index_t y = (l / gw) * p + k / (p * c), x = (l % gw) * p + (k / c) % p, ch = k % c;
+                    dpred[i] = g[((b * c + ch) * h + y) * w + x] * stdv[r];
+                });
+            }
         }
         return loss;
     }
 
 private:
-    static void check(const consistency_dims& d) {
+    /// true: a 1-channel segmentor on c-channel images (channel means); false: S takes the c channels.
+    bool gray_input(const consistency_dims& d) const { return s_.config().in_channels != d.c; }
+
+    void check(const consistency_dims& d) const {
+        if (s_.config().num_classes != 1)
+            throw config_error("consistency_loss: the segmentor must give 1 logit map, it gives " +
+                               std::to_string(s_.config().num_classes));
+        if (s_.config().in_channels != d.c && s_.config().in_channels != 1)
+            throw shape_error("consistency_loss: the segmentor takes " + std::to_string(s_.config().in_channels) +
+                              " channels, the images have " + std::to_string(d.c) + " (it must take " +
+                              std::to_string(d.c) + ", or 1 for their channel mean)");
         if (d.n < 1 || d.c < 1 || d.p < 1 || d.h % d.p || d.w % d.p)
             throw shape_error("consistency_loss: " + std::to_string(d.n) + " image(s) of " + std::to_string(d.c) + " x " +
                               std::to_string(d.h) + " x " + std::to_string(d.w) + " are not cut evenly into patches of " +
@@ -147,7 +184,7 @@ private:
                               std::to_string(d.h) + " x " + std::to_string(d.w));
     }
     void resize(index_t npix, index_t nl) {
-        const index_t need = 4 * npix + 2 * nl;
+        const index_t need = (3 + s_.config().in_channels) * npix + 2 * nl;
         if (buf_.numel() < need) buf_ = tensor<T, B>(shape{need});
     }
     nn::unext<B, T>& s_;

@@ -7,8 +7,9 @@
 //   head      1x1 conv to num_classes logits at the input resolution.
 // LayerNorms use eps 1e-5 (torch default), BN momentum 0.1. Parameter names equal the PyTorch
 // state_dict keys (running statistics included; num_batches_tracked, an int64 counter unused with
-// momentum 0.1, is not stored). The released class hard-codes 3 input channels; VasoMIM feeds the
-// grayscale angiogram, so in_channels is a parameter (1 by default; 3 gives the released layout).
+// momentum 0.1, is not stored). The released class hard-codes 3 input channels (the default here:
+// VasoMIM applies it to the 3-channel ImageNet-normalised image and reconstruction); in_channels 1
+// is a configuration for users who segment the gray image alone.
 // Input height and width must be multiples of 32.
 
 #include <algorithm>
@@ -32,7 +33,7 @@
 namespace vasomim::nn {
 
 struct unext_config {
-    index_t in_channels = 1;
+    index_t in_channels = 3;  ///< 3 as released; 1 for a gray-image segmentor
     index_t num_classes = 1;
 };
 

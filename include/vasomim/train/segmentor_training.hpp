@@ -1,7 +1,8 @@
 #pragma once
 // Training the co-guidance segmentor UNeXt-S on vessel pseudo-labels (DESIGN 4.4):
 // 0.5 * BCE + 0.5 * (1 - Dice), Adam lr 1e-3 with poly(0.9) decay per iteration. The segmentor sees
-// the channel mean of the ImageNet-normalised 3-channel image, as the consistency loss feeds it.
+// what the consistency loss feeds it: the 3-channel ImageNet-normalised image as released
+// (in_channels 3), or its channel mean for a 1-channel UNeXt-S (segmentor_input).
 
 #include <cmath>
 #include <cstdint>
@@ -43,20 +44,21 @@ public:
         if (!(o.lr > 0)) throw config_error("segmentor training: the learning rate must be positive");
     }
 
-    /// One step on gray images and binary labels, both n x h x w on the host (h, w multiples of 32).
-    segmentor_step step(const float* gray, const float* labels, index_t n, index_t h, index_t w) {
+    /// One step on images n x in_channels x h x w and binary labels n x h x w, both on the host
+    /// (h, w multiples of 32; see segmentor_input for the channels).
+    segmentor_step step(const float* images, const float* labels, index_t n, index_t h, index_t w) {
         if (h % 32 || w % 32)
             throw shape_error("segmentor training: UNeXt-S needs sides that are multiples of 32, got " +
                               std::to_string(h) + " x " + std::to_string(w));
-        const index_t npix = n * h * w;
-        if (x_.numel() != npix) {
-            x_ = tensor<float, B>(shape{npix});
+        const index_t npix = n * h * w, nin = npix * net_.config().in_channels;
+        if (x_.numel() != nin || t_.numel() != npix) {
+            x_ = tensor<float, B>(shape{nin});
             t_ = tensor<float, B>(shape{npix});
             z_ = tensor<float, B>(shape{npix});
             dz_ = tensor<float, B>(shape{npix});
             scratch_ = tensor<float, B>(shape{npix + 3 * n});
         }
-        backend_traits<B>::copy_from_host(gray, static_cast<std::size_t>(npix), x_.data());
+        backend_traits<B>::copy_from_host(images, static_cast<std::size_t>(nin), x_.data());
         backend_traits<B>::copy_from_host(labels, static_cast<std::size_t>(npix), t_.data());
         net_.forward(z_.data(), x_.data(), n, h, w, true);
         const float l = loss::bce_dice_loss<B>(z_.data(), t_.data(), n, h * w, scratch_.data(), dz_.data());
@@ -78,7 +80,7 @@ private:
     tensor<float, B> x_, t_, z_, dz_, scratch_;
 };
 
-/// Channel mean of images N x C x H x W: the segmentor's input.
+/// Channel mean of images N x C x H x W (the input of a 1-channel UNeXt-S).
 inline std::vector<float> channel_mean(const xt::xtensor<float, 4>& images) {
     const std::size_t n = images.shape()[0], c = images.shape()[1], hw = images.shape()[2] * images.shape()[3];
     std::vector<float> gray(n * hw, 0.f);
@@ -90,6 +92,16 @@ inline std::vector<float> channel_mean(const xt::xtensor<float, 4>& images) {
         }
     for (auto& v : gray) v /= static_cast<float>(c);
     return gray;
+}
+
+/// The segmentor's input for images N x C x H x W: the images themselves when it takes C channels
+/// (the released layout: C = 3), their channel mean when it takes one; shape_error otherwise.
+inline std::vector<float> segmentor_input(const xt::xtensor<float, 4>& images, index_t in_channels) {
+    const auto c = static_cast<index_t>(images.shape()[1]);
+    if (in_channels == c) return std::vector<float>(images.begin(), images.end());
+    if (in_channels == 1) return channel_mean(images);
+    throw shape_error("segmentor input: UNeXt-S takes " + std::to_string(in_channels) + " channels, the images have " +
+                      std::to_string(c));
 }
 
 /// Trains `net` for o.iterations on the loader's (augmented) images and pseudo-label masks, epoch
@@ -107,8 +119,8 @@ segmentor_step train_segmentor(nn::unext<B, float>& net, data::prefetch_loader<D
             if (!b) break;
             const auto n = static_cast<index_t>(b->images.shape()[0]);
             const auto h = static_cast<index_t>(b->images.shape()[2]), w = static_cast<index_t>(b->images.shape()[3]);
-            const auto gray = channel_mean(b->images);
-            last = trainer.step(gray.data(), b->masks.data(), n, h, w);
+            const auto input = segmentor_input(b->images, net.config().in_channels);
+            last = trainer.step(input.data(), b->masks.data(), n, h, w);
             if (o.log_every > 0 && (trainer.steps() % o.log_every == 0 || trainer.steps() == o.iterations))
                 log << "  segmentor iteration " << trainer.steps() << "/" << o.iterations << ": loss " << last.loss
                     << ", Dice vs pseudo-labels " << last.dice << "\n";
