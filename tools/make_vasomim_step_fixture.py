@@ -3,11 +3,15 @@
 
 Reuses the MAE restatement of tools/make_mae_fixtures.py and the UNeXt-S restatement of
 tools/make_unext_fixtures.py (imported, not copied). One step of the composed model, DESIGN 1:
-  G      = 0.5 * B + 0.5 * sigmoid(S(gray(I)))            (guidance map, S frozen in eval mode)
+  G      = 0.5 * B + 0.5 * sigmoid(S(I))                  (guidance map, S frozen in eval mode)
   L_rec  = MAE norm-pix loss with a given mask (ids_keep / ids_restore of a fixed permutation)
   I_hat  = unpatchify(P * sqrt(var + 1e-6) + mean)        (per-patch stats of I, unbiased var)
-  L_cons = BCEWithLogits(S(gray(I_hat)), sigmoid(S(gray(I))) detached), gray = channel mean
-  L      = L_rec + L_cons, backward; the gradients of every MAE parameter are stored.
+  L_cons = BCEWithLogits(S(I_hat), sigmoid(S(I)) detached)
+  L      = L_rec + L_cons, backward; the gradients of every MAE parameter are stored; then one
+           AdamW step with the released add_weight_decay groups.
+S is UNeXt-S with 3 input channels as released (XA-SSL models_vmae.py: seg_model(imgs),
+seg_model(recon_imgs)), with generic closed-form weights that differ per input channel; the
+ImageNet-normalised gray images differ per channel, and I_hat's channels always do.
 Small configuration: 64 x 64 images (UNeXt-S needs multiples of 32), patch 8, width 64, depth 2,
 4 heads, decoder 32 wide with 1 block of 4 heads, batch 2, mask ratio 0.75.
 
@@ -18,12 +22,17 @@ make_unext_fixtures.py (the C++ side repeats it, tests/nn/unext_fixture.hpp), so
 stored (1 MB). Outputs in tests/data/vasomim_step/:
   imgs.npy [2,3,64,64]        ImageNet-normalised vessel-like images (grayscale replicated)
   labels.npy [2,64,64]        binary pseudo-labels B
-  ids_keep.npy, ids_restore.npy  the given mask (int64)
+  ids_shuffle.npy             the given mask in MAE's convention (int64; len_keep = 4 of 64)
+  ids_keep.npy, ids_restore.npy  the rest of that mask as MAE derives it (int64)
   logits.npy [2,1,64,64]      S(gray(I))
   guidance.npy [2,64,64]      G
   losses.npy                  [L_rec, L_cons, L] (float64)
   params.safetensors          MAE state_dict before the step
   grads.safetensors           gradients of every trainable MAE parameter
+  params_step1.safetensors    MAE state_dict after one AdamW step (lr 1e-2, betas 0.9/0.95,
+                              eps 1e-8, weight decay 0.05 for every tensor except 1-D ones and
+                              *.bias: cls_token and mask_token decayed; lr chosen so that the
+                              decay of the tokens, lr * wd * |p|, is far above float round-off)
   grads_cons.safetensors      gradients of L_cons alone for the trainable MAE tensors of at most
                               6144 elements (every bias, norm and token, the decoder): L_cons
                               adds only ~1% to the gradient of L, so the test also checks it alone
@@ -84,7 +93,7 @@ def main():
     mae_ref.write_safetensors(os.path.join(OUT, "params.safetensors"), mae.state_dict())
     mae = mae.double()
 
-    seg = unext_ref.UNextS().double()
+    seg = unext_ref.UNextS(in_channels=3).double()
     unext_ref.set_params(seg)
     seg.eval()
     for p in seg.parameters():
@@ -99,7 +108,7 @@ def main():
 
     # guidance and consistency target: S(I) once, detached
     with torch.no_grad():
-        logits = seg(imgs.mean(dim=1, keepdim=True))
+        logits = seg(imgs)
     guidance = 0.5 * labels + 0.5 * torch.sigmoid(logits[:, 0])
 
     loss_rec, pred, mask, ids_keep, ids_restore = mae(imgs, ids_shuffle, len_keep)
@@ -107,15 +116,25 @@ def main():
     mean = target_patches.mean(dim=-1, keepdim=True)
     var = target_patches.var(dim=-1, keepdim=True)  # unbiased, as MAE's norm_pix_loss
     img_hat = unext_ref.unpatchify(pred * (var + 1e-6) ** 0.5 + mean, patch, 3)
-    loss_cons = F.binary_cross_entropy_with_logits(seg(img_hat.mean(dim=1, keepdim=True)), torch.sigmoid(logits))
+    loss_cons = F.binary_cross_entropy_with_logits(seg(img_hat), torch.sigmoid(logits))
     loss_cons.backward(retain_graph=True)
     grads_cons = {k: p.grad.clone() for k, p in mae.named_parameters() if p.requires_grad and p.numel() <= 6144}
     mae.zero_grad()
     loss = loss_rec + loss_cons
     loss.backward()
 
+    # one AdamW step with the released groups (main_pretrain.py add_weight_decay)
+    decay = [p for k, p in mae.named_parameters() if p.requires_grad and not (p.ndim == 1 or k.endswith(".bias"))]
+    no_decay = [p for k, p in mae.named_parameters() if p.requires_grad and (p.ndim == 1 or k.endswith(".bias"))]
+    assert any(p is mae.cls_token for p in decay) and any(p is mae.mask_token for p in decay)
+    opt = torch.optim.AdamW([{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": 0.05}],
+                            lr=1e-2, betas=(0.9, 0.95), eps=1e-8)
+    opt.step()
+    mae_ref.write_safetensors(os.path.join(OUT, "params_step1.safetensors"), mae.state_dict())
+
     save("imgs", imgs_np)
     save("labels", labels_np)
+    save("ids_shuffle", ids_shuffle.numpy(), np.int64)
     save("ids_keep", ids_keep.numpy(), np.int64)
     save("ids_restore", ids_restore.numpy(), np.int64)
     save("logits", logits.numpy())

@@ -1,9 +1,12 @@
 // Parity of one VasoMIM step with PyTorch: tools/make_vasomim_step_fixture.py runs the MAE and
 // UNeXt-S restatements (64 x 64 vessel-like images, patch 8, width 64, depth 2, 4 heads; decoder
-// 32 wide, 1 block) on a given mask: G = 0.5 B + 0.5 sigmoid(S(I)), L = L_rec + L_cons, backward.
+// 32 wide, 1 block) on a given mask: G = 0.5 B + 0.5 sigmoid(S(I)), L = L_rec + L_cons, backward,
+// one AdamW step. S is the released 3-channel UNeXt-S with generic closed-form weights (different
+// per input channel) on ImageNet-normalised gray images (channels differ after normalisation).
 // Here model::vasomim_pretraining with the same MAE weights, the same closed-form UNeXt-S weights
-// and running statistics, and the same mask must give the same S(I), G, both losses and every MAE
-// gradient, within 1e-4 relative, on every host backend.
+// and running statistics, and the same mask (given as ids_shuffle + len_keep) must give the same
+// S(I), G, both losses and every MAE gradient, within 1e-4 relative, and the same parameters
+// after the AdamW step with the released weight-decay groups, on every host backend.
 #include <gtest/gtest.h>
 
 #include "parity_check.hpp"
@@ -11,6 +14,9 @@
 
 #if !VASOMIM_HAS_CUDA
 #include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <sstream>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -63,11 +69,12 @@ struct step_setup {
                                                        shape{seg.table().size()});
     }
     masking::patch_mask<B> mask() const {
-        const auto restore = test::load_npy(dir + "ids_restore.npy");
+        const auto shuffle = test::load_npy(dir + "ids_shuffle.npy");
         const auto keep = test::load_npy(dir + "ids_keep.npy");
-        auto pos = tensor<std::int64_t, B>::from_host(restore.as<std::int64_t>(), shape{n, cfg.num_patches()});
-        auto m = masking::detail::finish_from_positions(std::move(pos), keep.shape[1]);
-        EXPECT_EQ(m.ids_keep.to_host(), keep.as<std::int64_t>()) << "the mask made from ids_restore keeps other patches";
+        auto m = masking::patch_mask_from_shuffle<B>(shuffle.as<std::int64_t>(), n, cfg.num_patches(), keep.shape[1]);
+        EXPECT_EQ(m.ids_keep.to_host(), keep.as<std::int64_t>()) << "ids_keep differs from MAE's";
+        EXPECT_EQ(m.ids_restore.to_host(), test::load_npy(dir + "ids_restore.npy").as<std::int64_t>())
+            << "ids_restore differs from MAE's";
         return m;
     }
 };
@@ -106,6 +113,150 @@ TYPED_TEST(VasomimStep, GuidanceLossesAndGradientsMatchPyTorch) {
         ++checked;
     }
     EXPECT_EQ(checked, grads.tensors.size());
+}
+
+// One AdamW step (lr 1e-2, weight decay 0.05) in the released add_weight_decay groups: no decay for
+// 1-D tensors and biases; cls_token and mask_token decayed. Adam's first step is lr * g / (|g| +
+// eps) (plus the decay), so elements whose gradient is near zero turn float32 round-off of g into
+// steps of either sign: they are left out (|g| below 1e-3 of the tensor's largest). Elsewhere the
+// step is exact to float round-off; the tokens' decay, lr * wd * |p| (~1e-5 here), is checked to
+// lie far above the tolerance, so the test tells the groups apart.
+TYPED_TEST(VasomimStep, AdamWStepInTheReleasedWeightDecayGroups) {
+    using B = TypeParam;
+    const step_setup<B> s;
+    model_t<B> m(s.cfg, masking::anatomy_guided<>{});
+    s.load_weights(m);
+    const auto before = io::read_safetensors(dir + "params.safetensors");
+    model::step_context ctx;
+    ctx.lr = 1e-2;
+    m.train_step(s.images, s.labels, s.mask(), ctx);
+    EXPECT_EQ(m.optimiser().steps(), 1);
+
+    const auto after = io::read_safetensors(dir + "params_step1.safetensors");
+    const auto grads = io::read_safetensors(dir + "grads.safetensors");
+    const double lr = 1e-2, wd = 0.05;
+    std::size_t compared = 0, tokens = 0, tokens_told_apart = 0;
+    for (const auto& e : m.network().table().entries()) {
+        const auto* want = after.find(e.name);
+        const auto* p0 = before.find(e.name);
+        ASSERT_NE(want, nullptr) << e.name;
+        const auto got = m.network().parameter(e.name);
+        if (!e.trainable) {
+            EXPECT_EQ(got, want->data) << e.name << " is fixed";
+            continue;
+        }
+        const bool released_decay = !(e.shape.rank() == 1 || e.name.ends_with(".bias"));
+        EXPECT_EQ(e.decay, released_decay) << e.name;
+        const auto& g = grads.find(e.name)->data;
+        float gmax = 0;
+        for (float v : g) gmax = std::max(gmax, std::abs(v));
+        for (std::size_t i = 0; i < g.size(); ++i) {
+            if (!(std::abs(g[i]) > 1e-3f * gmax)) continue;
+            const double tol = 1e-7 + 1e-5 * std::abs(want->data[i]);
+            ASSERT_NEAR(got[i], want->data[i], tol) << e.name << "[" << i << "]";
+            if (e.name.ends_with("_token")) {
+                // without decay the token would sit lr * wd * |p| away
+                const double undecayed = double(want->data[i]) + lr * wd * p0->data[i];
+                ++tokens;
+                tokens_told_apart += std::abs(undecayed - want->data[i]) > 5 * tol;
+            }
+            ++compared;
+        }
+    }
+    // the tolerance tells decayed from undecayed tokens (all but those with |p| < ~1e-3)
+    EXPECT_GT(tokens, 0u);
+    EXPECT_GT(tokens_told_apart, tokens * 8 / 10) << "of " << tokens << " token elements";
+    EXPECT_GT(compared, std::size_t(m.network().table().count(true) * 9 / 10));
+}
+
+// A given mask whose parts disagree, or that is for another batch, is refused before any work.
+TYPED_TEST(VasomimStep, GivenMaskIsChecked) {
+    using B = TypeParam;
+    const step_setup<B> s;
+    model_t<B> m(s.cfg, masking::anatomy_guided<>{});
+    s.load_weights(m);
+    model::step_context ctx;
+    auto bad = s.mask();
+    auto mk = bad.mask.to_host();
+    mk[0] = 1.0f - mk[0];
+    bad.mask = tensor<float, B>::from_host(mk, bad.mask.shape());
+    EXPECT_THROW(m.train_step(s.images, s.labels, bad, ctx), value_error);
+    const auto l = static_cast<index_t>(s.cfg.num_patches());
+    std::vector<std::int64_t> twice(static_cast<std::size_t>(s.n * l));
+    for (index_t i = 0; i < s.n * l; ++i) twice[static_cast<std::size_t>(i)] = i % l;
+    twice[1] = 0;  // row 0 names patch 0 twice
+    EXPECT_THROW(masking::patch_mask_from_shuffle<B>(twice, s.n, l, 16), value_error);
+    twice[1] = 1;
+    const auto one_row = masking::patch_mask_from_shuffle<B>(
+        std::vector<std::int64_t>(twice.begin(), twice.begin() + l), 1, l, 16);
+    EXPECT_THROW(m.train_step(s.images, s.labels, one_row, ctx), shape_error);
+    EXPECT_EQ(m.optimiser().steps(), 0) << "nothing was updated";
+
+    // guidance without the ridge filter: a given mask needs no pseudo-labels
+    model::consistency_pretraining<B> c(s.cfg, masking::random{0.75, 1});
+    const auto lc = c.train_step(s.images, s.mask(), ctx);
+    EXPECT_TRUE(std::isfinite(lc.loss) && lc.cons > 0);
+    EXPECT_EQ(c.optimiser().steps(), 1);
+}
+
+// The segmentor inside a released VasoMIM state dict (seg_model.*, num_batches_tracked int64,
+// "module." of DDP) loads into the 3-channel segmentor; a 1-channel UNeXt-S file is refused saying
+// so, and loads once the model is configured for it; the MAE weights load from the same file.
+TYPED_TEST(VasomimStep, LoadsReleasedStateDicts) {
+    using B = TypeParam;
+    const step_setup<B> s;
+    model_t<B> src(s.cfg, masking::anatomy_guided<>{});
+    s.load_weights(src);
+    const auto dir_tmp = std::filesystem::temp_directory_path();
+    const std::string tag = backend_traits<B>::name;
+    const auto released = (dir_tmp / ("vasomim_released_" + tag + ".safetensors")).string();
+    std::vector<io::named_tensor> ts;
+    auto add = [&](const std::string& prefix, const nn::parameter_table& table, const std::vector<float>& flat) {
+        for (const auto& e : table.entries())
+            ts.push_back({prefix + e.name, e.shape,
+                          std::vector<float>(flat.begin() + e.offset, flat.begin() + e.offset + e.numel())});
+    };
+    add("module.", src.network().table(), src.network().params().to_host());
+    add("module.seg_model.", src.segmentor().table(), src.segmentor().parameters().to_host());
+    for (const char* bn : {"ebn1", "ebn2", "ebn3", "dbn1", "dbn2", "dbn3", "dbn4"})
+        ts.push_back({std::string("module.seg_model.") + bn + ".num_batches_tracked", shape{}, {1234.0f}, "I64"});
+    io::write_safetensors(released, ts);
+
+    model_t<B> m(s.cfg, masking::anatomy_guided<>{});
+    std::ostringstream notes;
+    m.load_segmentor(released, &notes);
+    EXPECT_EQ(m.segmentor().parameters().to_host(), src.segmentor().parameters().to_host());
+    EXPECT_NE(notes.str().find("ignored 7 integer tensors"), std::string::npos) << notes.str();
+    m.load_weights(released, &notes);
+    EXPECT_EQ(m.network().params().to_host(), src.network().params().to_host());
+
+    // a 1-channel UNeXt-S file
+    nn::unext<B, float> gray(nn::unext_config{.in_channels = 1});
+    gray.init(3);
+    const auto gray_path = (dir_tmp / ("vasomim_gray_unext_" + tag + ".safetensors")).string();
+    io::save_parameters(gray_path, gray.table(), gray.parameters());
+    const auto before = m.segmentor().parameters().to_host();
+    try {
+        m.load_segmentor(gray_path);
+        ADD_FAILURE() << "a 1-channel segmentor file loaded into the 3-channel segmentor";
+    } catch (const checkpoint_mismatch_error& e) {
+        EXPECT_NE(std::string(e.what()).find("is a 1-channel UNeXt-S"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("--segmentor-channels 1"), std::string::npos) << e.what();
+        ASSERT_EQ(e.mismatches().size(), 1u) << e.what();
+    }
+    EXPECT_EQ(m.segmentor().parameters().to_host(), before) << "nothing is half-loaded";
+    m.configure_segmentor(nn::unext_config{.in_channels = 1});
+    m.load_segmentor(gray_path);
+    EXPECT_EQ(m.segmentor().parameters().to_host(), gray.parameters().to_host());
+    try {
+        m.load_segmentor(released);
+        ADD_FAILURE() << "a 3-channel segmentor loaded into a 1-channel one";
+    } catch (const checkpoint_mismatch_error& e) {
+        EXPECT_NE(std::string(e.what()).find("is a 3-channel UNeXt-S"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(m.configure_segmentor(nn::unext_config{.in_channels = 2}), config_error);
+    std::filesystem::remove(released);
+    std::filesystem::remove(gray_path);
 }
 
 // L_cons adds only ~1% to the gradient of L here, so the check above sees only gross errors in

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/core/error.hpp"
@@ -99,4 +100,62 @@ void ranks_from_order(const tensor<std::int64_t, B>& order, tensor<std::int64_t,
 }
 
 }  // namespace detail
+
+/// A mask given from outside in MAE's convention (what random_masking of the reference code and
+/// experiments hand in): ids_shuffle (n x L, row-major, every row a permutation of 0..L-1) and
+/// len_keep; the other parts are derived. Throws shape_error for a wrong size or len_keep outside
+/// [1, L) and value_error (naming the row) for a row that is not a permutation.
+template <class B>
+patch_mask<B> patch_mask_from_shuffle(const std::vector<std::int64_t>& ids_shuffle, index_t n, index_t num_patches,
+                                      index_t len_keep) {
+    if (n < 1 || num_patches < 1 || static_cast<index_t>(ids_shuffle.size()) != n * num_patches)
+        throw shape_error("patch_mask_from_shuffle: " + std::to_string(ids_shuffle.size()) + " indices for " +
+                          std::to_string(n) + " x " + std::to_string(num_patches) + " patches");
+    if (len_keep < 1 || len_keep >= num_patches)
+        throw shape_error("patch_mask_from_shuffle: len_keep " + std::to_string(len_keep) + " outside [1, " +
+                          std::to_string(num_patches) + ")");
+    std::vector<std::int64_t> restore(ids_shuffle.size(), -1);
+    for (index_t i = 0; i < n; ++i)
+        for (index_t k = 0; k < num_patches; ++k) {
+            const std::int64_t j = ids_shuffle[static_cast<std::size_t>(i * num_patches + k)];
+            auto& slot = restore[static_cast<std::size_t>(i * num_patches + (j >= 0 && j < num_patches ? j : 0))];
+            if (j < 0 || j >= num_patches || slot != -1)
+                throw value_error("patch_mask_from_shuffle: row " + std::to_string(i) +
+                                  " of ids_shuffle is not a permutation of 0.." + std::to_string(num_patches - 1) +
+                                  " (entry " + std::to_string(k) + " = " + std::to_string(j) + ")");
+            slot = k;
+        }
+    return detail::finish_from_positions(tensor<std::int64_t, B>::from_host(restore, shape{n, num_patches}), len_keep);
+}
+
+/// Checks that the parts of a mask agree (ids_restore inverts ids_shuffle, ids_keep is its first
+/// len_keep entries, mask is 1 exactly where ids_restore >= len_keep); throws value_error naming
+/// the first disagreement. Copies to the host: meant for masks given from outside.
+template <class B>
+void check_consistent(const patch_mask<B>& m) {
+    const index_t n = m.batch(), l = m.num_patches(), keep = m.len_keep;
+    auto bad = [](const std::string& what) { return value_error("patch_mask: " + what); };
+    if (keep < 1 || keep >= l) throw bad("len_keep " + std::to_string(keep) + " outside [1, " + std::to_string(l) + ")");
+    if (m.ids_keep.shape() != shape{n, keep} || m.ids_restore.shape() != shape{n, l} || m.mask.shape() != shape{n, l})
+        throw bad("ids_keep " + m.ids_keep.shape().to_string() + ", ids_restore " + m.ids_restore.shape().to_string() +
+                  " and mask " + m.mask.shape().to_string() + " do not fit ids_shuffle " +
+                  m.ids_shuffle.shape().to_string() + " with len_keep " + std::to_string(keep));
+    const auto s = m.ids_shuffle.to_host(), k = m.ids_keep.to_host(), r = m.ids_restore.to_host();
+    const auto mk = m.mask.to_host();
+    for (index_t i = 0; i < n; ++i)
+        for (index_t j = 0; j < l; ++j) {
+            const auto at = static_cast<std::size_t>(i * l + j);
+            const std::int64_t pos = r[at];
+            const std::string where = "row " + std::to_string(i) + ", patch " + std::to_string(j);
+            if (pos < 0 || pos >= l || s[static_cast<std::size_t>(i * l + pos)] != j)
+                throw bad(where + ": ids_restore does not invert ids_shuffle");
+            if (mk[at] != (pos >= keep ? 1.0f : 0.0f))
+                throw bad(where + ": mask is " + std::to_string(mk[at]) + " but ids_restore says " +
+                          (pos >= keep ? "masked" : "visible"));
+            if (j < keep && k[static_cast<std::size_t>(i * keep + j)] != s[at])
+                throw bad("row " + std::to_string(i) + ": ids_keep[" + std::to_string(j) +
+                          "] differs from ids_shuffle's first len_keep entries");
+        }
+}
+
 }  // namespace vasomim::masking

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <type_traits>
 
@@ -14,6 +15,7 @@
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/core/error.hpp"
 #include "vasomim/io/safetensors.hpp"
+#include "vasomim/io/state_dict.hpp"
 #include "vasomim/loss/consistency.hpp"
 #include "vasomim/masking/anatomy_guided.hpp"
 #include "vasomim/masking/random.hpp"
@@ -93,7 +95,8 @@ public:
             if (config.img_size % 32 != 0)
                 throw config_error("segmentor guidance: UNeXt-S needs an image size that is a multiple of 32, got " +
                                    std::to_string(config.img_size));
-            segmentor_.init(0);
+            // as released: S takes the encoder's channels (3: the ImageNet-normalised image)
+            configure_segmentor(nn::unext_config{.in_channels = config.in_chans});
         }
     }
     // The consistency loss keeps a reference to the segmentor member: the model stays in place.
@@ -114,10 +117,67 @@ public:
     /// only): load trained weights before training, e.g. with load_segmentor().
     segmentor_type& segmentor() requires Guidance::uses_segmentor { return segmentor_; }
     const segmentor_type& segmentor() const requires Guidance::uses_segmentor { return segmentor_; }
-    /// Loads UNeXt-S weights (state_dict names, running statistics included) from safetensors.
-    void load_segmentor(const std::string& path) requires Guidance::uses_segmentor {
-        io::load_parameters(path, segmentor_.table(), segmentor_.parameters());
+    /// Replaces the co-guidance segmentor by a freshly initialised one of configuration `cfg`:
+    /// in_channels = the images' channels (the released layout, the default) or 1 (a segmentor of
+    /// the channel mean, for users who trained one on gray images). Load its weights afterwards.
+    void configure_segmentor(nn::unext_config cfg) requires Guidance::uses_segmentor {
+        const index_t c = net_.config().in_chans;
+        if (cfg.num_classes != 1)
+            throw config_error("configure_segmentor: the co-guidance segmentor gives 1 logit map, not " +
+                               std::to_string(cfg.num_classes));
+        if (cfg.in_channels != c && cfg.in_channels != 1)
+            throw config_error("configure_segmentor: a segmentor of " + std::to_string(cfg.in_channels) +
+                               " input channels for images of " + std::to_string(c) + " (use " + std::to_string(c) +
+                               ", as released, or 1)");
+        segmentor_ = segmentor_type(cfg);
+        segmentor_.init(0);
     }
+
+    /// Loads the co-guidance segmentor's weights from a safetensors state dict (any float dtype):
+    /// a UNeXt-S file (state_dict names, running statistics included, e.g. the released
+    /// segmodel/unext.pth converted by tools/convert_torch_checkpoint.py), or the segmentor inside
+    /// a released VasoMIM state dict ("seg_model.") or inside this library's pre-training checkpoint
+    /// ("segmentor."), told apart by their names; "module." prefixes are stripped and integer
+    /// buffers (num_batches_tracked) ignored, said on `notes`. Every mismatch is reported at once
+    /// (checkpoint_mismatch_error); a file for the other channel count is refused saying which it
+    /// is. Nothing is loaded when anything does not fit.
+    void load_segmentor(const std::string& path, std::ostream* notes = nullptr) requires Guidance::uses_segmentor {
+        auto file = io::read_safetensors(path);
+        const std::string prefix = segmentor_prefix_in(file);
+        const auto selected = io::select_state_dict(std::move(file), prefix, path);
+        const std::string source = "segmentor '" + path + "'";
+        try {
+            io::load_state_dict(selected, source, segmentor_.table(), segmentor_.parameters(),
+                                io::state_dict_options{prefix, true, notes});
+        } catch (const checkpoint_mismatch_error& e) {
+            const auto* m = e.find("encoder1.weight");
+            if (!m || m->file_shape.size() != 4 || m->model_shape.size() != 4 || m->file_shape[1] == m->model_shape[1])
+                throw;
+            const auto file_c = m->file_shape[1], model_c = m->model_shape[1];
+            const std::string hint =
+                file_c == 1 ? "to use it on the channel mean of the images, configure a 1-channel segmentor "
+                              "(configure_segmentor({.in_channels = 1}); vasomim-pretrain --segmentor-channels 1)"
+                            : "it has the released layout: configure a " + std::to_string(file_c) +
+                                  "-channel segmentor (configure_segmentor({.in_channels = " + std::to_string(file_c) +
+                                  "}); vasomim-pretrain --segmentor-channels " + std::to_string(file_c) + ")";
+            throw checkpoint_mismatch_error(
+                source + " is a " + std::to_string(file_c) + "-channel UNeXt-S (encoder1.weight " +
+                    checkpoint_mismatch_error::shape_string(m->file_shape) + "), this model's segmentor takes " +
+                    std::to_string(model_c) + " channel" + (model_c == 1 ? "" : "s") + "; " + hint + ". In detail: " +
+                    source,
+                e.mismatches());
+        }
+    }
+
+    /// Loads the network's parameters (MAE/timm names) from a safetensors state dict, e.g. a
+    /// released MAE or VasoMIM checkpoint converted by tools/convert_torch_checkpoint.py: every
+    /// parameter must be there with its shape ("module." stripped); tensors the network does not
+    /// have (a VasoMIM state dict's seg_model.*, integer buffers) are ignored and said on `notes`.
+    /// The optimiser state is not touched. Nothing is loaded when anything does not fit.
+    void load_weights(const std::string& path, std::ostream* notes = nullptr) {
+        io::load_parameters(path, net_.table(), net_.params(), io::state_dict_options{{}, false, notes});
+    }
+
     /// S(I) of the last step [n, 1, S, S] (empty without a segmentor).
     const tensor<float, B>& last_segmentor_logits() const { return logits_; }
 
@@ -139,17 +199,30 @@ public:
         return optimise(ctx);
     }
 
-    /// The same step on a given mask (e.g. one made by a reference implementation); the guidance
-    /// map is still computed (last_guidance()) but does not choose the mask.
+    /// The same step on a given mask (e.g. one made by a reference implementation, see
+    /// masking::patch_mask_from_shuffle); the guidance map is still computed (last_guidance()) but
+    /// does not choose the mask. Throws shape_error for a mask of another batch or patch count and
+    /// value_error when its parts disagree (masking::check_consistent).
     step_losses train_step(const xt::xtensor<float, 4>& images, const xt::xtensor<float, 3>& masks,
                            const masking::patch_mask<B>& mask, const step_context& ctx) {
-        prepare(images, masks);
-        if (mask.batch() != images_.dim(0) || mask.num_patches() != net_.config().num_patches())
+        const auto n = static_cast<index_t>(images.shape()[0]);
+        if (mask.batch() != n || mask.num_patches() != net_.config().num_patches())
             throw shape_error("train_step: the given mask is for " + std::to_string(mask.batch()) + " x " +
-                              std::to_string(mask.num_patches()) + " patches, the batch has " +
-                              std::to_string(images_.dim(0)) + " x " + std::to_string(net_.config().num_patches()));
+                              std::to_string(mask.num_patches()) + " patches, the batch has " + std::to_string(n) +
+                              " x " + std::to_string(net_.config().num_patches()));
+        masking::check_consistent(mask);
+        prepare(images, masks);
         mask_ = mask;
         return optimise(ctx);
+    }
+
+    /// A step on a given mask without pseudo-labels: for guidance policies that do not read them
+    /// (guidance::none, guidance::segmentor).
+    step_losses train_step(const xt::xtensor<float, 4>& images, const masking::patch_mask<B>& mask,
+                           const step_context& ctx)
+        requires(!Guidance::uses_filter)
+    {
+        return train_step(images, xt::xtensor<float, 3>{}, mask, ctx);
     }
 
     /// L2 norm of the accumulated gradient.
@@ -233,6 +306,17 @@ private:
             accumulated_ = 0;
         }
         return {total, rec, cons};
+    }
+
+    /// "seg_model." (a released VasoMIM state dict) or "segmentor." (this library's checkpoints) when
+    /// the file holds the segmentor under that prefix, else "" (a bare UNeXt-S state dict).
+    static std::string segmentor_prefix_in(const io::safetensors_file& file) {
+        for (const char* prefix : {"seg_model.", "segmentor."}) {
+            const std::string key = std::string(prefix) + "encoder1.weight";
+            for (const auto& t : file.tensors)
+                if (io::strip_ddp_prefix(t.name) == key) return prefix;
+        }
+        return "";
     }
 
     loss::consistency_dims dims() const {
