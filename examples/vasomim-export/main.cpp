@@ -34,7 +34,8 @@ the export into a PyTorch restatement of timm's model (strict=True) and prints t
 --what state-dict writes every tensor of the checkpoint under the names of the released VasoMIM
 model (XA-SSL models_vmae.py): MAE names unchanged, the segmentor as seg_model.*, with an int64
 num_batches_tracked for each BatchNorm, so that load_state_dict(strict=True) accepts it after
-  /usr/bin/python3 tools/convert_torch_checkpoint.py --to-torch FILE OUT.pth
+  /usr/bin/python3 tools/convert_torch_checkpoint.py --to-torch FILE OUT.pth            # {'model': ...}
+  /usr/bin/python3 tools/convert_torch_checkpoint.py --to-torch FILE OUT.pth --key ''   # bare state_dict
 
 Exit status: 0 on success, 2 for a wrong argument or input file, 1 for anything unexpected.)";
 
@@ -82,7 +83,8 @@ int main(int argc, char** argv) {
             if (!ck.has_segmentor())
                 std::printf("note: the checkpoint has no segmentor (method without one), so seg_model.* is absent: "
                             "the released VasoMIM model loads it with strict=False only\n");
-            std::printf("for PyTorch: /usr/bin/python3 tools/convert_torch_checkpoint.py --to-torch %s OUT.pth\n",
+            std::printf("for PyTorch: /usr/bin/python3 tools/convert_torch_checkpoint.py --to-torch %s OUT.pth "
+                        "[--key '' for a bare state_dict]\n",
                         output.c_str());
         }
         if (!images.empty()) {

@@ -350,6 +350,8 @@ inline pretrain_checkpoint read_pretrain_checkpoint(const std::filesystem::path&
         std::string s = "'" + ck.path.string() + "' is not a vasomim pre-training checkpoint (written by "
                         "train::save_checkpoint / vasomim-pretrain); it lacks:";
         for (const auto& m : missing) s += "\n  " + m;
+        if (ck.path.filename().string().ends_with(".optim.safetensors"))
+            s += "\n(this is a checkpoint's optimiser state; pass its partner without '.optim')";
         throw format_error(s);
     }
     return ck;
