@@ -17,6 +17,7 @@
 
 #include "vasomim/core/error.hpp"
 #include "vasomim/io/safetensors.hpp"
+#include "vasomim/io/state_dict.hpp"
 
 namespace vasomim::train {
 
@@ -97,8 +98,9 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& dir, const Mo
 }
 
 /// Loads a checkpoint into `model` (parameters and optimiser state) and returns its run state.
-/// Throws config_error when it was written for another configuration (signature) or lacks a
-/// parameter, format_error / io_error for unreadable files.
+/// Throws config_error when it was written for another configuration (signature),
+/// checkpoint_mismatch_error listing every missing or misshapen tensor, format_error / io_error for
+/// unreadable files; the model is left unchanged when anything fails.
 template <class Model>
 run_state load_checkpoint(const std::filesystem::path& path, Model& model, const std::string& expected_signature) {
     const auto file = io::read_safetensors(path.string());
@@ -111,29 +113,28 @@ run_state load_checkpoint(const std::filesystem::path& path, Model& model, const
     if (s.signature != expected_signature)
         throw config_error("checkpoint " + path.string() + " was written for another configuration:\n  checkpoint: " +
                            s.signature + "\n  this run:   " + expected_signature);
+    // Everything is checked (every mismatch listed at once, checkpoint_mismatch_error) before
+    // anything is replaced: a failed load leaves the model as it was.
+    const std::string source = "checkpoint " + path.string();
+    io::safetensors_file net_part, seg_part;
+    for (const auto& t : file.tensors) (t.name.starts_with(segmentor_prefix) ? seg_part : net_part).tensors.push_back(t);
     auto& net = model.network();
-    auto params = net.params().to_host();
-    for (const auto& e : net.table().entries()) {
-        const auto* t = file.find(e.name);
-        if (!t || !(t->shape == e.shape))
-            throw config_error("checkpoint " + path.string() + " lacks parameter '" + e.name + "' of shape " +
-                               e.shape.to_string());
-        std::copy(t->data.begin(), t->data.end(), params.begin() + e.offset);
-    }
-    net.params() = std::remove_reference_t<decltype(net.params())>::from_host(params, net.params().shape());
+    auto params = net.params().clone();
+    io::load_state_dict(net_part, source, net.table(), params);
     if constexpr (requires { model.segmentor(); }) {
         auto& seg = model.segmentor();
-        auto sp = seg.parameters().to_host();
-        for (const auto& e : seg.table().entries()) {
-            const auto* t = file.find(segmentor_prefix + e.name);
-            if (!t || !(t->shape == e.shape))
-                throw config_error("checkpoint " + path.string() + " lacks segmentor tensor '" + segmentor_prefix + e.name +
-                                   "' of shape " + e.shape.to_string());
-            std::copy(t->data.begin(), t->data.end(), sp.begin() + e.offset);
-        }
-        seg.parameters() = std::remove_reference_t<decltype(seg.parameters())>::from_host(sp, seg.parameters().shape());
+        auto sp = seg.parameters().clone();
+        io::load_state_dict(io::select_state_dict(std::move(seg_part), segmentor_prefix, path.string()),
+                            source + " (segmentor)", seg.table(), sp, io::state_dict_options{segmentor_prefix});
+        model.optimiser().load(optimiser_path(path).string());
+        seg.parameters() = std::move(sp);
+    } else {
+        if (!seg_part.tensors.empty())
+            throw config_error(source + " holds a segmentor ('" + seg_part.tensors.front().name +
+                               "', ...), this model has none");
+        model.optimiser().load(optimiser_path(path).string());
     }
-    model.optimiser().load(optimiser_path(path).string());
+    net.params() = std::move(params);
     return s;
 }
 
