@@ -2,6 +2,8 @@
 // masking steered by the ridge-filter pseudo-labels and the co-guidance segmentor, plus the
 // anatomical consistency loss), as one of the paper's ablations, or as the MAE baseline with
 // everything else equal. Without --segmentor, UNeXt-S is first trained briefly on the pseudo-labels.
+// The co-guidance segmentor takes the 3-channel normalised images as released (--segmentor-channels
+// 1: a segmentor of their channel mean); --init starts from released MAE / VasoMIM weights.
 // Without arguments it pre-trains the tiny preset on the embedded synthetic angiograms in a few
 // minutes on a CPU.
 #include <cstdio>
@@ -34,6 +36,8 @@ struct options {
     train::pretrain_preset p;
     std::optional<std::filesystem::path> data;
     std::optional<std::filesystem::path> segmentor;
+    std::optional<std::filesystem::path> init;  // weights to start from (MAE names; seg_model.* too)
+    std::int64_t segmentor_channels = 3;
     std::int64_t segmentor_iterations = 500;  // enough for Dice ~0.5 against the synthetic masks at 64 px
     double consistency_weight = 1.0;
     std::size_t workers = 2;
@@ -48,7 +52,18 @@ std::string signature(const options& o) {
       << " enc=" << m.embed_dim << "x" << m.depth << "/" << m.num_heads << " dec=" << m.decoder_embed_dim << "x"
       << m.decoder_depth << "/" << m.decoder_num_heads << " mlp=" << m.mlp_ratio << " norm_pix=" << m.norm_pix_loss;
     if (o.method == "vasomim" || o.method == "consistency") s << " cons_weight=" << o.consistency_weight;
+    if (o.method != "mae" && o.method != "filter-masking") s << " seg_chans=" << o.segmentor_channels;
     return s.str();
+}
+
+/// Whether a state dict holds a co-guidance segmentor (a released VasoMIM state dict's seg_model.*
+/// or this library's checkpoint's segmentor.*).
+bool holds_segmentor(const std::filesystem::path& path) {
+    for (const auto& t : io::read_safetensors(path.string()).tensors) {
+        const auto name = io::strip_ddp_prefix(t.name);
+        if (name == "seg_model.encoder1.weight" || name == "segmentor.encoder1.weight") return true;
+    }
+    return false;
 }
 
 /// The released pseudo-label pipeline as the mask maker of folders without masks.
@@ -68,6 +83,10 @@ int run(const options& o, const Dataset& dataset, Model& model) {
     lo.augment.size = o.p.model.img_size;
     data::prefetch_loader<Dataset> loader(dataset, lo);
     model.init(o.run.seed);
+    if (o.init && !o.run.resume_from) {
+        model.load_weights(o.init->string(), &std::cout);
+        std::printf("init: weights from %s (optimiser fresh, step 0)\n", o.init->c_str());
+    }
     std::printf("vasomim-pretrain: %s, preset %s, backend %s, %zu images, %zu iterations/epoch, %lld epochs\n",
                 o.method.c_str(), o.preset.c_str(), backend_traits<B>::name, dataset.size(), loader.batches_per_epoch(),
                 static_cast<long long>(o.run.epochs));
@@ -87,13 +106,20 @@ int run(const options& o, const Dataset& dataset, Model& model) {
 /// brief training run on the pseudo-labels of the same data (saved as <output>/segmentor.safetensors).
 template <class Model, class Dataset>
 void prepare_segmentor(const options& o, const Dataset& dataset, Model& model) {
-    if (o.segmentor) {
-        model.load_segmentor(o.segmentor->string());
-        std::printf("segmentor: %s\n", o.segmentor->c_str());
-        return;
-    }
+    model.configure_segmentor(nn::unext_config{.in_channels = o.segmentor_channels});
     if (o.run.resume_from) {
         std::printf("segmentor: restored from the checkpoint\n");
+        return;
+    }
+    if (o.segmentor) {
+        model.load_segmentor(o.segmentor->string(), &std::cout);
+        std::printf("segmentor: %s (%lld input channels)\n", o.segmentor->c_str(),
+                    static_cast<long long>(o.segmentor_channels));
+        return;
+    }
+    if (o.init && holds_segmentor(*o.init)) {
+        model.load_segmentor(o.init->string(), &std::cout);
+        std::printf("segmentor: the one inside %s\n", o.init->c_str());
         return;
     }
     std::printf("segmentor: no --segmentor given; training UNeXt-S on the pseudo-labels first (%lld iterations, "
@@ -168,6 +194,16 @@ int main(int argc, char** argv) {
                    "UNeXt-S weights (safetensors, state_dict names) for co-guidance; without it one is trained "
                    "briefly on the pseudo-labels first")
         ->check(CLI::ExistingFile);
+    app.add_option("--segmentor-channels", o.segmentor_channels,
+                   "input channels of the co-guidance segmentor: 3 (as released: the 3-channel normalised image "
+                   "and reconstruction) or 1 (their channel mean)")
+        ->check(CLI::IsMember({1, 3}))
+        ->capture_default_str();
+    app.add_option("--init", o.init,
+                   "start from these weights (safetensors with MAE names, e.g. a released MAE / VasoMIM checkpoint "
+                   "converted by tools/convert_torch_checkpoint.py; module. stripped; its seg_model.* serves as the "
+                   "segmentor when no --segmentor is given); optimiser and step start fresh")
+        ->check(CLI::ExistingFile);
     app.add_option("--segmentor-iterations", o.segmentor_iterations,
                    "iterations of that brief segmentor training")->capture_default_str();
     app.add_option("--consistency-weight", o.consistency_weight, "weight of the consistency loss")->capture_default_str();
@@ -228,6 +264,8 @@ int main(int argc, char** argv) {
         const bool with_segmentor = o.method != "mae" && o.method != "filter-masking";
         if (o.segmentor && !with_segmentor)
             throw config_error("--segmentor: method " + o.method + " uses no segmentor");
+        if (o.init && o.run.resume_from)
+            throw config_error("--init and --resume: a resumed run takes its weights from the checkpoint");
         if (with_segmentor && o.p.model.img_size % 32 != 0)
             throw config_error("method " + o.method + " needs an image size that is a multiple of 32 (UNeXt-S), got " +
                                std::to_string(o.p.model.img_size));
