@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "nn/gradcheck.hpp"
@@ -13,6 +14,7 @@
 #include "vasomim/loss/bce_dice.hpp"
 #include "vasomim/loss/consistency.hpp"
 #include "vasomim/model/guidance.hpp"
+#include "vasomim/train/segmentor_training.hpp"
 
 #if !VASOMIM_HAS_CUDA
 #include "vasomim/io/npy.hpp"
@@ -128,6 +130,18 @@ TYPED_TEST(SegmentationLoss, ConsistencyGradientWithRespectToPredictions) {
     for (double g : dp.to_host()) gmax = std::max(gmax, std::abs(g));
     EXPECT_LT(gmax, 1e-12);
     EXPECT_GT(l, 0.0);
+}
+
+// The released schedule: LambdaLR((1 - epoch / epochs)^0.9) stepped after each epoch.
+TYPED_TEST(SegmentationLoss, SegmentorLearningRateStepsPerEpochAsReleased) {
+    using B = TypeParam;
+    nn::unext<B, float> net;
+    train::segmentor_trainer<B> per_epoch(net, {.iterations = 10, .lr = 1e-3, .iterations_per_epoch = 4});
+    for (std::int64_t i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(per_epoch.lr_at(i), 1e-3);
+    for (std::int64_t i = 4; i < 8; ++i) EXPECT_DOUBLE_EQ(per_epoch.lr_at(i), 1e-3 * std::pow(2.0 / 3.0, 0.9));
+    for (std::int64_t i = 8; i < 10; ++i) EXPECT_DOUBLE_EQ(per_epoch.lr_at(i), 1e-3 * std::pow(1.0 / 3.0, 0.9));
+    train::segmentor_trainer<B> per_iteration(net, {.iterations = 10, .lr = 1e-3});
+    EXPECT_DOUBLE_EQ(per_iteration.lr_at(5), 1e-3 * std::pow(0.5, 0.9));
 }
 
 TYPED_TEST(SegmentationLoss, GuidanceMaps) {

@@ -1,6 +1,8 @@
 #pragma once
-// Training the co-guidance segmentor UNeXt-S on vessel pseudo-labels (DESIGN 4.4):
-// 0.5 * BCE + 0.5 * (1 - Dice), Adam lr 1e-3 with poly(0.9) decay per iteration. The segmentor sees
+// Training the co-guidance segmentor UNeXt-S on vessel pseudo-labels as released (XA-SSL
+// segmodel/train_unext.py): 0.5 * BCE + 0.5 * (1 - Dice) with ONE Dice over the whole batch
+// (pred.view(-1)), Adam lr 1e-3 with poly(0.9) decay stepped once per epoch (LambdaLR stepped after
+// each epoch; DESIGN 4.4 said per iteration, the released code wins; per iteration remains an option). The segmentor sees
 // what the consistency loss feeds it: the 3-channel ImageNet-normalised image as released
 // (in_channels 3), or its channel mean for a 1-channel UNeXt-S (segmentor_input).
 
@@ -24,6 +26,9 @@ struct segmentor_training_options {
     std::int64_t iterations = 200;  ///< length of the poly schedule
     double lr = 1e-3;               ///< Adam base learning rate
     double poly_power = 0.9;
+    /// > 0: the poly factor (1 - epoch / epochs)^power changes once per epoch of this many
+    /// iterations, epochs = ceil(iterations / iterations_per_epoch), as released; 0: per iteration.
+    std::int64_t iterations_per_epoch = 0;
     std::int64_t log_every = 50;    ///< iterations between log lines (0: none)
 };
 
@@ -42,6 +47,14 @@ public:
         : net_(net), o_(o), opt_(net.table(), optim::adam_config{o.lr}) {
         if (o.iterations <= 0) throw config_error("segmentor training: iterations must be positive");
         if (!(o.lr > 0)) throw config_error("segmentor training: the learning rate must be positive");
+        if (o.iterations_per_epoch < 0) throw config_error("segmentor training: iterations_per_epoch must be >= 0");
+    }
+
+    /// The learning rate of iteration `step` (0-based).
+    double lr_at(std::int64_t step) const {
+        if (o_.iterations_per_epoch == 0) return optim::poly_lr(o_.lr, step, o_.iterations, o_.poly_power);
+        const std::int64_t per = o_.iterations_per_epoch, epochs = (o_.iterations + per - 1) / per;
+        return optim::poly_lr(o_.lr, step / per, epochs, o_.poly_power);
     }
 
     /// One step on images n x in_channels x h x w and binary labels n x h x w, both on the host
@@ -61,13 +74,14 @@ public:
         backend_traits<B>::copy_from_host(images, static_cast<std::size_t>(nin), x_.data());
         backend_traits<B>::copy_from_host(labels, static_cast<std::size_t>(npix), t_.data());
         net_.forward(z_.data(), x_.data(), n, h, w, true);
-        const float l = loss::bce_dice_loss<B>(z_.data(), t_.data(), n, h * w, scratch_.data(), dz_.data());
+        // as released: the Dice term over the whole batch as one sample
+        const float l = loss::bce_dice_loss<B>(z_.data(), t_.data(), 1, npix, scratch_.data(), dz_.data());
         if (!std::isfinite(l))
             throw numeric_error("segmentor training: non-finite loss at iteration " + std::to_string(opt_.steps()));
         const double d = loss::hard_dice<B>(z_.data(), t_.data(), npix, scratch_.data());
         net_.zero_grad();
         net_.backward(static_cast<float*>(nullptr), dz_.data());
-        opt_.step(net_.parameters(), net_.gradients(), optim::poly_lr(o_.lr, opt_.steps(), o_.iterations, o_.poly_power));
+        opt_.step(net_.parameters(), net_.gradients(), lr_at(opt_.steps()));
         return {double(l), d};
     }
 
@@ -105,12 +119,15 @@ inline std::vector<float> segmentor_input(const xt::xtensor<float, 4>& images, i
 }
 
 /// Trains `net` for o.iterations on the loader's (augmented) images and pseudo-label masks, epoch
-/// after epoch; returns the last step's measures. Logs a line every o.log_every iterations.
+/// after epoch, the poly factor stepped per epoch of the loader (unless o.iterations_per_epoch says
+/// otherwise); returns the last step's measures. Logs a line every o.log_every iterations.
 template <backend_policy B, class Dataset>
 segmentor_step train_segmentor(nn::unext<B, float>& net, data::prefetch_loader<Dataset>& loader,
                                const segmentor_training_options& o, std::ostream& log) {
     if (loader.batches_per_epoch() == 0) throw config_error("segmentor training: the data set has no full batch");
-    segmentor_trainer<B> trainer(net, o);
+    segmentor_training_options per_epoch = o;
+    if (per_epoch.iterations_per_epoch == 0) per_epoch.iterations_per_epoch = static_cast<std::int64_t>(loader.batches_per_epoch());
+    segmentor_trainer<B> trainer(net, per_epoch);
     segmentor_step last;
     for (std::int64_t epoch = 0; trainer.steps() < o.iterations; ++epoch) {
         loader.start_epoch(epoch);
