@@ -109,6 +109,21 @@ TEST_F(FolderDataset, ReadsTheXa170kLayout) {
     EXPECT_EQ(s.mask.shape(), s.image.shape());
 }
 
+// The released name of the pseudo-label folder (XA-SSL util/vessel_dataset.py): <name>_filter_92/,
+// preferred over <name>_frangi/ when both exist.
+TEST_F(FolderDataset, ReadsTheReleasedFilter92Folders) {
+    fs::create_directories(root_ / "cases_filter_92");
+    for (int k = 0; k < 6; ++k) {
+        xt::xtensor<std::uint8_t, 2> m = xt::zeros<std::uint8_t>({40, 40});
+        m(1, 2) = 255;
+        io::write_png(root_ / "cases_filter_92" / ("img" + std::to_string(k) + ".png"), m);
+    }
+    const folder_dataset data(root_);
+    ASSERT_EQ(data.size(), 6u) << "the mask folder is not taken for a folder of images";
+    EXPECT_NE(data.at(3).mask.string().find("cases_filter_92"), std::string::npos) << data.at(3).mask;
+    EXPECT_EQ(data.load(3).mask(1, 2), 255);
+}
+
 TEST_F(FolderDataset, LoaderSkipsAndNamesCorruptFiles) {
     { std::ofstream(root_ / "cases" / "img1.png") << "not a png"; }
     const folder_dataset data(root_);

@@ -1,9 +1,10 @@
 #pragma once
 // Angiogram data sets on disk and the synthetic default, behind one interface:
 //   size(), name(i), load(i) -> {image, mask} as 8-bit H x W arrays (mask 0/255).
-// folder_dataset reads the XA-170K layout (<name>/ images beside <name>_frangi/ masks of the same
-// file names), an images/ + masks/ pair, or a plain folder of images whose masks are computed by a
-// callback (e.g. the pseudo-label pipeline) on first use and cached in <folder>_frangi/.
+// folder_dataset reads the XA-170K layout as released (XA-SSL util/vessel_dataset.py: <name>/ images
+// beside <name>_filter_92/ pseudo-labels of the same file names; <name>_frangi/, DESIGN's name for
+// it, is read too), an images/ + masks/ pair, or a plain folder of images whose masks are computed
+// by a callback (e.g. the pseudo-label pipeline) on first use and cached in <folder>_frangi/.
 
 #include <algorithm>
 #include <filesystem>
@@ -56,12 +57,17 @@ public:
         if (fs::is_directory(root / "images") && fs::is_directory(root / "masks")) {
             add_pairs(root / "images", root / "masks");
         } else {
-            // XA-170K: every <name>/ with a sibling <name>_frangi/.
+            // XA-170K: every <name>/ with a sibling <name>_filter_92/ (as released) or <name>_frangi/.
             std::vector<fs::path> dirs;
-            for (const auto& e : fs::directory_iterator(root))
-                if (e.is_directory() && !e.path().filename().string().ends_with("_frangi")) dirs.push_back(e.path());
+            for (const auto& e : fs::directory_iterator(root)) {
+                const auto n = e.path().filename().string();
+                if (e.is_directory() && !n.ends_with("_frangi") && !n.ends_with("_filter_92")) dirs.push_back(e.path());
+            }
             std::sort(dirs.begin(), dirs.end());
-            for (const auto& d : dirs) add_pairs(d, fs::path(d.string() + "_frangi"));
+            for (const auto& d : dirs) {
+                const fs::path released(d.string() + "_filter_92");
+                add_pairs(d, fs::is_directory(released) ? released : fs::path(d.string() + "_frangi"));
+            }
             // A plain folder of images: masks cached in <root>_frangi/.
             if (entries_.empty()) add_pairs(root, fs::path(root.string() + "_frangi"));
         }
