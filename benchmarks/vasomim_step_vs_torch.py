@@ -65,7 +65,7 @@ def adamw(model):
 
 
 def frozen_segmentor(dtype=torch.float32):
-    seg = unext_ref.UNextS().to(dtype)
+    seg = unext_ref.UNextS(in_channels=3).to(dtype)  # the released 3-channel segmentor
     unext_ref.set_params(seg)  # the fixture's closed-form weights and running statistics
     seg.eval()
     for p in seg.parameters():
@@ -74,18 +74,18 @@ def frozen_segmentor(dtype=torch.float32):
 
 
 def consistency(seg, imgs, pred, logits):
-    """L_cons of make_vasomim_step_fixture.py: BCEWithLogits(S(gray(I_hat)), sigmoid(S(gray(I))))."""
+    """L_cons of make_vasomim_step_fixture.py: BCEWithLogits(S(I_hat), sigmoid(S(I))), S on 3 channels."""
     target = unext_ref.patchify(imgs, PATCH)
     mean = target.mean(dim=-1, keepdim=True)
     var = target.var(dim=-1, keepdim=True)  # unbiased, as MAE's norm_pix_loss
     img_hat = unext_ref.unpatchify(pred * (var + 1e-6) ** 0.5 + mean, PATCH, 3)
-    return F.binary_cross_entropy_with_logits(seg(img_hat.mean(dim=1, keepdim=True)), torch.sigmoid(logits))
+    return F.binary_cross_entropy_with_logits(seg(img_hat), torch.sigmoid(logits))
 
 
 def vasomim_step(mae, seg, opt, imgs, labels, mask_ratio):
     opt.zero_grad()
     with torch.no_grad():
-        logits = seg(imgs.mean(dim=1, keepdim=True))
+        logits = seg(imgs)
         guidance = 0.5 * labels + 0.5 * torch.sigmoid(logits[:, 0])
     ids_keep, mask, ids_restore = released_guided_masking(guidance.unsqueeze(1), PATCH, mask_ratio, BETA)
     pred = mae.forward_decoder(mae.forward_encoder(imgs, ids_keep), ids_restore)
@@ -120,7 +120,7 @@ def check_float32_cons_gradient():
         seg = frozen_segmentor(dtype)
         x, p = imgs.to(dtype), pred.to(dtype).detach().clone().requires_grad_(True)
         with torch.no_grad():
-            logits = seg(x.mean(dim=1, keepdim=True))
+            logits = seg(x)
         consistency(seg, x, p, logits).backward()
         grads.append(p.grad.double())
     g32, g64 = grads
