@@ -12,6 +12,10 @@
 // Writing: F32, and I64 for tensors whose dtype says so (integral values only), so that a PyTorch
 // strict load_state_dict finds its num_batches_tracked buffers; writes go to a temporary file
 // renamed into place, so a crash never leaves a truncated checkpoint behind.
+// Checksums: write_safetensors records a CRC32C of every tensor's stored bytes in the metadata
+// entry "crc32c" (one JSON object, name -> 8 hex digits; see crc32c and checksum_key), and
+// read_safetensors verifies it when present: a damaged tensor is a format_error naming the file and
+// the tensor. Files without the entry (converted PyTorch ones, older checkpoints) read as before.
 // Loading a file into a model's parameter table (prefixes, DDP's "module.", the report of every
 // mismatch) is io/state_dict.hpp, included at the end of this header.
 
@@ -19,19 +23,23 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <isa-l/crc.h>
 #include <nlohmann/json.hpp>
 
 #include "vasomim/core/error.hpp"
 #include "vasomim/core/shape.hpp"
 #include "vasomim/core/tensor.hpp"
+#include "vasomim/io/detail/atomic_file.hpp"
 #include "vasomim/nn/parameters.hpp"
 
 namespace vasomim::io {
@@ -150,21 +158,45 @@ struct safetensors_file {
     }
 };
 
-/// Reads every tensor of a safetensors file, converting it to float (see the header comment).
-/// Throws io_error if it cannot be read and format_error (naming the file and the tensor) for a
-/// malformed header, an unknown dtype, a bad shape or offsets that do not fit the data.
-inline safetensors_file read_safetensors(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw io_error("safetensors: cannot open '" + path + "'");
-    in.seekg(0, std::ios::end);
-    const auto file_size = static_cast<std::uint64_t>(in.tellg());
-    in.seekg(0);
+/// CRC32C (Castagnoli, the iSCSI polynomial; "123456789" gives e3069283) of n bytes, through ISA-L.
+/// ISA-L's crc32_iscsi neither inverts the initial value nor the result: the standard CRC32C is
+/// ~crc32_iscsi(buf, len, ~0), and a running value is passed on uninverted between chunks (its
+/// length is an int, so large tensors go in 1 GiB pieces).
+inline std::uint32_t crc32c(const void* data, std::size_t n) {
+    auto* p = static_cast<unsigned char*>(const_cast<void*>(data));
+    unsigned int crc = 0xffffffffu;
+    while (n > 0) {
+        const std::size_t chunk = std::min<std::size_t>(n, std::size_t(1) << 30);
+        crc = crc32_iscsi(p, static_cast<int>(chunk), crc);
+        p += chunk;
+        n -= chunk;
+    }
+    return ~crc;
+}
+
+namespace detail {
+inline std::string hex32(std::uint32_t v) {
+    char s[9];
+    std::snprintf(s, sizeof s, "%08x", v);
+    return s;
+}
+}  // namespace detail
+
+/// The metadata key under which write_safetensors stores the tensors' checksums: one string entry
+/// holding a JSON object {"<tensor name>": "<CRC32C of its bytes in the file, 8 lower-case hex
+/// digits>", ...}. read_safetensors verifies it when present and leaves it out of
+/// safetensors_file::metadata (files without it, e.g. converted PyTorch ones, read as before).
+inline constexpr const char* checksum_key = "crc32c";
+
+/// Parses the bytes of a whole safetensors file (`path` names it in errors); see read_safetensors.
+inline safetensors_file parse_safetensors(std::string_view bytes, const std::string& path) {
+    const auto file_size = static_cast<std::uint64_t>(bytes.size());
     auto bad = [&](const std::string& what) { return format_error("safetensors '" + path + "': " + what); };
     std::uint64_t header_len = 0;
-    if (file_size < 8 || !in.read(reinterpret_cast<char*>(&header_len), 8)) throw bad("shorter than 8 bytes");
+    if (file_size < 8) throw bad("shorter than 8 bytes");
+    std::memcpy(&header_len, bytes.data(), 8);
     if (header_len > file_size - 8) throw bad("header length " + std::to_string(header_len) + " exceeds the file size");
-    std::string header(static_cast<std::size_t>(header_len), '\0');
-    if (!in.read(header.data(), static_cast<std::streamsize>(header_len))) throw bad("truncated header");
+    const std::string_view header = bytes.substr(8, static_cast<std::size_t>(header_len));
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(header);
@@ -173,12 +205,11 @@ inline safetensors_file read_safetensors(const std::string& path) {
     }
     if (!j.is_object()) throw bad("header is not a JSON object");
     const std::uint64_t data_size = file_size - 8 - header_len;
-    std::vector<char> data(static_cast<std::size_t>(data_size));
-    if (data_size && !in.read(data.data(), static_cast<std::streamsize>(data_size))) throw bad("truncated data");
+    const char* data = bytes.data() + 8 + header_len;
 
     safetensors_file out;
     struct pending {
-        std::uint64_t begin;
+        std::uint64_t begin, end;
         named_tensor t;
     };
     std::vector<pending> items;
@@ -227,16 +258,52 @@ inline safetensors_file read_safetensors(const std::string& path) {
                 throw bad(tname + " (" + t.dtype + ") of shape " + t.shape.to_string() + " needs " + std::to_string(bytes) +
                           " bytes, the offsets give " + std::to_string(offs[1] - offs[0]));
             t.data.resize(static_cast<std::size_t>(t.shape.numel()));
-            detail::convert_to_float(t.data.data(), data.data() + offs[0], t.data.size(), *dt);
-            items.push_back({offs[0], std::move(t)});
+            detail::convert_to_float(t.data.data(), data + offs[0], t.data.size(), *dt);
+            items.push_back({offs[0], offs[1], std::move(t)});
         } catch (const nlohmann::json::exception& ex) {
             throw bad(tname + ": " + ex.what());
         }
+    }
+    // Checksums (written by write_safetensors): every tensor's bytes as stored in the file.
+    if (const auto it = out.metadata.find(checksum_key); it != out.metadata.end()) {
+        nlohmann::json sums;
+        try {
+            sums = nlohmann::json::parse(it->second);
+        } catch (const nlohmann::json::exception& e) {
+            throw bad(std::string("the \"") + checksum_key + "\" metadata entry is not JSON: " + e.what());
+        }
+        if (!sums.is_object())
+            throw bad(std::string("the \"") + checksum_key + "\" metadata entry is not a JSON object");
+        for (const auto& p : items) {
+            const auto s = sums.find(p.t.name);
+            if (s == sums.end() || !s->is_string())
+                throw bad("tensor '" + p.t.name + "' has no CRC32C in the \"" + checksum_key +
+                          "\" metadata entry that the other tensors have");
+            const std::string got = detail::hex32(crc32c(data + p.begin, static_cast<std::size_t>(p.end - p.begin)));
+            if (s->get<std::string>() != got)
+                throw bad("tensor '" + p.t.name + "' is damaged: its " + std::to_string(p.end - p.begin) +
+                          " bytes at data offset " + std::to_string(p.begin) + " have CRC32C " + got +
+                          ", the file recorded " + s->get<std::string>());
+        }
+        if (sums.size() != items.size())
+            for (auto s = sums.begin(); s != sums.end(); ++s)
+                if (std::none_of(items.begin(), items.end(), [&](const pending& p) { return p.t.name == s.key(); }))
+                    throw bad("the \"" + std::string(checksum_key) + "\" metadata entry names tensor '" + s.key() +
+                              "', which the file does not hold (damaged header?)");
+        out.metadata.erase(it);
     }
     // File order (by data offset), not the JSON object's (sorted) key order.
     std::stable_sort(items.begin(), items.end(), [](const pending& a, const pending& b) { return a.begin < b.begin; });
     for (auto& p : items) out.tensors.push_back(std::move(p.t));
     return out;
+}
+
+/// Reads every tensor of a safetensors file, converting it to float (see the header comment).
+/// Throws io_error if it cannot be read and format_error (naming the file and the tensor) for a
+/// malformed header, an unknown dtype, a bad shape, offsets that do not fit the data, or a tensor
+/// whose bytes do not match the CRC32C recorded for it (checksum_key).
+inline safetensors_file read_safetensors(const std::string& path) {
+    return parse_safetensors(detail::read_file_bytes(path, "safetensors"), path);
 }
 
 /// Writes tensors (in the given order) and metadata; atomic: a temporary file in the same folder
@@ -245,7 +312,6 @@ inline safetensors_file read_safetensors(const std::string& path) {
 inline void write_safetensors(const std::string& path, const std::vector<named_tensor>& tensors,
                               const std::map<std::string, std::string>& metadata = {}) {
     nlohmann::ordered_json j;
-    if (!metadata.empty()) j["__metadata__"] = metadata;
     std::uint64_t off = 0;
     for (const auto& t : tensors) {
         if (static_cast<index_t>(t.data.size()) != t.shape.numel())
@@ -264,7 +330,22 @@ inline void write_safetensors(const std::string& path, const std::vector<named_t
         j[t.name] = {{"dtype", t.dtype}, {"shape", dims}, {"data_offsets", {off, off + bytes}}};
         off += bytes;
     }
-    std::string header = j.dump();
+    // The tensors' bytes as they will be stored, checksummed (checksum_key) before anything is written.
+    nlohmann::ordered_json sums = nlohmann::ordered_json::object();
+    for (const auto& t : tensors) {
+        if (t.dtype == "I64") {
+            const std::vector<std::int64_t> ints(t.data.begin(), t.data.end());
+            sums[t.name] = detail::hex32(crc32c(ints.data(), ints.size() * 8));
+        } else {
+            sums[t.name] = detail::hex32(crc32c(t.data.data(), t.data.size() * 4));
+        }
+    }
+    std::map<std::string, std::string> meta = metadata;
+    meta[checksum_key] = sums.dump();
+    nlohmann::ordered_json with_meta;
+    with_meta["__metadata__"] = meta;
+    for (auto it = j.begin(); it != j.end(); ++it) with_meta[it.key()] = it.value();
+    std::string header = with_meta.dump();
     header.append((8 - header.size() % 8) % 8, ' ');
     const std::string tmp = path + ".tmp";
     {

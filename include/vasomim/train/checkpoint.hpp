@@ -7,11 +7,15 @@
 // Because every random draw is keyed by (seed, step), the step and seed are the whole RNG state.
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <utility>
 #include <optional>
+#include <ostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -97,6 +101,22 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& dir, const Mo
     return path;
 }
 
+namespace detail {
+/// The optimiser's sibling file into `model`; a malformed number in it (std::stoll's
+/// invalid_argument / out_of_range) becomes a format_error naming the file.
+template <class Model>
+void load_optimiser(Model& model, const std::filesystem::path& checkpoint) {
+    const auto p = optimiser_path(checkpoint).string();
+    try {
+        model.optimiser().load(p);
+    } catch (const std::invalid_argument& e) {
+        throw format_error("optimiser state " + p + " holds a malformed number (" + e.what() + ")");
+    } catch (const std::out_of_range& e) {
+        throw format_error("optimiser state " + p + " holds an out-of-range number (" + e.what() + ")");
+    }
+}
+}  // namespace detail
+
 /// Loads a checkpoint into `model` (parameters and optimiser state) and returns its run state.
 /// Throws config_error when it was written for another configuration (signature),
 /// checkpoint_mismatch_error listing every missing or misshapen tensor, format_error / io_error for
@@ -109,7 +129,16 @@ run_state load_checkpoint(const std::filesystem::path& path, Model& model, const
         if (it == file.metadata.end()) throw config_error("checkpoint " + path.string() + " has no '" + key + "' entry");
         return it->second;
     };
-    run_state s{std::stoull(meta("step")), std::stoull(meta("seed")), meta("signature")};
+    auto number = [&](const char* key) {
+        const std::string v = meta(key);
+        std::uint64_t n = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (v.empty() || ec != std::errc() || end != v.data() + v.size())
+            throw format_error("checkpoint " + path.string() + " has the '" + key + "' entry \"" + v +
+                               "\", not a step count / seed");
+        return n;
+    };
+    run_state s{number("step"), number("seed"), meta("signature")};
     if (s.signature != expected_signature)
         throw config_error("checkpoint " + path.string() + " was written for another configuration:\n  checkpoint: " +
                            s.signature + "\n  this run:   " + expected_signature);
@@ -126,16 +155,40 @@ run_state load_checkpoint(const std::filesystem::path& path, Model& model, const
         auto sp = seg.parameters().clone();
         io::load_state_dict(io::select_state_dict(std::move(seg_part), segmentor_prefix, path.string()),
                             source + " (segmentor)", seg.table(), sp, io::state_dict_options{segmentor_prefix});
-        model.optimiser().load(optimiser_path(path).string());
+        detail::load_optimiser(model, path);
         seg.parameters() = std::move(sp);
     } else {
         if (!seg_part.tensors.empty())
             throw config_error(source + " holds a segmentor ('" + seg_part.tensors.front().name +
                                "', ...), this model has none");
-        model.optimiser().load(optimiser_path(path).string());
+        detail::load_optimiser(model, path);
     }
     net.params() = std::move(params);
     return s;
+}
+
+/// Resumes from the newest intact checkpoint of `dir`: tries them newest first and skips one whose
+/// files are unreadable, truncated or damaged (io_error / format_error, e.g. a CRC32C mismatch or a
+/// missing optimiser file), saying on `log` which one it skipped and why. A checkpoint of another
+/// configuration (config_error, checkpoint_mismatch_error) is not skipped: that error is thrown.
+/// Throws config_error when the folder has no checkpoint or none is intact. Returns the path loaded
+/// and its run state.
+template <class Model>
+std::pair<std::filesystem::path, run_state> load_latest_intact_checkpoint(const std::filesystem::path& dir, Model& model,
+                                                                          const std::string& expected_signature,
+                                                                          std::ostream& log) {
+    const auto all = list_checkpoints(dir);
+    if (all.empty()) throw config_error("--resume: no checkpoint in " + dir.string());
+    std::string skipped;
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+        try {
+            return {*it, load_checkpoint(*it, model, expected_signature)};
+        } catch (const io_error& e) {  // format_error included
+            log << "resume: skipping damaged checkpoint " << it->string() << ": " << e.what() << "\n";
+            skipped += "\n  " + it->filename().string() + ": " + e.what();
+        }
+    }
+    throw config_error("--resume: no intact checkpoint in " + dir.string() + ":" + skipped);
 }
 
 }  // namespace vasomim::train

@@ -13,6 +13,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <tuple>
 #include <unistd.h>
 
 #include "vasomim/data/loader.hpp"
@@ -38,7 +39,7 @@ struct pretrain_options {
     std::size_t keep_checkpoints = 3;
     std::size_t panel_every = 0;       ///< iterations between panels (0: at the end of each epoch)
     std::string signature;             ///< configuration signature stored in checkpoints
-    std::optional<std::filesystem::path> resume_from;  ///< a checkpoint file, or a folder (its latest)
+    std::optional<std::filesystem::path> resume_from;  ///< a checkpoint file, or a folder (its newest intact one)
     std::uint64_t max_steps = 0;       ///< stop after this many iterations in total (0: the whole schedule)
     bool show_progress = ::isatty(STDERR_FILENO) != 0;
 };
@@ -75,12 +76,11 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
     std::uint64_t step = 0;
     if (o.resume_from) {
         fs::path path = *o.resume_from;
-        if (fs::is_directory(path)) {
-            const auto latest = latest_checkpoint(path);
-            if (!latest) throw config_error("--resume: no checkpoint in " + path.string());
-            path = *latest;
-        }
-        const run_state s = load_checkpoint(path, model, o.signature);
+        run_state s;
+        if (fs::is_directory(path))  // the newest intact one: damaged ones are skipped and named on `log`
+            std::tie(path, s) = load_latest_intact_checkpoint(path, model, o.signature, log);
+        else
+            s = load_checkpoint(path, model, o.signature);
         if (s.seed != o.seed)
             throw config_error("checkpoint " + path.string() + " was written with seed " + std::to_string(s.seed) +
                                ", this run uses " + std::to_string(o.seed));
