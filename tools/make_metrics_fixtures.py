@@ -24,9 +24,10 @@ Outputs (tests/data/metrics/):
                       (as G, cyclically): NN of P, NN of G, the 7 counts, the 6 scores (as cases.npy)
   summary.npy         float64 (2, 6): mean and std (ddof 0) of the 6 scores over the random cases
 
-Usage: /usr/bin/python3 tools/make_metrics_fixtures.py [--coronary80 DIR] [--time]
-  --time  also times skimage's skeletonize per 512 x 512 mask (coronary80 training masks resized
-          nearest to 512 x 512) for benchmarks/README.md
+Usage: /usr/bin/python3 tools/make_metrics_fixtures.py [--coronary80 DIR] [--time [DIR]]
+  --time  also times skimage's skeletonize per 512 x 512 mask (the 40 coronary80 training masks
+          resized nearest to 512 x 512) for benchmarks/README.md; with DIR, writes those masks there
+          as PNG (0/255) so that `vasomim-metrics --pred DIR --ref DIR` times the library on them
 """
 import argparse
 import os
@@ -205,7 +206,7 @@ def read_mask(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--coronary80", default=os.path.join(ROOT, "..", "shared", "data", "coronary80"))
-    ap.add_argument("--time", action="store_true")
+    ap.add_argument("--time", nargs="?", const="", default=None, metavar="DIR")
     args = ap.parse_args()
 
     print(f"scikit-image {skimage.__version__}, numpy {np.__version__}")
@@ -245,10 +246,15 @@ def main():
     print(f"{len(REAL_MASKS)} coronary80 training masks: skeleton pixels "
           f"{[int(np.unpackbits(s, axis=-1)[:, :300].sum()) for s in skels]}")
 
-    if args.time:
+    if args.time is not None:
         idx = (np.arange(512) * 300) // 512
         big = [m[np.ix_(idx, idx)] for m in
                (read_mask(os.path.join(masks_dir, f"training_{k:02d}_gt.png")) for k in range(1, 41))]
+        if args.time:
+            from PIL import Image
+            os.makedirs(args.time, exist_ok=True)
+            for k, m in enumerate(big, 1):
+                Image.fromarray(m.astype(np.uint8) * 255).save(os.path.join(args.time, f"training_{k:02d}.png"))
         skeletonize(big[0])
         best = []
         for _ in range(5):

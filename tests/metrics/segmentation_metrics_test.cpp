@@ -65,10 +65,10 @@ std::vector<std::string> case_names() {
     return names;
 }
 
-/// The coronary80 folder, or "" when absent.
+/// The coronary80 folder (VASOMIM_CORONARY80, else ../shared/data/coronary80), or "" when it has no masks/.
 std::string coronary80_dir() {
-    if (const char* env = std::getenv("VASOMIM_CORONARY80")) return env;
-    const std::string d = std::string(VASOMIM_SOURCE_DIR) + "/../shared/data/coronary80";
+    const char* env = std::getenv("VASOMIM_CORONARY80");
+    const std::string d = env ? std::string(env) : std::string(VASOMIM_SOURCE_DIR) + "/../shared/data/coronary80";
     return std::filesystem::exists(d + "/masks") ? d : std::string();
 }
 
@@ -131,8 +131,8 @@ TEST(SegmentationMetrics, RandomMasksEqualNumpy) {
 TEST(SegmentationMetrics, Coronary80ExpertMasksEqualScikitImage) {
     const std::string dir = coronary80_dir();
     if (dir.empty())
-        GTEST_SKIP() << "coronary80 not found (../shared/data/coronary80 or VASOMIM_CORONARY80): the "
-                        "skeletons of real expert masks are not compared";
+        GTEST_SKIP() << "coronary80 masks not found (../shared/data/coronary80/masks or VASOMIM_CORONARY80): "
+                        "the skeletons of real expert masks are not compared with scikit-image's";
     const auto skeletons = io::read_npy<std::uint8_t>(metrics_data("real_skeletons.npy"));
     const auto index = io::read_npy<double>(metrics_data("real_index.npy"));
     ASSERT_EQ(skeletons.shape(0), index.shape(0));
@@ -194,6 +194,16 @@ TEST(Skeletonize, HandMadeShapes) {
     // float masks: nonzero is foreground
     const xt::xtensor<float, 2> f = xt::cast<float>(rect) * 0.5f;
     EXPECT_EQ(metrics::skeletonize(f), s);
+
+    // A workspace reused across masks of different sizes gives what fresh buffers give.
+    metrics::skeleton_workspace ws;
+    mask_t a(35), b(9);
+    metrics::skeletonize(rect.data(), 5, 7, a.data(), ws);
+    metrics::skeletonize(line.data(), 9, 1, b.data(), ws);
+    EXPECT_EQ(a, mask_t(s.begin(), s.end()));
+    EXPECT_EQ(b, line);
+    metrics::skeletonize(rect.data(), 5, 7, a.data(), ws);
+    EXPECT_EQ(a, mask_t(s.begin(), s.end()));
 }
 
 TEST(SegmentationMetrics, EmptyFullAndDisjoint) {

@@ -81,10 +81,12 @@ inline segmentation_scores scores_from_counts(const overlap_counts& n) {
 }
 
 /// Counts of the rows x cols row-major masks `pred` and `ref` (nonzero = foreground), skeletons
-/// included. The skeletons are written to `pred_skeleton` / `ref_skeleton` when given (rows * cols).
+/// included. The skeletons are written to `pred_skeleton` / `ref_skeleton` when given (rows * cols);
+/// `ws` (optional) lends skeletonize its buffers across calls.
 template <class T, class U>
 overlap_counts count_overlap(const T* pred, const U* ref, std::size_t rows, std::size_t cols,
-                             std::uint8_t* pred_skeleton = nullptr, std::uint8_t* ref_skeleton = nullptr) {
+                             std::uint8_t* pred_skeleton = nullptr, std::uint8_t* ref_skeleton = nullptr,
+                             skeleton_workspace* ws = nullptr) {
     const std::size_t n = rows * cols;
     std::vector<std::uint8_t> own_p, own_g;
     if (!pred_skeleton) {
@@ -95,8 +97,10 @@ overlap_counts count_overlap(const T* pred, const U* ref, std::size_t rows, std:
         own_g.resize(n);
         ref_skeleton = own_g.data();
     }
-    skeletonize(pred, rows, cols, pred_skeleton);
-    skeletonize(ref, rows, cols, ref_skeleton);
+    skeleton_workspace own_ws;
+    if (!ws) ws = &own_ws;
+    skeletonize(pred, rows, cols, pred_skeleton, *ws);
+    skeletonize(ref, rows, cols, ref_skeleton, *ws);
     overlap_counts c;
     for (std::size_t i = 0; i < n; ++i) {
         const bool p = pred[i] != T(0), g = ref[i] != U(0);

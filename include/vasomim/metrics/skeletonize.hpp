@@ -52,16 +52,29 @@ inline constexpr std::array<std::uint8_t, 256> skeleton_table = [] {
 
 }  // namespace detail
 
+/// Buffers of skeletonize, reusable across calls (saves their allocation and first-touch page
+/// faults when many masks are skeletonised in a row).
+struct skeleton_workspace {
+    std::vector<std::uint8_t> img;     ///< the padded mask
+    std::vector<std::uint8_t> listed;  ///< whether a pixel is in `candidates` (no duplicates)
+    std::vector<std::size_t> candidates, kept, removed;
+};
+
 /// Skeleton of the rows x cols row-major mask `mask` (nonzero = foreground) written to `out`
 /// (rows * cols values, 1 on the skeleton, 0 elsewhere). `out` may be the same buffer as `mask`
 /// when T is std::uint8_t. Empty sizes write nothing.
 template <class T>
-void skeletonize(const T* mask, std::size_t rows, std::size_t cols, std::uint8_t* out) {
+void skeletonize(const T* mask, std::size_t rows, std::size_t cols, std::uint8_t* out, skeleton_workspace& ws) {
     if (rows == 0 || cols == 0) return;
     const std::size_t w = cols + 2, h = rows + 2;
-    // img: the padded mask; listed: whether a pixel is in `candidates` (no duplicates).
-    std::vector<std::uint8_t> img(h * w, 0), listed(h * w, 0);
-    std::vector<std::size_t> candidates, kept, removed;
+    auto& img = ws.img;
+    auto& listed = ws.listed;
+    auto& candidates = ws.candidates;
+    auto& kept = ws.kept;
+    auto& removed = ws.removed;
+    img.assign(h * w, 0);
+    listed.assign(h * w, 0);
+    candidates.clear();
     for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t c = 0; c < cols; ++c)
             if (mask[r * cols + c] != T(0)) {
@@ -111,6 +124,13 @@ void skeletonize(const T* mask, std::size_t rows, std::size_t cols, std::uint8_t
     }
     for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t c = 0; c < cols; ++c) out[r * cols + c] = img[(r + 1) * w + c + 1];
+}
+
+/// As above with buffers of its own.
+template <class T>
+void skeletonize(const T* mask, std::size_t rows, std::size_t cols, std::uint8_t* out) {
+    skeleton_workspace ws;
+    skeletonize(mask, rows, cols, out, ws);
 }
 
 /// Skeleton of a 2-D mask (nonzero = foreground) as a 0/1 uint8 array of the same shape.
