@@ -3,10 +3,13 @@
 // tools/make_metrics_fixtures.py: random masks (blobs, thin lines, noise, masks touching the
 // borders, one-pixel-wide shapes, odd sizes, empty masks) and coronary80 expert masks (read from
 // ../shared/data/coronary80 at test time; skipped when absent). Plus hand-made cases.
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <string>
 #include <vector>
 
