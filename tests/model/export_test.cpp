@@ -83,7 +83,10 @@ std::vector<std::pair<std::string, std::string>> timm_keys() {
 
 std::string dims_of(const shape& s) {
     std::string d;
-    for (int i = 0; i < s.rank(); ++i) d += (i ? "," : "") + std::to_string(s[i]);
+    for (int i = 0; i < s.rank(); ++i) {
+        if (i) d += ',';  // appended apart: GCC 12's -Wrestrict misfires on "," + std::string at -O3
+        d += std::to_string(s[i]);
+    }
     return d;
 }
 

@@ -75,7 +75,10 @@ public:
 
     static std::string shape_string(const std::vector<std::int64_t>& dims) {
         std::string s = "(";
-        for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+        for (std::size_t i = 0; i < dims.size(); ++i) {
+            if (i) s += ", ";  // apart: GCC 12's -Wrestrict misfires on ", " + std::string at -O3
+            s += std::to_string(dims[i]);
+        }
         return s + ")";
     }
 
