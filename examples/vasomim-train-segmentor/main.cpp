@@ -185,7 +185,10 @@ void load_init(nn::unext<B, T>& net, const std::string& path, std::string prefix
         if (t.name == "encoder1.weight" && t.shape.rank() == 4 && t.shape[1] != want) {
             const auto have = static_cast<std::int64_t>(t.shape[1]);
             std::string shp = "[";
-            for (int i = 0; i < t.shape.rank(); ++i) shp += (i ? "," : "") + std::to_string(t.shape[i]);
+            for (int i = 0; i < t.shape.rank(); ++i) {
+                if (i) shp += ',';
+                shp += std::to_string(t.shape[i]);
+            }
             throw config_error("--init '" + path + "'" + (prefix.empty() ? "" : " (prefix '" + prefix + "')") +
                                " holds a " + channels_word(have) + " UNeXt-S (encoder1.weight " + shp + "] = " +
                                std::to_string(have) + " input channel" + (have == 1 ? "" : "s") + "), this run builds a " +
@@ -259,7 +262,9 @@ int main(int argc, char** argv) {
         const data::augment_options aug{.size = S};
         const auto t0 = std::chrono::steady_clock::now();
         if (iterations > 0) {
-            vasomim::train::segmentor_trainer<B> trainer(net, {.iterations = iterations, .lr = lr});
+            // as released: the poly factor steps once per epoch (here: ceil(images / batch) iterations)
+            const auto per_epoch = static_cast<std::int64_t>((train.size() + std::size_t(batch) - 1) / std::size_t(batch));
+            vasomim::train::segmentor_trainer<B> trainer(net, {.iterations = iterations, .lr = lr, .iterations_per_epoch = per_epoch});
             for (int it = 0; it < iterations; ++it) {
                 for (index_t b = 0; b < n; ++b) {
                     const auto& s = train[static_cast<std::size_t>(rng.integer(0, static_cast<std::int64_t>(train.size()) - 1))];
@@ -272,7 +277,7 @@ int main(int argc, char** argv) {
                 if (it % 25 == 0 || it + 1 == iterations) {
                     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                     std::printf("iter %4d  loss %.4f  Dice %.3f  lr %.2e  %.1f s\n", it, r.loss, r.dice,
-                                optim::poly_lr(lr, it, iterations), sec);
+                                trainer.lr_at(it), sec);
                     std::fflush(stdout);
                 }
             }
