@@ -3,6 +3,9 @@
 // an XA-170K style dataset in one call:
 //   vasomim-vesselness --pseudo-label data/cadica            (writes data/cadica_frangi/<stem>.png)
 //   vasomim-vesselness --filter sato --sigmas 1,2,3 -o out a.png b.npy
+//   vasomim-vesselness --pseudo-label --fov -o labels images/   (field-of-view-aware variant)
+//   vasomim-vesselness --pseudo-label --fov --expert masks -o labels images/training_*.png
+//                                  (Dice, sensitivity, precision against expert masks <stem>_gt.png)
 // Existing outputs are skipped unless --overwrite; unreadable or bad files are reported at the
 // end without stopping the batch, and the exit status is 1 if any failed.
 #include <malloc.h>
@@ -28,6 +31,8 @@
 #include "vasomim/io/image.hpp"
 #include "vasomim/io/npy.hpp"
 #include "vasomim/io/png_encode.hpp"
+#include "vasomim/metrics/segmentation_metrics.hpp"
+#include "vasomim/vessel/fov_pseudo_label.hpp"
 #include "vasomim/vessel/frangi.hpp"
 #include "vasomim/vessel/meijering.hpp"
 #include "vasomim/vessel/pseudo_label.hpp"
@@ -50,7 +55,16 @@ struct settings {
     bool pseudo_label = false;
     index_t border = 20;
     double percentile = 92;
+    bool fov = false;  // the field-of-view-aware variant (fov_pseudo_label.hpp)
+    vessel::fov_pseudo_label_options fov_options;
     std::string format;  // npy | png
+};
+
+/// What one file gave: the pseudo-label (for --expert) and the variant's status.
+struct outcome {
+    std::vector<std::uint8_t> mask;
+    std::int64_t rows = 0, cols = 0;
+    vessel::fov_status status = vessel::fov_status::ok;
 };
 
 bool is_image_file(const fs::path& p) {
@@ -127,7 +141,7 @@ std::vector<float> response(const tensor<T, B>& img, const settings& s) {
 }
 
 template <class T>
-std::vector<std::uint8_t> pseudo(const tensor<T, B>& img, const settings& s) {
+std::vector<std::uint8_t> pseudo(const tensor<T, B>& img, const settings& s, vessel::fov_status& status) {
     vessel::pseudo_label_options o;
     o.sigmas = s.sigmas.empty() ? std::vector<double>{1, 2, 3, 4} : s.sigmas;
     o.black_ridges = !s.white_ridges;
@@ -136,24 +150,35 @@ std::vector<std::uint8_t> pseudo(const tensor<T, B>& img, const settings& s) {
     o.precision = s.fast ? vessel::kernel_precision::fast : vessel::kernel_precision::exact;
     o.border = s.border;
     o.percentile = s.percentile;
+    if (s.fov) {
+        auto f = s.fov_options;
+        f.released = o;
+        auto r = vessel::fov_pseudo_label(img, f);
+        status = r.status;
+        return r.mask.to_host();
+    }
     return vessel::pseudo_label(img, o).to_host();
 }
 
-void process(const fs::path& in, const fs::path& out, const settings& s) {
+outcome process(const fs::path& in, const fs::path& out, const settings& s) {
     const loaded l = load(in);
+    outcome oc;
     const index_t rows = l.u8 ? l.u8->dim(0) : l.f32->dim(0);
     const index_t cols = l.u8 ? l.u8->dim(1) : l.f32->dim(1);
     const std::vector<std::size_t> sh{std::size_t(rows), std::size_t(cols)};
     if (s.pseudo_label) {
-        const auto mask = l.u8 ? pseudo(*l.u8, s) : pseudo(*l.f32, s);
+        auto mask = l.u8 ? pseudo(*l.u8, s, oc.status) : pseudo(*l.f32, s, oc.status);
         if (s.format == "npy") io::write_npy(out, xt::xtensor<std::uint8_t, 2>(xt::adapt(mask, sh)));
         else io::write_png_gray8(out, mask.data(), sh[0], sh[1]);  // 0/255 masks: ISA-L level 1, no filters
-        return;
+        oc.mask = std::move(mask);
+        oc.rows = rows;
+        oc.cols = cols;
+        return oc;
     }
     const auto r = l.u8 ? response(*l.u8, s) : response(*l.f32, s);
     if (s.format == "npy") {
         io::write_npy(out, xt::xtensor<float, 2>(xt::adapt(r, sh)));
-        return;
+        return oc;
     }
     // 8-bit preview: linear scaling of [0, max] to [0, 255].
     float mx = 0;
@@ -162,6 +187,25 @@ void process(const fs::path& in, const fs::path& out, const settings& s) {
     for (std::size_t i = 0; i < r.size(); ++i)
         img.data()[i] = mx > 0 ? static_cast<std::uint8_t>(std::lround(std::clamp(r[i] / mx, 0.0f, 1.0f) * 255.0f)) : 0;
     io::write_png(out, img);
+    return oc;
+}
+
+/// Dice, clDice, sensitivity and precision (metrics/segmentation_metrics.hpp) of a 0/255 mask
+/// against an expert mask (binarised at >= 128).
+metrics::segmentation_scores score_against(const outcome& oc, const fs::path& expert) {
+    const auto g = io::read_gray8(expert);
+    if (std::int64_t(g.shape(0)) != oc.rows || std::int64_t(g.shape(1)) != oc.cols)
+        throw shape_error("expert mask '" + expert.string() + "' is not " + std::to_string(oc.rows) + " x " +
+                          std::to_string(oc.cols));
+    std::vector<std::uint8_t> ref(g.size());
+    for (std::size_t i = 0; i < ref.size(); ++i) ref[i] = g.data()[i] >= 128;
+    return metrics::evaluate(oc.mask.data(), ref.data(), std::size_t(oc.rows), std::size_t(oc.cols));
+}
+
+/// The expert mask of an input: <dir>/<stem>_gt.png, else <dir>/<stem>.png.
+fs::path expert_for(const fs::path& dir, const fs::path& in) {
+    const fs::path gt = dir / (in.stem().string() + "_gt.png");
+    return fs::exists(gt) ? gt : dir / (in.stem().string() + ".png");
 }
 
 }  // namespace
@@ -171,7 +215,8 @@ int main(int argc, char** argv) {
                  "semantics) or VasoMIM pseudo-labels for images and folders of images"};
     settings s;
     std::vector<std::string> inputs;
-    std::string outdir, mode = "reflect";
+    std::string outdir, mode = "reflect", expert;
+    bool no_fov_mask = false, percentile_all = false;
     int threads = 0;
     bool overwrite = false;
     app.add_option("--filter", s.filter, "ridge filter")->check(CLI::IsMember({"frangi", "sato", "meijering"}))->capture_default_str();
@@ -186,6 +231,19 @@ int main(int argc, char** argv) {
     auto* pl = app.add_flag("--pseudo-label", s.pseudo_label, "write the released VasoMIM pseudo-label (sato 1..4, border, percentile, region growing)");
     app.add_option("--border", s.border, "pseudo-label: pixels zeroed at each side")->needs(pl)->capture_default_str();
     app.add_option("--percentile", s.percentile, "pseudo-label: threshold percentile")->needs(pl)->check(CLI::Range(0.0, 100.0))->capture_default_str();
+    auto* fov = app.add_flag("--fov", s.fov,
+                             "pseudo-label: the field-of-view-aware variant for real angiograms (dark collimator areas and "
+                             "their edges removed before the percentile, several components kept); falls back to the "
+                             "released mask, with a note, where no exposed region or an empty mask is found")
+                    ->needs(pl);
+    app.add_flag("--no-fov-mask", no_fov_mask, "--fov: switch off the field-of-view mask (measure the other parts alone)")->needs(fov);
+    app.add_flag("--percentile-all", percentile_all, "--fov: take the percentile over the whole image as released, not the field of view")->needs(fov);
+    app.add_option("--seeds", s.fov_options.seeds, "--fov: components grown from the strongest maxima (released: 1)")->needs(fov)->check(CLI::NonNegativeNumber)->capture_default_str();
+    app.add_option("--min-component", s.fov_options.min_component, "--fov: also keep every component of at least this many pixels (0: off)")->needs(fov)->check(CLI::NonNegativeNumber)->capture_default_str();
+    app.add_option("--dark-level", s.fov_options.fov.dark_level, "--fov: pixel value at or below which a pixel is dark (unexposed)")->needs(fov)->capture_default_str();
+    app.add_option("--fov-erosion", s.fov_options.fov.erosion, "--fov: pixels the field of view is eroded by (-1: 2 x the largest sigma)")->needs(fov)->capture_default_str();
+    app.add_option("--expert", expert, "pseudo-label: folder of expert masks (<stem>_gt.png or <stem>.png): prints Dice, "
+                   "clDice, sensitivity and precision per image and their means (CSV on stdout)")->needs(pl);
     app.add_option("--format", s.format, "output format (default: npy for responses, png for pseudo-labels)")->check(CLI::IsMember({"npy", "png"}));
     app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::PositiveNumber);
     app.add_flag("--overwrite", overwrite, "recompute outputs that already exist");
@@ -200,6 +258,15 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (s.format.empty()) s.format = s.pseudo_label ? "png" : "npy";
+    s.fov_options.field_of_view = !no_fov_mask;
+    s.fov_options.percentile_in_fov = !percentile_all;
+    if (!expert.empty() && !fs::is_directory(expert)) {
+        std::fprintf(stderr, "error: --expert '%s' is not a folder\n", expert.c_str());
+        return 2;
+    }
+    if (!expert.empty() && !overwrite) {
+        std::fprintf(stderr, "note: --expert scores the files computed in this run; add --overwrite to score every input\n");
+    }
     for (double sg : s.sigmas)
         if (!(sg > 0) || !std::isfinite(sg)) {
             std::fprintf(stderr, "error: every sigma must be > 0 (got %g)\n", sg);
@@ -274,6 +341,8 @@ int main(int argc, char** argv) {
     const bool across_images = static_cast<int>(work.size()) >= nthreads && nthreads > 1;
     const bool tty = isatty(fileno(stderr));
     std::atomic<std::size_t> done{0}, written{0};
+    std::vector<std::pair<std::string, std::string>> fallbacks;  // file, why (--fov)
+    std::vector<std::optional<metrics::segmentation_scores>> scores(work.size());
     std::mutex mu;
     const auto t0 = std::chrono::steady_clock::now();
     auto report = [&](bool final) {
@@ -285,8 +354,13 @@ int main(int argc, char** argv) {
     };
     auto run_one = [&](std::size_t i) {
         try {
-            process(work[i].first, work[i].second, s);
+            const outcome oc = process(work[i].first, work[i].second, s);
             ++written;
+            if (oc.status != vessel::fov_status::ok) {
+                std::lock_guard<std::mutex> lock(mu);
+                fallbacks.emplace_back(work[i].first.string(), vessel::to_string(oc.status));
+            }
+            if (!expert.empty()) scores[i] = score_against(oc, expert_for(expert, work[i].first));
         } catch (const std::exception& e) {
             std::lock_guard<std::mutex> lock(mu);
             failures.emplace_back(work[i].first.string(), e.what());
@@ -309,5 +383,29 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%zu written, %zu skipped (already present), %zu failed, %.3f s, output in %s\n",
                  written.load(), skipped, failures.size(), sec, outdir.c_str());
     for (const auto& [path, why] : failures) std::fprintf(stderr, "  failed: %s: %s\n", path.c_str(), why.c_str());
+    if (s.fov) {
+        std::sort(fallbacks.begin(), fallbacks.end());
+        std::fprintf(stderr, "--fov: %zu of %zu fell back to the released pseudo-label\n", fallbacks.size(), written.load());
+        for (const auto& [path, why] : fallbacks)
+            std::fprintf(stderr, "  fallback: %s: %s; the released pseudo-label was written\n", path.c_str(), why.c_str());
+    }
+    if (!expert.empty()) {
+        std::vector<metrics::segmentation_scores> all;
+        std::size_t low = 0;
+        std::printf("file,dice,cldice,sensitivity,precision\n");
+        for (std::size_t i = 0; i < work.size(); ++i) {
+            if (!scores[i]) continue;
+            const auto& c = *scores[i];
+            std::printf("%s,%.4f,%.4f,%.4f,%.4f\n", work[i].first.stem().c_str(), c.dice, c.cldice, c.sensitivity, c.precision);
+            all.push_back(c);
+            low += c.dice < 0.1;
+        }
+        if (!all.empty()) {
+            const auto m = metrics::summarize(all);
+            std::printf("mean (%zu images),%.4f,%.4f,%.4f,%.4f\nDice < 0.1: %zu of %zu (%.1f%%)\n", all.size(), m.mean.dice,
+                        m.mean.cldice, m.mean.sensitivity, m.mean.precision, low, all.size(),
+                        100.0 * double(low) / double(all.size()));
+        }
+    }
     return failures.empty() ? 0 : 1;
 }
