@@ -9,7 +9,8 @@
 //                              vessel-containing patches among all patches),
 // and prints the shares. The guidance is either read from files (--guidance) or computed on the fly
 // (--pseudo-label: the released pipeline, vessel::pseudo_label, on each image at its own
-// resolution, then resampled like a mask).
+// resolution, then resampled like a mask; --pseudo-label --fov: the field-of-view-aware variant,
+// vessel::fov_pseudo_label, for real angiograms with dark collimator areas).
 //
 // Examples (coronary80):
 //   vasomim-maskviz --image ../shared/data/coronary80/images --pattern 'training_*' --pseudo-label
@@ -33,6 +34,7 @@
 #include "vasomim/io.hpp"
 #include "vasomim/masking.hpp"
 #include "vasomim/vasomim.hpp"
+#include "vasomim/vessel/fov_pseudo_label.hpp"
 #include "vasomim/vessel/pseudo_label.hpp"
 
 namespace fs = std::filesystem;
@@ -51,6 +53,7 @@ struct options {
     std::uint64_t seed = 0;
     bool heatmaps = true;
     bool pseudo_label = false;
+    bool fov = false;
 };
 
 struct item {
@@ -124,13 +127,23 @@ image_t resized(image_t a, index_t size, bool nearest) {
 
 image_t load_resized(const fs::path& p, index_t size, bool nearest) { return resized(io::read_image_any(p), size, nearest); }
 
-/// The released pseudo-label (0 / 255) of an 8-bit angiogram, computed at its own resolution.
-image_t pseudo_label_of(const fs::path& p) {
+/// The released pseudo-label (0 / 255) of an 8-bit angiogram, computed at its own resolution, or
+/// with `fov` the field-of-view-aware variant (a fallback to the released mask is said on stderr).
+image_t pseudo_label_of(const fs::path& p, bool fov) {
     const auto img = io::read_gray8(p);
     const auto t = tensor<std::uint8_t, default_backend>::from_host(
         std::vector<std::uint8_t>(img.begin(), img.end()),
         shape{static_cast<index_t>(img.shape(0)), static_cast<index_t>(img.shape(1))});
-    const auto mask = vessel::pseudo_label(t).to_host();
+    std::vector<std::uint8_t> mask;
+    if (fov) {
+        const auto r = vessel::fov_pseudo_label(t);
+        if (r.fallback())
+            std::fprintf(stderr, "note: %s: %s; the released pseudo-label is used\n", p.string().c_str(),
+                         vessel::to_string(r.status));
+        mask = r.mask.to_host();
+    } else {
+        mask = vessel::pseudo_label(t).to_host();
+    }
     image_t out = image_t::from_shape({img.shape(0), img.shape(1)});
     std::copy(mask.begin(), mask.end(), out.begin());
     return out;
@@ -341,6 +354,10 @@ int main(int argc, char** argv) {
     auto* pseudo_opt = app.add_flag("--pseudo-label", opt.pseudo_label,
                                     "Compute the guidance on the fly: the released pseudo-label pipeline (sato, "
                                     "percentile 92, region growing) on each 8-bit image");
+    app.add_flag("--fov", opt.fov,
+                 "With --pseudo-label: the field-of-view-aware variant (dark collimator areas and their edges "
+                 "removed, components of the 5 strongest maxima; vessel/fov_pseudo_label.hpp)")
+        ->needs(pseudo_opt);
     guidance_opt->excludes(pseudo_opt);
     pseudo_opt->excludes(guidance_opt);
     app.add_option("--pattern", opt.pattern, "Only images whose file name matches this wildcard (folder input)");
@@ -370,7 +387,8 @@ int main(int argc, char** argv) {
     try {
         if (opt.guidance.empty() && !opt.pseudo_label)
             throw config_error("vasomim-maskviz: pass --guidance <file|folder> or --pseudo-label");
-        if (opt.pseudo_label && opt.label == "guidance maps") opt.label = "pseudo-labels computed on the fly";
+        if (opt.pseudo_label && opt.label == "guidance maps")
+            opt.label = opt.fov ? "FOV-aware pseudo-labels computed on the fly" : "pseudo-labels computed on the fly";
         if (opt.epochs <= 0) throw value_error("vasomim-maskviz: --epochs must be > 0, got " + std::to_string(opt.epochs));
         std::vector<item> items;
         for (const auto& p : list_images(opt.image, opt.pattern)) {
@@ -379,7 +397,7 @@ int main(int argc, char** argv) {
             it.image_path = p;
             it.guidance_path = opt.pseudo_label ? p : partner(opt.guidance, it.stem, opt.guidance_suffix);
             it.image = load_resized(it.image_path, opt.size, false);
-            it.guidance = opt.pseudo_label ? resized(pseudo_label_of(p), opt.size, true)
+            it.guidance = opt.pseudo_label ? resized(pseudo_label_of(p, opt.fov), opt.size, true)
                                            : load_resized(it.guidance_path, opt.size, true);
             if (it.image.shape() != it.guidance.shape())
                 throw shape_error("vasomim-maskviz: image '" + p.string() + "' and guidance '" + it.guidance_path.string() +
