@@ -15,7 +15,11 @@
 //   min_component:     every component of at least this many pixels is kept too (0: off).
 // With field_of_view = false, percentile_in_fov = false, seeds = 1, min_component = 0 the result
 // is the released mask. No learned component; the defaults were chosen on coronary80 training_*
-// only (tools/fov_pseudo_label_table.py prints the measurements).
+// only (testing_* never read). Against its 40 expert masks, means over images: released Dice 0.354,
+// clDice 0.386, 17 images with Dice < 0.1; these defaults Dice 0.679, clDice 0.757, sensitivity
+// 0.732, precision 0.660, lowest Dice 0.498; the field of view without its erosion leaves 5 images
+// below 0.1. Time per 512 x 512 image: about 1.3x the released pipeline's (one thread).
+// `bash tools/fov_pseudo_label_table.sh` prints the whole table, per switch, and the times.
 //
 // Bad input: when the field of view holds no pixel inside the border (nothing exposed), or the
 // mask would be empty, the result is the released mask and `status` says why (fallback).
