@@ -5,7 +5,8 @@
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libeigen3-dev xtensor-dev xtl-dev libthrust-dev libcub-dev
           librandom123-dev libstb-dev libisal-dev nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev
-          libgmock-dev libbenchmark-dev libopenblas-dev libopenblas0-pthread)
+          libgmock-dev libbenchmark-dev libopenblas-dev libopenblas0-pthread
+          clang libclang-rt-14-dev libomp-14-dev)  # clang, its libFuzzer/sanitizer runtimes, omp.h: tools/fuzz.sh
 if [[ "${1:-}" == "--python" ]]; then
   packages+=(python3-torch python3-scipy python3-numpy)
 fi

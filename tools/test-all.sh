@@ -3,7 +3,8 @@
 # suite (cpu, thrust-omp, thrust-cpp), compiles the CUDA tests and the pre-training program for the
 # CUDA backend with nvcc (sm_90; run only where a GPU is present), runs the suite again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and builds a separate project against the
-# installed package. Usage: tools/test-all.sh
+# installed package, then fuzzes every file reader for a short budget (tools/fuzz.sh; FUZZ_SECONDS per
+# target, default 20). Usage: tools/test-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -56,5 +57,9 @@ cmake --build build/asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 \
 UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$root/tools/ubsan.supp" \
   ctest --test-dir build/asan --output-on-failure -j "$jobs"
+
+step "fuzzing (tools/fuzz.sh: every reader of outside bytes, ${FUZZ_SECONDS:-20} s per target)"
+# libFuzzer + ASan + UBSan with clang; fails on a crash, hang or oversized allocation (issue 19).
+bash tools/fuzz.sh "${FUZZ_SECONDS:-20}"
 
 step "all passed"

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
@@ -43,6 +44,51 @@ extern "C" inline void append_to_string(void* context, void* data, int size) {
     static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(size));
 }
 
+/// Debian 12's stb_image (2.27) trusts the code counts of a JPEG DHT segment: a table of more than
+/// 256 codes writes past its Huffman tables on the heap (found by tests/fuzz/image_fuzz.cpp; upstream
+/// checks it since 2.28). This walks the JPEG's markers as stb reads them and refuses such a table
+/// first, naming the file and the offset. Other bytes are left to stb.
+inline void check_jpeg_huffman_tables(std::string_view b, const std::string& name) {
+    auto at = [&](std::size_t i) -> std::uint32_t { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0u; };
+    if (b.size() < 2 || at(0) != 0xFF || at(1) != 0xD8) return;
+    std::size_t pos = 2;
+    while (pos + 1 < b.size()) {
+        if (at(pos) != 0xFF) {  // entropy-coded data after a scan header: look for the next marker
+            ++pos;
+            continue;
+        }
+        const std::uint32_t m = at(pos + 1);
+        if (m == 0xFF) {  // fill byte
+            ++pos;
+            continue;
+        }
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {  // stuffed 0xFF, TEM, RSTn, SOI: no length
+            pos += 2;
+            continue;
+        }
+        if (m == 0xD9) return;  // EOI
+        const std::size_t len = at(pos + 2) << 8 | at(pos + 3);
+        if (m == 0xC4) {
+            // As stb_image reads it: tables while the segment length lasts, each 1 + 16 count bytes
+            // and then its symbols; bytes past the end of the file read as 0.
+            long left = static_cast<long>(len) - 2;
+            std::size_t q = pos + 4;
+            while (left > 0) {
+                const std::uint32_t tc = at(q) >> 4, th = at(q) & 15;
+                if (tc > 1 || th > 3) break;  // stb refuses the segment itself
+                std::uint32_t n = 0;
+                for (std::size_t i = 1; i <= 16; ++i) n += at(q + i);
+                if (n > 256)
+                    throw format_error("read_gray8: '" + name + "' is a damaged JPEG: the Huffman table at byte " +
+                                       std::to_string(q) + " claims " + std::to_string(n) + " codes (at most 256)");
+                q += 17 + n;
+                left -= 17 + static_cast<long>(n);
+            }
+        }
+        pos += 2 + len;
+    }
+}
+
 }  // namespace detail
 
 /// Reads an image file (PNG, JPEG, BMP, TGA, GIF's first frame, PNM) as 8-bit grayscale H x W.
@@ -53,9 +99,20 @@ inline xt::xtensor<std::uint8_t, 2> read_gray8(const std::filesystem::path& path
     const std::string bytes = detail::read_file_bytes(path, "read_gray8");
     if (bytes.empty()) throw format_error("read_gray8: '" + path.string() + "' is empty");
     if (auto png = detail::decode_png8(bytes, path.string())) return std::move(*png);
+    detail::check_jpeg_huffman_tables(bytes, path.string());
     if (bytes.size() > static_cast<std::size_t>(INT32_MAX))
         throw format_error("read_gray8: '" + path.string() + "' is larger than 2 GiB");
     int w = 0, h = 0, channels = 0;
+    // What the header claims, before stb allocates and loops for it: no format stb reads packs more
+    // than a few thousand pixels into a byte (LZW, run lengths), so a claim beyond 4096 pixels per
+    // byte of file (plus 4 Mpixels) is a lie that would cost time and memory (a 1 KB TGA claiming
+    // 16k x 16k kept stb busy for seconds; found by tests/fuzz/image_fuzz.cpp).
+    if (stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
+                              &channels) &&
+        static_cast<std::uint64_t>(std::max(w, 0)) * static_cast<std::uint64_t>(std::max(h, 0)) >
+            4096 * static_cast<std::uint64_t>(bytes.size()) + (std::uint64_t(1) << 22))
+        throw format_error("read_gray8: '" + path.string() + "' claims " + std::to_string(w) + " x " + std::to_string(h) +
+                           " pixels, more than its " + std::to_string(bytes.size()) + " bytes can hold");
     std::unique_ptr<stbi_uc, detail::stbi_deleter> pixels(
         stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()),
                               &w, &h, &channels, 0));

@@ -249,7 +249,12 @@ inline safetensors_file parse_safetensors(std::string_view bytes, const std::str
                 if (x != 0) nonzero *= x;
                 t.shape.push_back(static_cast<index_t>(x));
             }
-            const auto offs = e.at("data_offsets").get<std::vector<std::uint64_t>>();
+            const auto& jo = e.at("data_offsets");
+            // Integers only: a float such as 1e152 converted to an integer is undefined behaviour
+            // (found by tests/fuzz/safetensors_fuzz.cpp).
+            if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
+                throw bad(tname + " has data offsets " + jo.dump() + ", not two non-negative integers");
+            const std::vector<std::uint64_t> offs{jo[0].get<std::uint64_t>(), jo[1].get<std::uint64_t>()};
             if (offs.size() != 2 || offs[0] > offs[1] || offs[1] > data_size)
                 throw bad(tname + " has data offsets " + e.at("data_offsets").dump() + " outside the data section of " +
                           std::to_string(data_size) + " bytes (truncated file?)");
