@@ -5,6 +5,7 @@
 //   c++ -O3 -march=native -mprefer-vector-width=512 -fno-math-errno -fopenmp -std=gnu++20 -Iinclude
 //       -isystem /usr/include/eigen3 tools/fov_pseudo_label_timing.cpp -o timing -lstb -lisal
 //   ./timing IMAGE...
+#include <malloc.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -21,6 +22,10 @@ int main(int argc, char** argv) {
     using namespace vasomim;
     using B = backend::cpu;
     omp_set_num_threads(1);
+    // As vasomim-vesselness does: keep freed 256 KB+ buffers in the heap instead of giving them back
+    // to the system and faulting their pages in again for the next image.
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     std::vector<tensor<std::uint8_t, B>> images;
     for (int i = 1; i < argc; ++i) {
         const auto g = io::read_gray8(argv[i]);

@@ -42,10 +42,12 @@ namespace detail {
 /// m[p] = 1 when any m in the (2r + 1)^2 square around p (clipped at the image) is nonzero;
 /// separable running counts, first down the columns (a row of counts updated row by row), then
 /// along each row: O(rows x cols) for any r, every pass sequential in memory.
-inline void box_any(std::vector<std::uint8_t>& m, std::int64_t rows, std::int64_t cols, std::int64_t r) {
+/// `tmp` is scratch space (resized to m's size).
+inline void box_any(std::vector<std::uint8_t>& m, std::int64_t rows, std::int64_t cols, std::int64_t r,
+                    std::vector<std::uint8_t>& tmp) {
     if (r <= 0 || rows == 0 || cols == 0) return;
     std::vector<std::int32_t> count(static_cast<std::size_t>(cols), 0);
-    std::vector<std::uint8_t> tmp(m.size());
+    tmp.resize(m.size());
     const std::uint8_t* src = m.data();
     auto add_row = [&](std::int64_t i, std::int32_t sign) {
         const std::uint8_t* a = src + i * cols;
@@ -70,6 +72,10 @@ inline void box_any(std::vector<std::uint8_t>& m, std::int64_t rows, std::int64_
         }
     }
 }
+inline void box_any(std::vector<std::uint8_t>& m, std::int64_t rows, std::int64_t cols, std::int64_t r) {
+    std::vector<std::uint8_t> tmp;
+    box_any(m, rows, cols, r, tmp);
+}
 
 /// field_of_view on contiguous host pixels; writes 1 inside / 0 outside into `inside` and
 /// returns the number of pixels inside.
@@ -79,47 +85,47 @@ std::size_t field_of_view_host(const P* px, std::int64_t rows, std::int64_t cols
     const std::size_t n = static_cast<std::size_t>(rows * cols);
     inside.assign(n, 1);
     if (n == 0) return 0;
-    const double level = o.dark_level;
-    std::vector<std::uint8_t> dark(n);
+    std::vector<std::uint8_t> dark(n), tmp;
     std::uint8_t any_dark = 0;
-    for (std::size_t i = 0; i < n; ++i) any_dark |= dark[i] = static_cast<double>(px[i]) <= level ? 1 : 0;
+    if constexpr (std::is_same_v<P, std::uint8_t>) {  // an integer comparison that vectorises
+        if (o.dark_level >= 0) {
+            const auto level = static_cast<std::uint8_t>(std::min(o.dark_level, 255.0));
+            for (std::size_t i = 0; i < n; ++i) any_dark |= dark[i] = px[i] <= level ? 1 : 0;
+        }
+    } else {
+        for (std::size_t i = 0; i < n; ++i) any_dark |= dark[i] = static_cast<double>(px[i]) <= o.dark_level ? 1 : 0;
+    }
     if (!any_dark) return n;
     if (o.opening > 0) {  // erosion of dark = not(any not-dark), then dilation
         for (auto& d : dark) d ^= 1;
-        box_any(dark, rows, cols, o.opening);
+        box_any(dark, rows, cols, o.opening, tmp);
         for (auto& d : dark) d ^= 1;
-        box_any(dark, rows, cols, o.opening);
+        box_any(dark, rows, cols, o.opening, tmp);
     }
-    // Dark components touching the image's edge with at least min_area of the image.
+    // The dark components that touch the image's edge (filled from the edge's pixels), their sizes.
     std::vector<std::int32_t> label(n, 0);
-    std::vector<std::size_t> size{0};
-    std::vector<std::uint8_t> at_edge{0};
     std::int32_t count = 0;
-    for (std::size_t p = 0; p < n; ++p)
-        if (dark[p] && label[p] == 0) {
-            fill_nonzero4(dark.data(), rows, cols, static_cast<std::int64_t>(p), label.data(), ++count);
-            size.push_back(0);
-            at_edge.push_back(0);
-        }
+    auto seed = [&](std::int64_t i, std::int64_t j) {
+        const auto p = static_cast<std::size_t>(i * cols + j);
+        if (dark[p] && label[p] == 0) fill_nonzero4(dark.data(), rows, cols, static_cast<std::int64_t>(p), label.data(), ++count);
+    };
+    for (std::int64_t j = 0; j < cols; ++j) seed(0, j), seed(rows - 1, j);
+    for (std::int64_t i = 0; i < rows; ++i) seed(i, 0), seed(i, cols - 1);
     if (count == 0) return n;
-    for (std::int64_t i = 0; i < rows; ++i)
-        for (std::int64_t j = 0; j < cols; ++j) {
-            const auto l = static_cast<std::size_t>(label[static_cast<std::size_t>(i * cols + j)]);
-            if (l == 0) continue;
-            ++size[l];
-            if (i == 0 || j == 0 || i == rows - 1 || j == cols - 1) at_edge[l] = 1;
-        }
+    std::vector<std::size_t> size(static_cast<std::size_t>(count) + 1, 0);
+    for (std::size_t p = 0; p < n; ++p) ++size[static_cast<std::size_t>(label[p])];
+    // Outside: those with at least min_area of the image (written over `dark`), then grown.
     const double need = o.min_area * static_cast<double>(n);
-    std::vector<std::uint8_t> outside(n, 0);
+    std::vector<std::uint8_t> big(size.size(), 0);
     bool any = false;
-    for (std::size_t p = 0; p < n; ++p) {
-        const auto l = static_cast<std::size_t>(label[p]);
-        if (l != 0 && at_edge[l] && static_cast<double>(size[l]) >= need) outside[p] = 1, any = true;
-    }
+    for (std::size_t l = 1; l < size.size(); ++l)
+        if (static_cast<double>(size[l]) >= need) big[l] = 1, any = true;
     if (!any) return n;
-    box_any(outside, rows, cols, erosion);
+    std::vector<std::uint8_t>& outside = dark;
+    for (std::size_t p = 0; p < n; ++p) outside[p] = big[static_cast<std::size_t>(label[p])];
+    box_any(outside, rows, cols, erosion, tmp);
     std::size_t in = 0;
-    for (std::size_t p = 0; p < n; ++p) in += (inside[p] = outside[p] ? 0 : 1);
+    for (std::size_t p = 0; p < n; ++p) in += (inside[p] = outside[p] ^ 1);
     return in;
 }
 

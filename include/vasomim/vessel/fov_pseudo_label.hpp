@@ -18,7 +18,7 @@
 // only (testing_* never read). Against its 40 expert masks, means over images: released Dice 0.354,
 // clDice 0.386, 17 images with Dice < 0.1; these defaults Dice 0.679, clDice 0.757, sensitivity
 // 0.732, precision 0.660, lowest Dice 0.498; the field of view without its erosion leaves 5 images
-// below 0.1. Time per 512 x 512 image: about 1.3x the released pipeline's (one thread).
+// below 0.1. Time per 512 x 512 image: 1.2-1.3x the released pipeline's (one thread).
 // `bash tools/fov_pseudo_label_table.sh` prints the whole table, per switch, and the times.
 //
 // Bad input: when the field of view holds no pixel inside the border (nothing exposed), or the
