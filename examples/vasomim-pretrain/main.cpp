@@ -23,6 +23,7 @@
 #include "vasomim/train/presets.hpp"
 #include "vasomim/train/pretrain_loop.hpp"
 #include "vasomim/train/segmentor_training.hpp"
+#include "vasomim/vessel/fov_pseudo_label.hpp"
 #include "vasomim/vessel/pseudo_label.hpp"
 
 namespace {
@@ -41,6 +42,7 @@ struct options {
     std::int64_t segmentor_iterations = 500;  // enough for Dice ~0.5 against the synthetic masks at 64 px
     double consistency_weight = 1.0;
     std::size_t workers = 2;
+    std::string pseudo_labels = "released";  // released | fov (vessel/fov_pseudo_label.hpp)
     int threads = 0;
     bool norm_pix = true;
 };
@@ -53,6 +55,7 @@ std::string signature(const options& o) {
       << m.decoder_depth << "/" << m.decoder_num_heads << " mlp=" << m.mlp_ratio << " norm_pix=" << m.norm_pix_loss;
     if (o.method == "vasomim" || o.method == "consistency") s << " cons_weight=" << o.consistency_weight;
     if (o.method != "mae" && o.method != "filter-masking") s << " seg_chans=" << o.segmentor_channels;
+    if (o.pseudo_labels != "released") s << " pseudo_labels=" << o.pseudo_labels;
     return s.str();
 }
 
@@ -71,6 +74,17 @@ xt::xtensor<std::uint8_t, 2> pseudo_label_of(const xt::xtensor<std::uint8_t, 2>&
     const shape s{index_t(img.shape()[0]), index_t(img.shape()[1])};
     const auto t = tensor<std::uint8_t, B>::from_host(std::span<const std::uint8_t>(img.data(), img.size()), s);
     const auto mask = vessel::pseudo_label(t).to_host();
+    return xt::adapt(mask, img.shape());
+}
+
+/// --pseudo-labels fov: the field-of-view-aware variant (the released mask where it falls back).
+xt::xtensor<std::uint8_t, 2> fov_pseudo_label_of(const xt::xtensor<std::uint8_t, 2>& img) {
+    const shape s{index_t(img.shape()[0]), index_t(img.shape()[1])};
+    const auto t = tensor<std::uint8_t, B>::from_host(std::span<const std::uint8_t>(img.data(), img.size()), s);
+    const auto r = vessel::fov_pseudo_label(t);
+    if (r.fallback()) std::fprintf(stderr, "pseudo-labels: %s for one image; its released pseudo-label is used\n",
+                                   vessel::to_string(r.status));
+    const auto mask = r.mask.to_host();
     return xt::adapt(mask, img.shape());
 }
 
@@ -140,6 +154,11 @@ void prepare_segmentor(const options& o, const Dataset& dataset, Model& model) {
     io::save_parameters(path.string(), seg.table(), seg.parameters(), {{"format", "unext-s"}});
     std::printf("segmentor: trained (last batch: loss %.4f, Dice vs pseudo-labels %.3f), saved to %s\n", last.loss,
                 last.dice, path.c_str());
+    if (last.dice < 0.05)
+        std::fprintf(stderr, "warning: the co-guidance segmentor's Dice against the pseudo-labels is %.3f: it predicts "
+                             "(almost) only background and its guidance is empty; train it longer "
+                             "(--segmentor-iterations), pass --segmentor WEIGHTS, or check the pseudo-labels "
+                             "(--pseudo-labels fov for angiograms with dark collimator areas)\n", last.dice);
 }
 
 template <class Dataset>
@@ -189,6 +208,12 @@ int main(int argc, char** argv) {
     std::optional<double> warmup, blr, wd, mask_ratio, beta0, betaE;
     app.add_option("--data", o.data, "data folder (XA-170K layout, images/ + masks/, or images only: pseudo-labels "
                                       "are computed and cached); default: synthetic angiograms");
+    app.add_option("--pseudo-labels", o.pseudo_labels,
+                   "pseudo-labels computed for --data folders without masks: released (the VasoMIM pipeline, cached "
+                   "in <folder>_frangi/) or fov (field-of-view-aware, vessel/fov_pseudo_label.hpp, cached in "
+                   "<folder>_fov/; never mixed with released ones)")
+        ->check(CLI::IsMember({"released", "fov"}))
+        ->capture_default_str();
     app.add_option("--synthetic-images", synthetic, "size of the synthetic data set");
     app.add_option("--segmentor", o.segmentor,
                    "UNeXt-S weights (safetensors, state_dict names) for co-guidance; without it one is trained "
@@ -272,7 +297,10 @@ int main(int argc, char** argv) {
         if (o.method == "filter-masking")
             std::printf("guidance: ridge-filter pseudo-labels only (no segmentor, no consistency loss)\n");
         if (o.data) {
-            const data::folder_dataset dataset(*o.data, pseudo_label_of);
+            const bool fov = o.pseudo_labels == "fov";
+            const data::folder_dataset dataset(*o.data, fov ? fov_pseudo_label_of : pseudo_label_of,
+                                               fov ? "_fov" : "_frangi");
+            std::printf("pseudo-labels: %s\n", fov ? "field-of-view-aware (cached in <folder>_fov/)" : "released");
             return dispatch(o, dataset);
         }
         data::synthetic_angiogram_options so;

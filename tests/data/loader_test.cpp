@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include "vasomim/core/config.hpp"
@@ -167,6 +168,23 @@ TEST_F(FolderDataset, ComputesAndCachesMissingMasks) {
     data.load(0);
     EXPECT_EQ(calls, 1) << "the cached mask is read back, not recomputed";
     EXPECT_THROW(folder_dataset(root_ / "missing"), config_error);
+}
+
+// Another kind of pseudo-label (e.g. the field-of-view-aware one) is cached in its own folder and
+// never read from the released one, so that the two never mix.
+TEST_F(FolderDataset, OtherMaskKindsAreCachedApart) {
+    int calls = 0;
+    const folder_dataset data(root_, [&](const xt::xtensor<std::uint8_t, 2>& img) {
+        ++calls;
+        return xt::xtensor<std::uint8_t, 2>(xt::zeros<std::uint8_t>(img.shape()));
+    }, "_fov");
+    ASSERT_EQ(data.size(), 6u);
+    const auto m = data.load(1).mask;
+    EXPECT_TRUE(std::all_of(m.begin(), m.end(), [](std::uint8_t v) { return v == 0; })) << "the released mask was read";
+    EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(fs::exists(root_ / "cases_fov" / "img1.png"));
+    EXPECT_EQ(folder_dataset(root_).size(), 6u) << "the cache folder is not taken for a folder of images";
+    EXPECT_THROW(folder_dataset(root_, {}, ""), config_error);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 // beside <name>_filter_92/ pseudo-labels of the same file names; <name>_frangi/, DESIGN's name for
 // it, is read too), an images/ + masks/ pair, or a plain folder of images whose masks are computed
 // by a callback (e.g. the pseudo-label pipeline) on first use and cached in <folder>_frangi/.
+// A mask kind other than the released one (cache_suffix, e.g. "_fov" for vessel::fov_pseudo_label)
+// is cached in <folder><suffix>/ and never read from, or written to, the released folders.
 
 #include <algorithm>
 #include <filesystem>
@@ -49,27 +51,40 @@ public:
     };
 
     /// Scans `root`. Without masks on disk, `make_mask` must be given. Throws config_error for a
-    /// missing folder or a folder without images.
-    explicit folder_dataset(const std::filesystem::path& root, mask_maker make_mask = {})
+    /// missing folder or a folder without images. `cache_suffix` names the mask kind: "_frangi"
+    /// (released pseudo-labels: <name>_filter_92/ or <name>_frangi/ are read), anything else (e.g.
+    /// "_fov") only <name><cache_suffix>/, so that two kinds of pseudo-label never mix.
+    explicit folder_dataset(const std::filesystem::path& root, mask_maker make_mask = {},
+                            const std::string& cache_suffix = "_frangi")
         : make_mask_(std::move(make_mask)) {
+        const bool released_kind = cache_suffix == "_frangi";
         namespace fs = std::filesystem;
         if (!fs::is_directory(root)) throw config_error("data folder " + root.string() + " does not exist");
+        if (cache_suffix.empty()) throw config_error("folder_dataset: the mask cache suffix must not be empty");
         if (fs::is_directory(root / "images") && fs::is_directory(root / "masks")) {
-            add_pairs(root / "images", root / "masks");
+            // masks/ holds the released (or expert) masks; another kind is cached beside the folder.
+            add_pairs(root / "images", released_kind ? root / "masks" : fs::path(root.string() + cache_suffix));
         } else {
             // XA-170K: every <name>/ with a sibling <name>_filter_92/ (as released) or <name>_frangi/.
             std::vector<fs::path> dirs;
             for (const auto& e : fs::directory_iterator(root)) {
                 const auto n = e.path().filename().string();
-                if (e.is_directory() && !n.ends_with("_frangi") && !n.ends_with("_filter_92")) dirs.push_back(e.path());
+                // mask folders of every known kind are never image folders
+                if (e.is_directory() && !n.ends_with("_frangi") && !n.ends_with("_filter_92") && !n.ends_with("_fov") &&
+                    !n.ends_with(cache_suffix))
+                    dirs.push_back(e.path());
             }
             std::sort(dirs.begin(), dirs.end());
             for (const auto& d : dirs) {
                 const fs::path released(d.string() + "_filter_92");
+                if (!released_kind) {  // never the released masks on disk
+                    add_pairs(d, fs::path(d.string() + cache_suffix));
+                    continue;
+                }
                 add_pairs(d, fs::is_directory(released) ? released : fs::path(d.string() + "_frangi"));
             }
-            // A plain folder of images: masks cached in <root>_frangi/.
-            if (entries_.empty()) add_pairs(root, fs::path(root.string() + "_frangi"));
+            // A plain folder of images: masks cached in <root><cache_suffix>/ (_frangi by default).
+            if (entries_.empty()) add_pairs(root, fs::path(root.string() + cache_suffix));
         }
         if (entries_.empty()) throw config_error("data folder " + root.string() + " holds no images");
     }
