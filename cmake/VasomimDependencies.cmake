@@ -22,3 +22,14 @@ vasomim_import_debian_libraries(VASOMIM_LIBRARIES_OK VASOMIM_LIBRARIES_MESSAGE)
 if(NOT VASOMIM_LIBRARIES_OK)
   message(FATAL_ERROR "${VASOMIM_LIBRARIES_MESSAGE}")
 endif()
+
+# DCMTK (libdcmtk-dev; optional): DICOM input, include/vasomim/io/dicom.hpp. VASOMIM_WITH_DICOM is
+# on when Debian's DCMTKConfig.cmake is found; the vasomim target then links the libraries below and
+# defines VASOMIM_HAS_DICOM=1. DCMTK::DCMTK is not used: it would pull in the network and TLS modules.
+find_package(DCMTK CONFIG QUIET)
+option(VASOMIM_WITH_DICOM "Read DICOM files through DCMTK (libdcmtk-dev)" ${DCMTK_FOUND})
+set(VASOMIM_DICOM_TARGETS DCMTK::dcmjpls DCMTK::dcmjpeg DCMTK::dcmimage DCMTK::dcmimgle DCMTK::dcmdata
+    DCMTK::oflog DCMTK::ofstd)
+if(VASOMIM_WITH_DICOM AND NOT DCMTK_FOUND)
+  message(FATAL_ERROR "VASOMIM_WITH_DICOM is on but DCMTK was not found (Debian: apt-get install libdcmtk-dev)")
+endif()

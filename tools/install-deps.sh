@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages vasomim needs, only those missing. Runs apt-get as root (through
 # sudo when not root). Usage: tools/install-deps.sh [--python]  (--python adds the fixture/peer
-# tools: python3-torch, python3-scipy, python3-numpy)
+# tools: python3-torch, python3-scipy, python3-numpy, python3-pydicom)
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libeigen3-dev xtensor-dev xtl-dev libthrust-dev libcub-dev
           librandom123-dev libstb-dev libisal-dev nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev
           libgmock-dev libbenchmark-dev libopenblas-dev libopenblas0-pthread
-          clang libclang-rt-14-dev libomp-14-dev)  # clang, its libFuzzer/sanitizer runtimes, omp.h: tools/fuzz.sh
+          clang libclang-rt-14-dev libomp-14-dev  # clang, its libFuzzer/sanitizer runtimes, omp.h: tools/fuzz.sh
+          libdcmtk-dev dcmtk)  # DICOM input (io/dicom.hpp); dcmtk's tools make tests/data/dicom
 if [[ "${1:-}" == "--python" ]]; then
-  packages+=(python3-torch python3-scipy python3-numpy)
+  packages+=(python3-torch python3-scipy python3-numpy python3-pydicom)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -23,6 +23,7 @@
 
 #include "vasomim/core/error.hpp"
 #include "vasomim/io/detail/atomic_file.hpp"
+#include "vasomim/io/dicom.hpp"
 #include "vasomim/io/npy.hpp"
 #include "vasomim/io/png_decode.hpp"
 
@@ -50,8 +51,11 @@ extern "C" inline void append_to_string(void* context, void* data, int size) {
 /// first, naming the file and the offset. Other bytes are left to stb.
 inline void check_jpeg_huffman_tables(std::string_view b, const std::string& name) {
     auto at = [&](std::size_t i) -> std::uint32_t { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0u; };
-    if (b.size() < 2 || at(0) != 0xFF || at(1) != 0xD8) return;
-    std::size_t pos = 2;
+    // stb takes any number of 0xFF fill bytes before SOI too (a file starting FF FF D8 is a JPEG).
+    std::size_t pos = 0;
+    while (at(pos) == 0xFF && pos < b.size()) ++pos;
+    if (pos == 0 || at(pos) != 0xD8) return;
+    ++pos;
     while (pos + 1 < b.size()) {
         if (at(pos) != 0xFF) {  // entropy-coded data after a scan header: look for the next marker
             ++pos;
@@ -93,11 +97,25 @@ inline void check_jpeg_huffman_tables(std::string_view b, const std::string& nam
 
 /// Reads an image file (PNG, JPEG, BMP, TGA, GIF's first frame, PNM) as 8-bit grayscale H x W.
 /// Colour is converted like PIL's convert('L') (see detail::pil_luma); alpha is ignored; 16-bit
-/// PNGs are reduced to their high byte. Throws io_error (missing/unreadable) or format_error
+/// PNGs are reduced to their high byte. DICOM files (.dcm / .dicom, or "DICM" after the preamble)
+/// are read through io/dicom.hpp where the build has DCMTK (VASOMIM_DICOM_READER): their frame 0, or
+/// frame k when addressed as "file.dcm#k". Throws io_error (missing/unreadable) or format_error
 /// (corrupt or unsupported content), naming the path.
 inline xt::xtensor<std::uint8_t, 2> read_gray8(const std::filesystem::path& path) {
+#if VASOMIM_DICOM_READER
+    if (const frame_ref ref = split_frame_ref(path); ref.frame || has_dicom_extension(path))
+        return read_dicom_gray8(path);
+#endif
     const std::string bytes = detail::read_file_bytes(path, "read_gray8");
     if (bytes.empty()) throw format_error("read_gray8: '" + path.string() + "' is empty");
+    if (has_dicom_magic(bytes)) {
+#if VASOMIM_DICOM_READER
+        return read_dicom_gray8(path);
+#else
+        throw format_error("read_gray8: '" + path.string() +
+                           "' is a DICOM file; this build reads none (VASOMIM_WITH_DICOM needs DCMTK, libdcmtk-dev)");
+#endif
+    }
     if (auto png = detail::decode_png8(bytes, path.string())) return std::move(*png);
     detail::check_jpeg_huffman_tables(bytes, path.string());
     if (bytes.size() > static_cast<std::size_t>(INT32_MAX))

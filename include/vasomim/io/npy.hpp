@@ -146,6 +146,10 @@ inline xt::detail::npy_file parse_npy(const std::string& bytes, const std::files
                            std::to_string(available));
     xt::detail::npy_file file(*shape, *fortran, descr);
     if (needed) std::memcpy(file.ptr(), bytes.data() + start + header_len, static_cast<std::size_t>(needed));
+    // A bool byte other than 0 or 1 is not a bool (undefined behaviour once read as one; found by
+    // tests/fuzz/npy_fuzz.cpp): any non-zero byte is True, as numpy has it.
+    if (descr[1] == 'b' && item == 1)
+        for (std::size_t k = 0; k < needed; ++k) file.ptr()[k] = file.ptr()[k] != 0 ? 1 : 0;
     return file;
 }
 
