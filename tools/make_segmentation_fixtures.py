@@ -15,6 +15,9 @@ as MAE's interpolate_pos_embed). Writes to tests/data/segmentation/:
   grads.safetensors         the gradient of every parameter
   pos_grid6.npy, pos_grid3.npy   pos_embed resampled to 6 x 6 and 3 x 3 grids
   imgs48.npy, logits48.npy  a 48 px model initialised from params (pos_embed resampled) on [1, 3, 48, 48]
+  params_lrd_step1.safetensors   the parameters after one AdamW step (lr 1e-3, betas 0.9/0.95,
+                            weight decay 0.05 in the released groups) with MAE's layer-wise lr decay
+                            (param_groups_lrd, layer_decay 0.75)
 
   /usr/bin/python3 tools/make_segmentation_fixtures.py
 """
@@ -98,6 +101,33 @@ def resample_abs_pos_embed(pos, new_grid, prefix=1):
     return torch.cat([pos[:, :prefix], grid], dim=1)
 
 
+def get_layer_id_for_vit(name, num_layers):
+    """MAE util/lr_decay.py."""
+    if name in ["cls_token", "pos_embed"]:
+        return 0
+    if name.startswith("patch_embed"):
+        return 0
+    if name.startswith("blocks"):
+        return int(name.split(".")[1]) + 1
+    return num_layers
+
+
+def param_groups_lrd(model, weight_decay=0.05, layer_decay=0.75):
+    """MAE's param_groups_lrd with the weight-decay rule of DESIGN 4.5 (the released add_weight_decay:
+    no decay for 1-D tensors and biases; cls_token and pos_embed, 3-D, are decayed)."""
+    num_layers = len(model.blocks) + 1
+    scales = [layer_decay ** (num_layers - i) for i in range(num_layers + 1)]
+    groups = {}
+    for n, p in model.named_parameters():
+        decay = not (p.ndim == 1 or n.endswith(".bias"))
+        layer = get_layer_id_for_vit(n, num_layers)
+        key = "layer_%d_%s" % (layer, "decay" if decay else "no_decay")
+        g = groups.setdefault(key, {"lr_scale": scales[layer], "weight_decay": weight_decay if decay else 0.0,
+                                    "params": []})
+        g["params"].append(p)
+    return list(groups.values())
+
+
 def f32(t):
     return t.detach().cpu().numpy().astype(np.float32)
 
@@ -154,6 +184,11 @@ def main():
         imgs48 = torch.randn(1, 3, 48, 48, dtype=torch.float64).float().double()
         np.save(os.path.join(OUT, "imgs48.npy"), f32(imgs48))
         np.save(os.path.join(OUT, "logits48.npy"), f32(big(imgs48)))
+    opt = torch.optim.AdamW(param_groups_lrd(model), lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    for g in opt.param_groups:  # MAE's lr_sched.adjust_learning_rate
+        g["lr"] = 1e-3 * g["lr_scale"]
+    opt.step()
+    write_safetensors(os.path.join(OUT, "params_lrd_step1.safetensors"), {n: p for n, p in model.named_parameters()})
     print("loss", loss.item(), "params", sum(p.numel() for p in model.parameters()))
 
 

@@ -4,7 +4,9 @@
 //     1e-4 relative, on every backend;
 //   - pos_embed resampling against torch's bicubic F.interpolate (4 x 4 -> 6 x 6 and 3 x 3), and a
 //     48 px model initialised from the 32 px parameters against the reference's logits;
-//   - finite differences through the decoder and the encoder (double, cpu);
+//   - one AdamW step with MAE's layer-wise lr decay (param_groups_lrd, decay 0.75) from the
+//     reference gradients: every parameter's update as torch's;
+//   - finite differences through the decoder and the encoder (double, one backend);
 //   - an init state dict of another width / depth / patch size refused with every mismatch and the
 //     dimensions that differ named.
 #include <gtest/gtest.h>
@@ -20,12 +22,20 @@
 #include "test_backends.hpp"
 #include "vasomim/io/safetensors.hpp"
 #include "vasomim/model/segmentation_model.hpp"
+#include "vasomim/optim/adamw.hpp"
+#include "vasomim/optim/layer_decay.hpp"
 
 namespace {
 
 using namespace vasomim;
 
 const std::string dir = VASOMIM_TEST_DATA_DIR "/segmentation/";
+
+#if VASOMIM_HAS_CUDA
+using one_backend = backend::thrust_cuda;  // nvcc builds no host backend
+#else
+using one_backend = backend::cpu;
+#endif
 
 model::segmentation_config fixture_config(index_t img = 32) {
     model::segmentation_config c;
@@ -75,6 +85,32 @@ TYPED_TEST(SegmentationParity, InitFromSmallerImagesResamplesPosEmbed) {
     test::expect_close("logits 48 px", m.host_logits(), test::load_npy(dir + "logits48.npy").as<float>());
 }
 
+TYPED_TEST(SegmentationParity, OneAdamWStepWithLayerWiseLrDecay) {
+    using B = TypeParam;
+    model::segmentation_model<B> m(fixture_config());
+    io::load_parameters(dir + "params.safetensors", m.table(), m.params());
+    io::load_parameters(dir + "grads.safetensors", m.table(), m.grads());  // the reference's gradients
+    const auto scales = optim::layer_decay_scales(m.table(), 2, 0.75);
+    EXPECT_DOUBLE_EQ(scales[0], 0.75 * 0.75 * 0.75);                      // cls_token: layer 0
+    EXPECT_DOUBLE_EQ(scales.back(), 1.0);                                  // decoder.head.bias: the top
+    optim::adamw<B, float> opt(m.table(), {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.05},
+                               scales);
+    const auto before = io::read_safetensors(dir + "params.safetensors");
+    const auto after = io::read_safetensors(dir + "params_lrd_step1.safetensors");
+    opt.step(m.params(), m.grads());
+    for (const auto& e : m.table().entries()) {
+        const auto got = m.parameter(e.name);
+        const auto& p0 = before.find(e.name)->data;
+        const auto& p1 = after.find(e.name)->data;
+        std::vector<float> d_got(got.size()), d_ref(got.size());
+        for (std::size_t i = 0; i < got.size(); ++i) {
+            d_got[i] = got[i] - p0[i];
+            d_ref[i] = p1[i] - p0[i];
+        }
+        test::expect_close("update of " + e.name, d_got, d_ref, 1e-3);
+    }
+}
+
 TEST(SegmentationModel, PosEmbedResamplingMatchesTorchBicubic) {
     const auto f = io::read_safetensors(dir + "params.safetensors");
     const auto& pos = f.find("pos_embed")->data;
@@ -91,7 +127,7 @@ TEST(SegmentationModel, PosEmbedResamplingMatchesTorchBicubic) {
 }
 
 TEST(SegmentationModel, FiniteDifferencesThroughDecoderAndEncoder) {
-    using B = backend::cpu;
+    using B = one_backend;
     model::segmentation_config c;
     c.encoder = {16, 4, 3, 8, 1, 2, 4};
     model::segmentation_model<B, model::encoder::vit, model::decoder::linear, double> m(c);
@@ -135,7 +171,7 @@ std::vector<io::named_tensor> encoder_tensors(const model::vit_encoder_config& c
 }
 
 TEST(SegmentationModel, InitOfAnotherConfigurationSaysWhichDimensionsDiffer) {
-    using B = backend::cpu;
+    using B = one_backend;
     model::segmentation_model<B> m(fixture_config());
     m.init(0);
     const auto before = m.params().to_host();

@@ -28,21 +28,30 @@ struct adamw_options {
 template <backend_policy B, class T = float>
 class adamw {
 public:
-    adamw(const nn::parameter_table& table, adamw_options opt = {})
+    /// lr_scales (optional): one learning-rate factor per table entry, in table order (layer-wise
+    /// decay, optim/layer_decay.hpp); an entry's lr is options().lr times its factor, as MAE's
+    /// param_group["lr"] = lr * param_group["lr_scale"]. Empty: 1 for every entry.
+    adamw(const nn::parameter_table& table, adamw_options opt = {}, const std::vector<double>& lr_scales = {})
         : table_(table), opt_(opt), m_(shape{table.size()}), v_(shape{table.size()}) {
+        if (!lr_scales.empty() && lr_scales.size() != table.entries().size())
+            throw shape_error("adamw: " + std::to_string(lr_scales.size()) + " lr scales for " +
+                              std::to_string(table.entries().size()) + " parameter entries");
         // Consecutive trainable entries of one group share a span (the alignment padding between
         // them is zero and stays zero); a fixed tensor or a group change starts a new span.
         bool extend = false;
+        std::size_t k = 0;
         for (const auto& e : table.entries()) {
+            const double scale = lr_scales.empty() ? 1.0 : lr_scales[k];
+            ++k;
             if (!e.trainable) {
                 extend = false;
                 continue;
             }
             const bool decay = e.decay && !(opt.exempt_tokens && e.name.ends_with("_token"));
-            if (extend && spans_.back().decay == decay)
+            if (extend && spans_.back().decay == decay && spans_.back().lr_scale == scale)
                 spans_.back().end = e.offset + e.numel();
             else
-                spans_.push_back({e.offset, e.offset + e.numel(), decay});
+                spans_.push_back({e.offset, e.offset + e.numel(), decay, scale});
             extend = true;
         }
     }
@@ -62,11 +71,13 @@ public:
         ++step_;
         const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(step_));
         const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(step_));
-        const T step_size = static_cast<T>(opt_.lr / bc1), bc2_sqrt = static_cast<T>(std::sqrt(bc2));
+        const T bc2_sqrt = static_cast<T>(std::sqrt(bc2));
         const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2), eps = static_cast<T>(opt_.eps);
         const T omb1 = static_cast<T>(1.0 - opt_.beta1), omb2 = static_cast<T>(1.0 - opt_.beta2);
         for (const auto& s : spans_) {
-            const T keep = static_cast<T>(1.0 - opt_.lr * (s.decay ? opt_.weight_decay : 0.0));
+            const double lr = opt_.lr * s.lr_scale;
+            const T step_size = static_cast<T>(lr / bc1);
+            const T keep = static_cast<T>(1.0 - lr * (s.decay ? opt_.weight_decay : 0.0));
             T* p = params.data() + s.begin;
             const T* g = grads.data() + s.begin;
             T* m = m_.data() + s.begin;
@@ -127,6 +138,7 @@ private:
     struct span {
         index_t begin, end;
         bool decay;
+        double lr_scale = 1.0;
     };
 
     const nn::parameter_table& table_;
