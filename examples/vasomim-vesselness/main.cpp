@@ -28,6 +28,7 @@
 #include <CLI/CLI.hpp>
 
 #include "vasomim/backend/backends.hpp"
+#include "vasomim/io/dicom.hpp"
 #include "vasomim/io/image.hpp"
 #include "vasomim/io/npy.hpp"
 #include "vasomim/io/png_encode.hpp"
@@ -70,7 +71,7 @@ struct outcome {
 bool is_image_file(const fs::path& p) {
     std::string e = p.extension().string();
     std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    static const std::set<std::string> ok{".png", ".jpg", ".jpeg", ".bmp", ".tga", ".pgm", ".ppm", ".npy"};
+    static const std::set<std::string> ok{".png", ".jpg", ".jpeg", ".bmp", ".tga", ".pgm", ".ppm", ".npy", ".dcm", ".dicom"};
     return ok.count(e) > 0;
 }
 
@@ -248,7 +249,10 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::PositiveNumber);
     app.add_flag("--overwrite", overwrite, "recompute outputs that already exist");
     app.add_option("-o,--output", outdir, "output folder (default with one input folder DIR: DIR_frangi)");
-    app.add_option("inputs", inputs, "image files (png, jpg, bmp, npy) or folders of them")->required();
+    std::string frames_spec = "all";
+    app.add_option("--frames", frames_spec, "frames of multi-frame DICOM files: all, */K (every K-th), A-B, A-, or a list "
+                   "(1,5,9); numbered from 0, written as <stem>_f017.png")->capture_default_str();
+    app.add_option("inputs", inputs, "image files (png, jpg, bmp, npy, dcm; file.dcm#K: frame K) or folders of them")->required();
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -277,6 +281,13 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    io::frame_selection frames;
+    try {
+        frames = io::frame_selection::parse(frames_spec);
+    } catch (const vasomim::error& e) {
+        std::fprintf(stderr, "error: --frames: %s\n", e.what());
+        return 2;
+    }
     // Collect the files (folders: their image files, sorted; not recursive).
     std::vector<fs::path> files;
     std::vector<std::pair<std::string, std::string>> failures;
@@ -288,7 +299,7 @@ int main(int argc, char** argv) {
                 if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path());
             std::sort(found.begin(), found.end());
             files.insert(files.end(), found.begin(), found.end());
-        } else if (fs::exists(in, ec)) {
+        } else if (fs::exists(in, ec) || io::split_frame_ref(in).frame) {
             files.emplace_back(in);
         } else {
             failures.emplace_back(in, "does not exist");
@@ -311,12 +322,38 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+#if VASOMIM_DICOM_READER
+    // Multi-frame DICOM files become one input per selected frame, file.dcm#K -> <stem>_f0KK.
+    {
+        std::vector<fs::path> expanded;
+        for (const auto& f : files) {
+            if (!io::has_dicom_extension(f)) {
+                expanded.push_back(f);
+                continue;
+            }
+            try {
+                const io::dicom_reader r(f);
+                if (r.frames() == 1) {
+                    expanded.push_back(f);
+                    continue;
+                }
+                for (const std::size_t k : frames.resolve(r.frames(), f.string()))
+                    expanded.emplace_back(io::frame_ref_string(f, k));
+            } catch (const std::exception& e) {
+                failures.emplace_back(f.string(), e.what());
+            }
+        }
+        files.swap(expanded);
+    }
+#endif
     // Work list: skip existing outputs, refuse two inputs with the same stem.
     std::vector<std::pair<fs::path, fs::path>> work;
     std::set<std::string> stems;
     std::size_t skipped = 0;
     for (const auto& f : files) {
-        const fs::path out = fs::path(outdir) / (f.stem().string() + "." + s.format);
+        const io::frame_ref ref = io::split_frame_ref(f);
+        const std::string stem = ref.file.stem().string() + (ref.frame ? io::frame_suffix(*ref.frame) : "");
+        const fs::path out = fs::path(outdir) / (stem + "." + s.format);
         if (!stems.insert(out.string()).second) {
             failures.emplace_back(f.string(), "another input already writes " + out.string());
             continue;
