@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -38,11 +39,12 @@ using B = default_backend;
 /// The encoder's tensors (timm names) and configuration from WEIGHTS.
 model::exported_tensors read_encoder(const std::string& weights, index_t num_heads, model::vit_encoder_config& cfg) {
     std::error_code ec;
-    std::string format;
+    io::safetensors_file raw;
     if (!fs::is_directory(weights, ec)) {
         if (!fs::exists(weights, ec)) throw io_error("'" + weights + "' does not exist");
-        format = io::read_safetensors(weights).metadata["format"];
+        raw = io::read_safetensors(weights);
     }
+    const std::string format = raw.metadata["format"];
     if (fs::is_directory(weights, ec) || format == model::pretrain_format) {
         const auto ck = model::read_pretrain_checkpoint(weights);
         std::printf("pre-training checkpoint: %s (step %s)\n", ck.path.c_str(), ck.meta("step").c_str());
@@ -50,7 +52,7 @@ model::exported_tensors read_encoder(const std::string& weights, index_t num_hea
         cfg = model::encoder_config_from_metadata(ex.metadata, ck.path.string());
         return ex;
     }
-    const auto file = io::read_state_dict(weights);  // "module." stripped
+    const auto file = io::select_state_dict(std::move(raw), "", weights);  // "module." stripped
     if (format == model::timm_encoder_format) {
         cfg = model::encoder_config_from_metadata(file.metadata, weights);
         if (num_heads > 0 && num_heads != cfg.num_heads)
@@ -58,6 +60,8 @@ model::exported_tensors read_encoder(const std::string& weights, index_t num_hea
                                std::to_string(cfg.num_heads));
         std::printf("encoder export: %s\n", weights.c_str());
     } else {
+        if (weights.ends_with(".optim.safetensors"))
+            throw format_error("'" + weights + "' is a checkpoint's optimiser state; pass its partner without '.optim'");
         if (num_heads <= 0)
             throw config_error("'" + weights + "' is neither a pre-training checkpoint nor an encoder export "
                                "(vasomim-export); for another state dict with timm encoder names give --num-heads");
@@ -92,6 +96,17 @@ xt::xtensor<float, 3> prepare(const fs::path& p, index_t size) {
     return data::to_normalised_rgb(data::resize_bicubic(grey, all, size, size));
 }
 
+constexpr const char* footer = R"(
+Each image is read as 8-bit gray, resized to the encoder's image size (bicubic, as the pre-training
+crops are), replicated to 3 channels and ImageNet-normalised; the encoder runs on every patch and its
+final normed tokens are pooled:
+  --pool cls    [n, E]          the cls token
+  --pool mean   [n, E]          the mean of the patch tokens
+  --pool grid   [n, E, g, g]    the patch tokens as a feature map (g = image size / patch size)
+OUT.txt lists the image files in the order of the rows.
+
+Exit status: 0 on success, 2 for a wrong argument or input file, 1 for anything unexpected.)";
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,6 +115,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> inputs;
     index_t num_heads = 0, batch = 8;
     bool overwrite = false;
+    app.footer(footer);
     app.add_option("WEIGHTS", weights,
                    "pre-training checkpoint (or a run folder: its latest), encoder export, or a state dict with timm "
                    "encoder names (then --num-heads)")
