@@ -40,6 +40,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
@@ -390,28 +391,37 @@ public:
 
     /// Frame k as 8-bit gray (see the top of this header).
     xt::xtensor<std::uint8_t, 2> frame_gray8(std::size_t k) {
-        const auto y = values(k);
-        xt::xtensor<std::uint8_t, 2> out = xt::xtensor<std::uint8_t, 2>::from_shape({info_.rows, info_.columns});
+        const auto [lo, hi] = stored(k);
+        // Every stored (or luminance) value in [lo, hi] is mapped once through values_of(); the
+        // pixels then go through that table. Same arithmetic per value as per pixel, fewer times.
+        const std::vector<double> y = values_of(lo, hi);
         const bool invert = info_.photometric == "MONOCHROME1";
-        auto* o = out.data();
+        std::vector<std::uint8_t> table(y.size());
         for (std::size_t i = 0; i < y.size(); ++i) {
-            const double r = std::nearbyint(std::clamp(y[i], 0.0, 255.0));
-            const auto u = static_cast<std::uint8_t>(r);
-            o[i] = invert ? static_cast<std::uint8_t>(255 - u) : u;
+            const auto u = static_cast<std::uint8_t>(std::nearbyint(std::clamp(y[i], 0.0, 255.0)));
+            table[i] = invert ? static_cast<std::uint8_t>(255 - u) : u;
         }
+        xt::xtensor<std::uint8_t, 2> out = xt::xtensor<std::uint8_t, 2>::from_shape({info_.rows, info_.columns});
+        auto* o = out.data();
+        const std::int32_t* g = gray_.data();
+        for (std::size_t i = 0, n = out.size(); i < n; ++i) o[i] = table[static_cast<std::size_t>(g[i] - lo)];
         return out;
     }
 
     /// Frame k as float 0..255, before rounding (see the top of this header).
     xt::xtensor<float, 2> frame_float(std::size_t k) {
-        const auto y = values(k);
-        xt::xtensor<float, 2> out = xt::xtensor<float, 2>::from_shape({info_.rows, info_.columns});
+        const auto [lo, hi] = stored(k);
+        const std::vector<double> y = values_of(lo, hi);
         const bool invert = info_.photometric == "MONOCHROME1";
-        auto* o = out.data();
+        std::vector<float> table(y.size());
         for (std::size_t i = 0; i < y.size(); ++i) {
             const double c = std::clamp(y[i], 0.0, 255.0);
-            o[i] = static_cast<float>(invert ? 255.0 - c : c);
+            table[i] = static_cast<float>(invert ? 255.0 - c : c);
         }
+        xt::xtensor<float, 2> out = xt::xtensor<float, 2>::from_shape({info_.rows, info_.columns});
+        auto* o = out.data();
+        const std::int32_t* g = gray_.data();
+        for (std::size_t i = 0, n = out.size(); i < n; ++i) o[i] = table[static_cast<std::size_t>(g[i] - lo)];
         return out;
     }
 
@@ -419,8 +429,8 @@ private:
     std::string name() const { return path_.string(); }
     std::string frame_name(std::size_t k) const { return frame_ref_string(path_, k); }
 
-    /// The stored samples of frame k, one gray value per pixel (luminance for colour), before VOI.
-    std::vector<std::int64_t> stored(std::size_t k) {
+    /// Decodes frame k into gray_ (stored values, luminance for colour) and returns their range.
+    std::pair<std::int32_t, std::int32_t> stored(std::size_t k) {
         if (k >= info_.frames)
             throw value_error("read_dicom: frame " + std::to_string(k) + " is past the end of '" + name() + "' (" +
                               std::to_string(info_.frames) + " frames, numbered from 0)");
@@ -437,7 +447,7 @@ private:
         }
         next_frame_ = k + 1;
         next_fragment_ = start;
-        std::string photometric = model.empty() ? info_.photometric : std::string(model.c_str());
+        const std::string photometric = model.empty() ? info_.photometric : std::string(model.c_str());
         const std::size_t n = info_.rows * info_.columns;
         const int spp = info_.samples_per_pixel;
         const bool mono = photometric == "MONOCHROME1" || photometric == "MONOCHROME2";
@@ -447,48 +457,62 @@ private:
         if (spp == 3 && photometric != "RGB")
             throw format_error("read_dicom: '" + frame_name(k) + "': colour in '" + photometric +
                                "' is not read (RGB; JPEG-compressed YBR is decoded to RGB)");
-        const int bits = info_.bits_stored;
-        const std::uint64_t mask = bits >= 64 ? ~std::uint64_t(0) : ((std::uint64_t(1) << bits) - 1);
-        const bool word = info_.bits_allocated == 16;
-        auto sample = [&](std::size_t idx) -> std::int64_t {
-            std::uint64_t raw;
-            if (word) {
-                std::uint16_t w;
-                std::memcpy(&w, buffer_.data() + 2 * idx, 2);  // DCMTK returns local byte order
-                raw = w;
-            } else {
-                raw = static_cast<unsigned char>(buffer_[idx]);
-            }
-            raw &= mask;
-            if (info_.is_signed && (raw >> (bits - 1)) & 1u) return static_cast<std::int64_t>(raw) - (std::int64_t(1) << bits);
-            return static_cast<std::int64_t>(raw);
-        };
-        std::vector<std::int64_t> out(n);
-        if (spp == 1) {
-            for (std::size_t i = 0; i < n; ++i) out[i] = sample(i);
-        } else {
-            // Native data, and what DCMTK's decoders return, are laid out as PlanarConfiguration says.
-            const bool by_plane = planar_;
-            for (std::size_t i = 0; i < n; ++i) {
-                const std::int64_t r = by_plane ? sample(i) : sample(3 * i);
-                const std::int64_t g = by_plane ? sample(n + i) : sample(3 * i + 1);
-                const std::int64_t b = by_plane ? sample(2 * n + i) : sample(3 * i + 2);
-                out[i] = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
-            }
-        }
-        last_photometric_ = photometric;
-        return out;
+        gray_.resize(n);
+        std::int32_t lo = std::numeric_limits<std::int32_t>::max(), hi = std::numeric_limits<std::int32_t>::min();
+        if (info_.bits_allocated == 16)
+            convert<std::uint16_t>(n, lo, hi);
+        else
+            convert<std::uint8_t>(n, lo, hi);
+        return {lo, hi};
     }
 
-    /// Frame k after modality rescale and VOI, 0..255 (not clamped, not rounded, not inverted).
-    std::vector<double> values(std::size_t k) {
-        const auto s = stored(k);
-        std::vector<double> y(s.size());
+    /// buffer_ (samples of type S, local byte order as DCMTK returns them) -> gray_, with the range.
+    template <class S>
+    void convert(std::size_t n, std::int32_t& lo, std::int32_t& hi) {
+        const int bits = info_.bits_stored;
+        const std::uint32_t mask = (std::uint32_t(1) << bits) - 1;
+        const bool sign = info_.is_signed;
+        const std::int32_t wrap = std::int32_t(1) << bits;
+        auto sample = [&](std::size_t idx) -> std::int32_t {
+            S w;
+            std::memcpy(&w, buffer_.data() + sizeof(S) * idx, sizeof(S));
+            const std::uint32_t raw = std::uint32_t(w) & mask;
+            return sign && ((raw >> (bits - 1)) & 1u) ? static_cast<std::int32_t>(raw) - wrap
+                                                       : static_cast<std::int32_t>(raw);
+        };
+        std::int32_t* g = gray_.data();
+        if (info_.samples_per_pixel == 1) {
+            for (std::size_t i = 0; i < n; ++i) {
+                const std::int32_t v = sample(i);
+                g[i] = v;
+                lo = std::min(lo, v);
+                hi = std::max(hi, v);
+            }
+            return;
+        }
+        // Colour as PIL's convert("L"). Native data, and what DCMTK's decoders return, are laid out
+        // as PlanarConfiguration says.
+        const bool by_plane = planar_;
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::int64_t r = by_plane ? sample(i) : sample(3 * i);
+            const std::int64_t gg = by_plane ? sample(n + i) : sample(3 * i + 1);
+            const std::int64_t b = by_plane ? sample(2 * n + i) : sample(3 * i + 2);
+            const auto v = static_cast<std::int32_t>((r * 19595 + gg * 38470 + b * 7471 + 0x8000) >> 16);
+            g[i] = v;
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
+        }
+    }
+
+    /// The values of stored values lo..hi after modality rescale and VOI, 0..255 (not clamped,
+    /// not rounded, not inverted).
+    std::vector<double> values_of(std::int32_t lo, std::int32_t hi) const {
+        const std::size_t count = static_cast<std::size_t>(std::int64_t(hi) - lo + 1);
+        std::vector<double> v(count), y(count);
         const bool colour = info_.samples_per_pixel == 3;
         const double slope = colour ? 1.0 : info_.rescale_slope, intercept = colour ? 0.0 : info_.rescale_intercept;
-        std::vector<double> v(s.size());
-        for (std::size_t i = 0; i < s.size(); ++i) {
-            double x = static_cast<double>(s[i]);
+        for (std::size_t i = 0; i < count; ++i) {
+            double x = static_cast<double>(lo + static_cast<std::int32_t>(i));
             if (slope != 1.0) x = x * slope;
             if (intercept != 0.0) x = x + intercept;
             v[i] = x;
@@ -496,7 +520,7 @@ private:
         if (options_.window == dicom_window::file && !colour && info_.has_voi_lut) {
             const double scale = 255.0 / static_cast<double>((std::uint32_t(1) << lut_bits_) - 1);
             const long n = static_cast<long>(lut_.size());
-            for (std::size_t i = 0; i < v.size(); ++i) {
+            for (std::size_t i = 0; i < count; ++i) {
                 const long idx = std::clamp(static_cast<long>(std::floor(v[i])) - lut_first_, 0L, n - 1);
                 y[i] = static_cast<double>(lut_[static_cast<std::size_t>(idx)]) * scale;
             }
@@ -504,11 +528,11 @@ private:
         }
         if (options_.window == dicom_window::file && !colour && info_.window_center) {
             const double c = *info_.window_center, w = *info_.window_width;
-            const double lo = c - 0.5 - (w - 1) / 2, hi = c - 0.5 + (w - 1) / 2;
-            for (std::size_t i = 0; i < v.size(); ++i) {
-                if (v[i] <= lo)
+            const double below = c - 0.5 - (w - 1) / 2, above = c - 0.5 + (w - 1) / 2;
+            for (std::size_t i = 0; i < count; ++i) {
+                if (v[i] <= below)
                     y[i] = 0;
-                else if (v[i] > hi)
+                else if (v[i] > above)
                     y[i] = 255;
                 else
                     y[i] = ((v[i] - (c - 0.5)) / (w - 1) + 0.5) * 255.0;
@@ -518,12 +542,9 @@ private:
         if (options_.window == dicom_window::file && info_.bits_allocated == 8 && !info_.is_signed && slope == 1.0 &&
             intercept == 0.0)
             return v;
-        double mn = std::numeric_limits<double>::infinity(), mx = -mn;
-        for (double x : v) {
-            mn = std::min(mn, x);
-            mx = std::max(mx, x);
-        }
-        for (std::size_t i = 0; i < v.size(); ++i) y[i] = mx > mn ? (v[i] - mn) * 255.0 / (mx - mn) : 0.0;
+        // Min-max over the frame: the rescale is monotone, so the extremes are those of lo and hi.
+        const double mn = std::min(v.front(), v.back()), mx = std::max(v.front(), v.back());
+        for (std::size_t i = 0; i < count; ++i) y[i] = mx > mn ? (v[i] - mn) * 255.0 / (mx - mn) : 0.0;
         return y;
     }
 
@@ -536,12 +557,12 @@ private:
     bool planar_ = false;
     std::size_t frame_bytes_ = 0;
     std::vector<char> buffer_;
+    std::vector<std::int32_t> gray_;
     std::size_t next_frame_ = 0;
     Uint32 next_fragment_ = 0;
     std::vector<std::uint16_t> lut_;
     long lut_first_ = 0;
     int lut_bits_ = 8;
-    std::string last_photometric_;
 };
 
 /// Reads one frame of a DICOM file as 8-bit gray: `path` may address a frame ("run.dcm#17");
