@@ -174,7 +174,8 @@ def to_torch(src, dst, key):
     where = f"{{'{key}': state_dict}}" if key else "a bare state dict"
     print(f"{src}: {len(tensors)} tensors ({dtype_summary(tensors)}) -> {dst} as {where}")
     if metadata:
-        print(f"  metadata of the source (not written): {json.dumps(metadata)}")
+        shown = {k: (v if len(v) <= 120 else v[:60] + f"... ({len(v)} characters)") for k, v in metadata.items()}
+        print(f"  metadata of the source (not written): {json.dumps(shown)}")
 
 
 def main(argv=None):
