@@ -18,6 +18,10 @@ as MAE's interpolate_pos_embed). Writes to tests/data/segmentation/:
   params_lrd_step1.safetensors   the parameters after one AdamW step (lr 1e-3, betas 0.9/0.95,
                             weight decay 0.05 in the released groups) with MAE's layer-wise lr decay
                             (param_groups_lrd, layer_decay 0.75)
+  logits_dp.npy, loss_dp.npy, grads_dp.safetensors   the same model in training with drop path
+                            0.5 (timm: block rates linspace(0, 0.5, depth) = 0, 0.5) and the
+                            DropPath draws DP_FACTORS (block 1: sample 0 drops attention and keeps
+                            the MLP x 2, sample 1 the opposite)
 
   /usr/bin/python3 tools/make_segmentation_fixtures.py
 """
@@ -36,6 +40,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_mae_fixtures import Block, PatchEmbed, get_2d_sincos_pos_embed  # noqa: E402  (timm / MAE restatement)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "segmentation")
+# DropPath draws of the drop-path fixture: block 0 has rate 0, block 1 rate 0.5 (kept: x 1 / 0.5).
+DP_FACTORS = [([1.0, 1.0], [1.0, 1.0]), ([0.0, 2.0], [2.0, 0.0])]
 CFG = dict(img_size=32, patch_size=8, in_chans=3, embed_dim=32, depth=2, num_heads=2)
 
 
@@ -54,12 +60,18 @@ class SegmentationViT(nn.Module):
         self.decoder = nn.Module()
         self.decoder.head = nn.Linear(embed_dim, patch_size * patch_size * num_classes)
 
-    def forward(self, x):
+    def forward(self, x, drop=None):
+        """drop: per block, (attention factors [n], MLP factors [n]) of timm's DropPath, or None."""
         n = x.shape[0]
         x = self.patch_embed(x)
         x = torch.cat([self.cls_token.expand(n, -1, -1), x], dim=1) + self.pos_embed
-        for blk in self.blocks:
-            x = blk(x)
+        for i, blk in enumerate(self.blocks):
+            if drop is None:
+                x = blk(x)
+            else:
+                fa, fm = (torch.tensor(f, dtype=x.dtype).view(n, 1, 1) for f in drop[i])
+                x = x + fa * blk.attn(blk.norm1(x))
+                x = x + fm * blk.mlp(blk.norm2(x))
         x = self.norm(x)
         y = self.decoder.head(x[:, 1:])
         g, p, k = int(math.isqrt(y.shape[1])), self.p, self.k
@@ -168,6 +180,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     write_safetensors(os.path.join(OUT, "params.safetensors"), {n: p for n, p in model.named_parameters()})
     write_safetensors(os.path.join(OUT, "grads.safetensors"), {n: p.grad for n, p in model.named_parameters()})
+    grads0 = {n: p.grad.clone() for n, p in model.named_parameters()}
     np.save(os.path.join(OUT, "imgs.npy"), f32(imgs))
     np.save(os.path.join(OUT, "masks.npy"), f32(masks))
     np.save(os.path.join(OUT, "logits.npy"), f32(logits))
@@ -184,6 +197,16 @@ def main():
         imgs48 = torch.randn(1, 3, 48, 48, dtype=torch.float64).float().double()
         np.save(os.path.join(OUT, "imgs48.npy"), f32(imgs48))
         np.save(os.path.join(OUT, "logits48.npy"), f32(big(imgs48)))
+    model.zero_grad()
+    logits_dp = model(imgs, DP_FACTORS)
+    loss_dp = bce_dice(logits_dp, masks)
+    loss_dp.backward()
+    np.save(os.path.join(OUT, "logits_dp.npy"), f32(logits_dp))
+    np.save(os.path.join(OUT, "loss_dp.npy"), np.array([loss_dp.item()], dtype=np.float64))
+    write_safetensors(os.path.join(OUT, "grads_dp.safetensors"), {n: p.grad for n, p in model.named_parameters()})
+    for n, p in model.named_parameters():  # the optimiser step below uses the first backward's gradients
+        p.grad = grads0[n]
+
     opt = torch.optim.AdamW(param_groups_lrd(model), lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
     for g in opt.param_groups:  # MAE's lr_sched.adjust_learning_rate
         g["lr"] = 1e-3 * g["lr_scale"]

@@ -4,13 +4,16 @@
 //     1e-4 relative, on every backend;
 //   - pos_embed resampling against torch's bicubic F.interpolate (4 x 4 -> 6 x 6 and 3 x 3), and a
 //     48 px model initialised from the 32 px parameters against the reference's logits;
+//   - drop path as timm's DropPath (rate 0.5 over 2 blocks) for the draws the reference uses:
+//     logits, loss and every gradient; evaluation forwards untouched;
 //   - one AdamW step with MAE's layer-wise lr decay (param_groups_lrd, decay 0.75) from the
 //     reference gradients: every parameter's update as torch's;
-//   - finite differences through the decoder and the encoder (double, one backend);
+//   - finite differences through the decoder and the encoder with drop path (double, one backend);
 //   - an init state dict of another width / depth / patch size refused with every mismatch and the
 //     dimensions that differ named.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -85,6 +88,34 @@ TYPED_TEST(SegmentationParity, InitFromSmallerImagesResamplesPosEmbed) {
     test::expect_close("logits 48 px", m.host_logits(), test::load_npy(dir + "logits48.npy").as<float>());
 }
 
+TYPED_TEST(SegmentationParity, DropPathAsTimmForTheSameDraws) {
+    using B = TypeParam;
+    model::segmentation_model<B> m(fixture_config());
+    io::load_parameters(dir + "params.safetensors", m.table(), m.params());
+    m.set_drop_path(0.5, 7);
+    const auto imgs = tensor<float, B>::from_host(test::load_npy(dir + "imgs.npy").as<float>(), shape{2, 3, 32, 32});
+    const auto masks = tensor<float, B>::from_host(test::load_npy(dir + "masks.npy").as<float>(), shape{2, 1, 32, 32});
+    m.forward(imgs);  // evaluation: no drop path
+    test::expect_close("eval logits", m.host_logits(), test::load_npy(dir + "logits.npy").as<float>());
+    // [block][attention, mlp][sample]: block 0 has rate 0; block 1 as the reference's DP_FACTORS
+    const std::vector<float> want{1, 1, 1, 1, 0, 2, 2, 0};
+    std::uint64_t step = 0;
+    for (; step < 1000; ++step) {
+        const model::drop_path_key key{step, 0};
+        m.forward(imgs, &key);
+        if (m.encoder().drop_path_factors() == want) break;
+    }
+    ASSERT_LT(step, 1000u) << "no step of seed 7 draws the reference's pattern";
+    test::expect_close("logits with drop path", m.host_logits(), test::load_npy(dir + "logits_dp.npy").as<float>());
+    const double ref_loss = test::load_npy(dir + "loss_dp.npy").as<double>()[0];
+    m.zero_grad();
+    EXPECT_NEAR(m.loss(masks.data()), ref_loss, 1e-4 * ref_loss);
+    m.backward();
+    const auto grads = io::read_safetensors(dir + "grads_dp.safetensors");
+    for (const auto& e : m.table().entries())
+        test::expect_close("drop path grad " + e.name, m.parameter(e.name, true), grads.find(e.name)->data);
+}
+
 TYPED_TEST(SegmentationParity, OneAdamWStepWithLayerWiseLrDecay) {
     using B = TypeParam;
     model::segmentation_model<B> m(fixture_config());
@@ -129,15 +160,27 @@ TEST(SegmentationModel, PosEmbedResamplingMatchesTorchBicubic) {
 TEST(SegmentationModel, FiniteDifferencesThroughDecoderAndEncoder) {
     using B = one_backend;
     model::segmentation_config c;
-    c.encoder = {16, 4, 3, 8, 1, 2, 4};
+    c.encoder = {16, 4, 3, 8, 2, 2, 4};
     model::segmentation_model<B, model::encoder::vit, model::decoder::linear, double> m(c);
     m.init(3);
+    m.set_drop_path(0.5, 1);  // block 1 of 2: rate 0.5; fixed draws for every evaluation of the loss
     const std::vector<std::string> names{"decoder.head.weight", "decoder.head.bias", "norm.weight", "pos_embed",
                                          "cls_token", "blocks.0.attn.qkv.weight", "patch_embed.proj.weight"};
     const auto imgs = test::up<B>(test::random_vector(2 * 3 * 16 * 16, 11));
     std::vector<double> mask_host(2 * 16 * 16);
     for (std::size_t i = 0; i < mask_host.size(); ++i) mask_host[i] = (i * 7919) % 5 < 2 ? 1.0 : 0.0;
     const auto masks = test::up<B>(mask_host);
+    auto both = [&] {  // the draws drop one branch of block 1 and keep (x 2) another
+        const auto fac = m.encoder().drop_path_factors();
+        return std::find(fac.begin() + 4, fac.end(), 0.0) != fac.end() &&
+               std::find(fac.begin() + 4, fac.end(), 2.0) != fac.end();
+    };
+    model::drop_path_key key{0, 0};
+    for (; key.step < 100; ++key.step) {
+        m.forward(imgs.data(), 2, &key);
+        if (both()) break;
+    }
+    ASSERT_TRUE(both());
     test::host_tensors x;
     for (const auto& n : names) {
         auto v = m.parameter(n);
@@ -148,7 +191,7 @@ TEST(SegmentationModel, FiniteDifferencesThroughDecoderAndEncoder) {
     const test::loss_fn f = [&](const test::host_tensors& t, test::host_tensors* g) {
         for (std::size_t i = 0; i < names.size(); ++i) m.set_parameter(names[i], t[i]);
         m.zero_grad();
-        m.forward(imgs.data(), 2);
+        m.forward(imgs.data(), 2, &key);
         const double loss = m.loss(masks.data());
         if (g) {
             m.backward();
@@ -160,6 +203,7 @@ TEST(SegmentationModel, FiniteDifferencesThroughDecoderAndEncoder) {
     std::vector<std::size_t> which(names.size());
     for (std::size_t i = 0; i < which.size(); ++i) which[i] = i;
     test::check_gradients(f, x, which, names, 8);
+    EXPECT_TRUE(both());
 }
 
 /// A timm encoder state dict for cfg with zero values.

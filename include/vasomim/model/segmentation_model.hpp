@@ -19,7 +19,8 @@
 // encoder from a pre-training checkpoint, a timm encoder export or any state dict with timm/MAE
 // encoder names ("module." stripped), resampling the position embedding bicubically when the
 // pre-training grid differs, and reports every mismatch at once with the dimensions that differ.
-// Not yet: drop path (the blocks run without stochastic depth), decoder::unetr.
+// Drop path: set_drop_path(rate, seed), then forward(imgs, n, &key) for training (model/vit_encoder.hpp).
+// Not yet: decoder::unetr.
 
 #include <cmath>
 #include <cstdint>
@@ -340,24 +341,29 @@ public:
         n_ = n;
     }
 
+    /// Stochastic depth of the encoder for training forwards (vit_encoder::set_drop_path).
+    void set_drop_path(double rate, std::uint64_t seed) { enc_.set_drop_path(rate, seed); }
+
     /// Forward on imgs [n, c, S, S] (backend pointer); returns the logits [n, k, S, S] (in the arena).
-    const T* forward(const T* imgs, index_t n) {
+    /// A drop_path_key makes it a training forward (drop path with the draws it names); without, the
+    /// encoder runs whole (evaluation).
+    const T* forward(const T* imgs, index_t n, const drop_path_key* key = nullptr) {
         reserve(n);
         imgs_ = imgs;
         const T* P = params_.data();
-        enc_.forward(P, imgs);
+        enc_.forward(P, imgs, key);
         dec_.forward(P, outputs(), logits_);
         return logits_;
     }
     /// Tensor form with the shape checked.
-    const T* forward(const tensor<T, B>& imgs) {
+    const T* forward(const tensor<T, B>& imgs, const drop_path_key* key = nullptr) {
         const index_t S = cfg_.img_size();
         detail_require<shape_error>(imgs.rank() == 4 && imgs.dim(1) == cfg_.encoder.in_chans && imgs.dim(2) == S &&
                                         imgs.dim(3) == S,
                                     "segmentation_model::forward: images " + imgs.shape().to_string() + " are not [n, " +
                                         std::to_string(cfg_.encoder.in_chans) + ", " + std::to_string(S) + ", " +
                                         std::to_string(S) + "]");
-        return forward(imgs.data(), imgs.dim(0));
+        return forward(imgs.data(), imgs.dim(0), key);
     }
 
     /// BCE + Dice of the last forward's logits against masks [n, k, S, S] in {0, 1}; keeps dloss/dlogits.

@@ -7,7 +7,12 @@
 // MAE's fine-tuning models_vit.py) and may be resampled to another grid (resample_abs_pos_embed).
 // The encoder registers its tensors in a caller's parameter table and carves its activations from a
 // caller's arena, so that a model keeps one flat parameter buffer and one arena (DESIGN section 6).
-// Drop path (stochastic depth) is not implemented yet: the blocks run as in eval mode.
+// Drop path (stochastic depth, timm's DropPath with scale_by_keep): set_drop_path(rate, seed) gives
+// block i the rate rate * i / (depth - 1) (timm's torch.linspace(0, drop_path_rate, depth)); a
+// forward with a drop_path_key drops each residual branch (attention, MLP) of each sample with that
+// rate and scales kept ones by 1 / (1 - rate). The draws come from Philox stream `step` of the seed at
+// position (sample * depth + block) * 2 + branch, sample = first_sample + b (the global sample index:
+// the same masks whatever the number of ranks). Without a key (evaluation) nothing is dropped.
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +22,7 @@
 
 #include "vasomim/backend/algorithms.hpp"
 #include "vasomim/core/error.hpp"
+#include "vasomim/core/philox.hpp"
 #include "vasomim/model/export.hpp"
 #include "vasomim/nn.hpp"
 
@@ -144,6 +150,18 @@ void prepend_cls_backward(T* demb, T* dcls, T* dpos, const T* dx, index_t n, ind
     });
 }
 
+/// y[r, :] = scale[r / per] * x[r, :] over rows of width c (per rows per sample); y may alias x.
+template <backend_policy B, class T>
+void scale_rows_by_sample(T* y, const T* x, const T* scale, index_t rows, index_t per, index_t c) {
+    parallel_for<B>(rows * c, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { y[i] = scale[(i / c) / per] * x[i]; });
+}
+
+/// y[r, :] = x[r, :] + scale[r / per] * v[r, :] (y may alias x).
+template <backend_policy B, class T>
+void add_scaled_by_sample(T* y, const T* x, const T* v, const T* scale, index_t rows, index_t per, index_t c) {
+    parallel_for<B>(rows * c, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { y[i] = x[i] + scale[(i / c) / per] * v[i]; });
+}
+
 /// y[i] += x[i].
 template <backend_policy B, class T>
 void add_into(T* y, const T* x, index_t count) {
@@ -151,6 +169,12 @@ void add_into(T* y, const T* x, index_t count) {
 }
 
 }  // namespace detail
+
+/// Which random draws a training forward's drop path uses (see the top of this file).
+struct drop_path_key {
+    std::uint64_t step = 0;          ///< Philox stream: one per optimiser step
+    std::uint64_t first_sample = 0;  ///< global index of the batch's first sample
+};
 
 /// The encoder on backend B with element type T. Parameters are read from (and gradients written
 /// to) the caller's flat buffers at the offsets registered by the constructor.
@@ -165,6 +189,8 @@ public:
         T *tokens = nullptr, *mean = nullptr, *rstd = nullptr;  // final LayerNorm output [n, 1 + L, E]
         nn::vit_block_scratch<T> scratch{};
         T *g_x = nullptr, *g_emb = nullptr;      // [n, 1 + L, E], [n, L, E]
+        T* branch = nullptr;                     // [n, 1 + L, E]: a residual branch's output or gradient (drop path)
+        T* keep = nullptr;                       // [depth, 2, n]: drop path factors of the last forward (0 or 1 / (1 - rate))
     };
 
     vit_encoder(const vit_encoder_config& c, nn::parameter_table& table) : cfg_(c) {
@@ -177,6 +203,26 @@ public:
     const activations& acts() const { return acts_; }
     index_t batch() const { return n_; }
     index_t tokens_per_image() const { return 1 + cfg_.num_patches(); }
+
+    /// Stochastic depth for training forwards (rate 0: none); block i gets rate * i / (depth - 1).
+    void set_drop_path(double rate, std::uint64_t seed) {
+        vasomim::detail::require<config_error>(rate >= 0.0 && rate < 1.0, "vit_encoder: drop path rate " +
+                                                                              std::to_string(rate) + " not in [0, 1)");
+        drop_rate_ = rate;
+        drop_seed_ = seed;
+    }
+    double drop_path_rate() const { return drop_rate_; }
+    /// Block i's drop path rate.
+    double block_drop_rate(index_t i) const {
+        return cfg_.depth > 1 ? drop_rate_ * static_cast<double>(i) / static_cast<double>(cfg_.depth - 1) : 0.0;
+    }
+    /// Host copy of the factors the last forward applied, [depth][branch][sample] flattened (all 1
+    /// without drop path).
+    std::vector<T> drop_path_factors() const {
+        std::vector<T> h(static_cast<std::size_t>(cfg_.depth * 2 * n_));
+        if (!h.empty()) backend_traits<B>::copy_to_host(acts_.keep, h.size(), h.data());
+        return h;
+    }
 
     /// Carves the activations of a batch of n from `cur` (a counting cursor first, then the arena).
     template <class Cursor>
@@ -194,6 +240,8 @@ public:
         a.scratch = nn::vit_block_scratch<T>::take(cur, d);
         a.g_x = cur.take(n * t * E);
         a.g_emb = cur.take(n * L * E);
+        a.branch = cur.take(n * t * E);
+        a.keep = cur.take(cfg_.depth * 2 * n);
         return a;
     }
     /// Takes the activations carved (from the arena) for batch n.
@@ -203,15 +251,20 @@ public:
     }
 
     /// Forward on imgs [n, c, H, W] (the bound batch): acts().tokens holds the final normed tokens.
-    void forward(const T* P, const T* imgs) {
+    /// With a key (training) and a drop path rate, residual branches are dropped per sample.
+    void forward(const T* P, const T* imgs, const drop_path_key* key = nullptr) {
         const auto& a = acts_;
         const index_t L = cfg_.num_patches(), E = cfg_.embed_dim;
+        dropping_ = key != nullptr && drop_rate_ > 0.0 && cfg_.depth > 1;
+        draw_drop_path(key);
         nn::patch_embed_forward<B>(a.emb, a.cols, imgs, P + off_.patch_w, P + off_.patch_b, P + off_.pos + E, pdims(),
                                    E);
         detail::prepend_cls<B>(a.x[0], a.emb, P + off_.cls, P + off_.pos, n_, L, E);
-        for (std::size_t i = 0; i < off_.blocks.size(); ++i)
-            nn::vit_block_forward<B>(a.x[i + 1], a.x[i], nn::vit_block_tensors<const T>::at(P, off_.blocks[i]),
-                                     a.blocks[i], a.scratch, dims(n_));
+        for (std::size_t i = 0; i < off_.blocks.size(); ++i) {
+            const auto p = nn::vit_block_tensors<const T>::at(P, off_.blocks[i]);
+            if (dropping_) block_forward_dropping(i, p);
+            else nn::vit_block_forward<B>(a.x[i + 1], a.x[i], p, a.blocks[i], a.scratch, dims(n_));
+        }
         nn::layer_norm_forward<B>(a.tokens, a.mean, a.rstd, a.x.back(), P + off_.norm_w, P + off_.norm_b,
                                   n_ * (1 + L), E);
     }
@@ -227,9 +280,10 @@ public:
                                    P + off_.norm_w, rows, E);
         for (std::size_t i = off_.blocks.size(); i-- > 0;) {
             if (i < g_hidden.size() && g_hidden[i]) detail::add_into<B>(a.g_x, g_hidden[i], rows * E);
-            nn::vit_block_backward<B>(a.g_x, nn::vit_block_tensors<T>::at(G, off_.blocks[i]), a.x[i],
-                                      nn::vit_block_tensors<const T>::at(P, off_.blocks[i]), a.blocks[i], a.scratch,
-                                      dims(n_));
+            const auto g = nn::vit_block_tensors<T>::at(G, off_.blocks[i]);
+            const auto p = nn::vit_block_tensors<const T>::at(P, off_.blocks[i]);
+            if (dropping_) block_backward_dropping(i, g, p);
+            else nn::vit_block_backward<B>(a.g_x, g, a.x[i], p, a.blocks[i], a.scratch, dims(n_));
         }
         detail::prepend_cls_backward<B>(a.g_emb, G + off_.cls, G + off_.pos, a.g_x, n_, L, E);
         nn::patch_embed_backward<B>(G + off_.patch_w, G + off_.patch_b, a.g_emb, a.cols, pdims(), E);
@@ -241,10 +295,70 @@ public:
     nn::patch_dims pdims() const { return {n_, cfg_.in_chans, cfg_.img_size, cfg_.img_size, cfg_.patch_size}; }
 
 private:
+    /// The factors of every (block, branch, sample) into acts().keep.
+    void draw_drop_path(const drop_path_key* key) {
+        const index_t depth = cfg_.depth, n = n_;
+        if (depth == 0) return;
+        std::vector<T> h(static_cast<std::size_t>(depth * 2 * n), T(1));
+        if (dropping_) {
+            const philox gen(drop_seed_, key->step);
+            for (index_t i = 0; i < depth; ++i) {
+                const double r = block_drop_rate(i);
+                for (index_t br = 0; br < 2; ++br)
+                    for (index_t b = 0; b < n; ++b) {
+                        const auto sample = key->first_sample + static_cast<std::uint64_t>(b);
+                        const double u = gen.uniform_double((sample * static_cast<std::uint64_t>(depth) +
+                                                             static_cast<std::uint64_t>(i)) * 2 + static_cast<std::uint64_t>(br));
+                        h[static_cast<std::size_t>((i * 2 + br) * n + b)] =
+                            u < r ? T(0) : static_cast<T>(1.0 / (1.0 - r));
+                    }
+            }
+        }
+        backend_traits<B>::copy_from_host(h.data(), h.size(), acts_.keep);
+    }
+
+    /// timm's Block with DropPath on both branches: x1 = x + k1 * attn(LN1(x)); out = x1 + k2 * mlp(LN2(x1)).
+    void block_forward_dropping(std::size_t i, const nn::vit_block_tensors<const T>& p) {
+        const auto& a = acts_;
+        const auto& ba = a.blocks[i];
+        const auto& s = a.scratch;
+        const auto d = dims(n_);
+        const index_t m = d.rows(), c = d.c, t = d.t;
+        const T* k = a.keep + static_cast<index_t>(i) * 2 * n_;
+        nn::layer_norm_forward<B>(s.ln, ba.ln1_mean, ba.ln1_rstd, a.x[i], p.norm1_w, p.norm1_b, m, c);
+        nn::attention_forward<B>(a.branch, s.ln, static_cast<const T*>(nullptr), p.attn_p(), ba.attn, s.attn, d.attn());
+        detail::add_scaled_by_sample<B>(ba.res1, a.x[i], a.branch, k, m, t, c);
+        nn::layer_norm_forward<B>(s.ln, ba.ln2_mean, ba.ln2_rstd, ba.res1, p.norm2_w, p.norm2_b, m, c);
+        nn::mlp_forward<B>(a.branch, s.ln, static_cast<const T*>(nullptr), p.mlp_p(), ba.mlp, s.hidden, d.mlp());
+        detail::add_scaled_by_sample<B>(a.x[i + 1], ba.res1, a.branch, k + n_, m, t, c);
+    }
+
+    /// Backward of block_forward_dropping: a.g_x holds the gradient of the block output on entry and
+    /// that of its input on return.
+    void block_backward_dropping(std::size_t i, const nn::vit_block_tensors<T>& g, const nn::vit_block_tensors<const T>& p) {
+        const auto& a = acts_;
+        const auto& ba = a.blocks[i];
+        const auto& s = a.scratch;
+        const auto d = dims(n_);
+        const index_t m = d.rows(), c = d.c, t = d.t;
+        const T* k = a.keep + static_cast<index_t>(i) * 2 * n_;
+        nn::layer_norm_recompute<B>(s.ln, ba.res1, ba.ln2_mean, ba.ln2_rstd, p.norm2_w, p.norm2_b, m, c);
+        detail::scale_rows_by_sample<B>(a.branch, a.g_x, k + n_, m, t, c);
+        nn::mlp_backward<B>(s.dln, g.mlp_g(), a.branch, s.ln, p.mlp_p(), ba.mlp, s.hidden, s.dhidden, d.mlp());
+        nn::layer_norm_backward<B>(a.g_x, g.norm2_w, g.norm2_b, s.dln, ba.res1, ba.ln2_mean, ba.ln2_rstd, p.norm2_w, m, c);
+        nn::layer_norm_recompute<B>(s.ln, a.x[i], ba.ln1_mean, ba.ln1_rstd, p.norm1_w, p.norm1_b, m, c);
+        detail::scale_rows_by_sample<B>(a.branch, a.g_x, k, m, t, c);
+        nn::attention_backward<B>(s.dln, g.attn_g(), a.branch, s.ln, p.attn_p(), ba.attn, s.attn, d.attn());
+        nn::layer_norm_backward<B>(a.g_x, g.norm1_w, g.norm1_b, s.dln, a.x[i], ba.ln1_mean, ba.ln1_rstd, p.norm1_w, m, c);
+    }
+
     vit_encoder_config cfg_;
     vit_encoder_offsets off_;
     activations acts_;
     index_t n_ = 0;
+    double drop_rate_ = 0.0;
+    std::uint64_t drop_seed_ = 0;
+    bool dropping_ = false;
 };
 
 }  // namespace vasomim::model
