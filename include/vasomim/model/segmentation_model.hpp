@@ -339,6 +339,8 @@ public:
         dlogits_ = parts.dlogits;
         loss_scratch_ = parts.loss_scratch;
         n_ = n;
+        const auto& a = enc_.acts();  // what the decoder reads, fixed for the batch size
+        outs_ = {nullptr, a.tokens, std::vector<T*>(a.x.begin() + 1, a.x.end()), n};
     }
 
     /// Stochastic depth of the encoder for training forwards (vit_encoder::set_drop_path).
@@ -352,7 +354,8 @@ public:
         imgs_ = imgs;
         const T* P = params_.data();
         enc_.forward(P, imgs, key);
-        dec_.forward(P, outputs(), logits_);
+        outs_.imgs = imgs;
+        dec_.forward(P, outs_, logits_);
         return logits_;
     }
     /// Tensor form with the shape checked.
@@ -380,7 +383,7 @@ public:
         const T* P = params_.data();
         T* G = grads_.data();
         std::vector<const T*> g_hidden;
-        const auto e = outputs();
+        const auto& e = outs_;
         const T* g_tokens = dec_.backward(P, G, e, dlogits, g_hidden);
         enc_.backward(P, G, g_tokens, g_hidden);
     }
@@ -431,10 +434,6 @@ private:
         return o;
     }
 
-    encoder_outputs<T> outputs() const {
-        const auto& a = enc_.acts();
-        return {imgs_, a.tokens, std::vector<T*>(a.x.begin() + 1, a.x.end()), n_};
-    }
 
     segmentation_config cfg_;
     nn::parameter_table table_;
@@ -443,6 +442,7 @@ private:
     tensor<T, B> params_, grads_, arena_;
     T *logits_ = nullptr, *dlogits_ = nullptr, *loss_scratch_ = nullptr;
     const T* imgs_ = nullptr;
+    encoder_outputs<T> outs_{};
     index_t n_ = 0;
 };
 
