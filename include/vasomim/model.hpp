@@ -7,3 +7,5 @@
 #include "vasomim/model/mae_config.hpp"
 #include "vasomim/model/masked_image_model.hpp"
 #include "vasomim/model/patchify.hpp"
+#include "vasomim/model/segmentation_model.hpp"
+#include "vasomim/model/vit_encoder.hpp"

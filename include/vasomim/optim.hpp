@@ -4,4 +4,5 @@
 
 #include "vasomim/optim/adam.hpp"
 #include "vasomim/optim/adamw.hpp"
+#include "vasomim/optim/layer_decay.hpp"
 #include "vasomim/optim/lr_schedule.hpp"
