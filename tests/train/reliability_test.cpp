@@ -103,6 +103,12 @@ TEST(FuzzRegressions, AJpegHuffmanTableOfMoreThan256CodesIsRefusedBeforeStb) {
     }
 }
 
+TEST(FuzzRegressions, AnImageWithoutPixelsIsRefused) {
+    // stb_image takes this BMP of height 0 as a 32 x 0 image.
+    EXPECT_THROW((void)io::read_gray8(fs::path(VASOMIM_TEST_DATA_DIR) / "fuzz/image/regression-bmp-height-0.bmp"),
+                 format_error);
+}
+
 TEST(FuzzRegressions, NpyBoolBytesOtherThanZeroAndOneReadAsTrue) {
     const auto a = io::read_npy_as<float>(fs::path(VASOMIM_TEST_DATA_DIR) / "fuzz/npy/regression-bool-byte-255.npy");
     ASSERT_EQ(a.size(), 1u);

@@ -139,6 +139,9 @@ inline xt::xtensor<std::uint8_t, 2> read_gray8(const std::filesystem::path& path
         throw format_error("read_gray8: '" + path.string() + "' is not a readable image (" +
                            (why ? why : "unknown reason") + ")");
     }
+    if (w <= 0 || h <= 0)  // stb returns a BMP of height 0 as a success (found by tests/fuzz/image_fuzz.cpp)
+        throw format_error("read_gray8: '" + path.string() + "' is a " + std::to_string(w) + " x " + std::to_string(h) +
+                           " image, without pixels");
     if (channels < 1 || channels > 4)
         throw format_error("read_gray8: '" + path.string() + "' has " + std::to_string(channels) +
                            " channels, expected 1 to 4");
