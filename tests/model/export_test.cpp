@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "nn/npy.hpp"
+#include "model/vasomim_step_fixture.hpp"
 #include "test_backends.hpp"
 #include "vasomim/io/safetensors.hpp"
 #include "vasomim/model/export.hpp"
@@ -35,19 +36,7 @@ namespace fs = std::filesystem;
 const std::string step_dir = VASOMIM_TEST_DATA_DIR "/vasomim_step/";
 const std::string export_dir = VASOMIM_TEST_DATA_DIR "/export/";
 
-model::mae_config fixture_config() {
-    model::mae_config c;
-    c.img_size = 64;
-    c.patch_size = 8;
-    c.in_chans = 3;
-    c.embed_dim = 64;
-    c.depth = 2;
-    c.num_heads = 4;
-    c.decoder_embed_dim = 32;
-    c.decoder_depth = 1;
-    c.decoder_num_heads = 4;
-    return c;
-}
+model::mae_config fixture_config() { return test::vasomim_step_config(); }
 // As vasomim-pretrain writes it (the export reads the heads from "enc=WxD/H").
 const std::string signature = "method=mae img=64 patch=8 chans=3 enc=64x2/4 dec=32x1/4 mlp=4 norm_pix=1";
 

@@ -25,6 +25,7 @@
 
 #include "nn/npy.hpp"
 #include "nn/unext_fixture.hpp"
+#include "model/vasomim_step_fixture.hpp"
 #include "test_backends.hpp"
 #include "vasomim/io/safetensors.hpp"
 #include "vasomim/model/masked_image_model.hpp"
@@ -35,20 +36,7 @@ using namespace vasomim;
 
 const std::string dir = VASOMIM_TEST_DATA_DIR "/vasomim_step/";
 
-model::mae_config fixture_config() {
-    model::mae_config c;
-    c.img_size = 64;
-    c.patch_size = 8;
-    c.in_chans = 3;
-    c.embed_dim = 64;
-    c.depth = 2;
-    c.num_heads = 4;
-    c.decoder_embed_dim = 32;
-    c.decoder_depth = 1;
-    c.decoder_num_heads = 4;
-    c.norm_pix_loss = true;
-    return c;
-}
+model::mae_config fixture_config() { return test::vasomim_step_config(); }
 
 template <class B>
 using model_t = model::vasomim_pretraining<B>;
