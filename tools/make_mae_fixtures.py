@@ -220,14 +220,15 @@ def decays(name, p):
     return not (p.ndim == 1 or name.endswith(".bias"))
 
 
-def write_safetensors(path, tensors):
+def write_safetensors(path, tensors, source="tools/make_mae_fixtures.py"):
+    """F32 safetensors of torch tensors (any dtype, rounded to float32), in the given order."""
     header, blobs, off = {}, [], 0
     for name, t in tensors.items():
         a = np.ascontiguousarray(t.detach().cpu().numpy().astype("<f4"))
         header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
         blobs.append(a.tobytes())
         off += a.nbytes
-    header["__metadata__"] = {"format": "pt", "source": "tools/make_mae_fixtures.py"}
+    header["__metadata__"] = {"format": "pt", "source": source}
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
     with open(path, "wb") as f:

@@ -25,10 +25,8 @@ as MAE's interpolate_pos_embed). Writes to tests/data/segmentation/:
 
   /usr/bin/python3 tools/make_segmentation_fixtures.py
 """
-import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
@@ -38,6 +36,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_mae_fixtures import Block, PatchEmbed, get_2d_sincos_pos_embed  # noqa: E402  (timm / MAE restatement)
+from make_mae_fixtures import write_safetensors as mae_ref_write  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "segmentation")
 # DropPath draws of the drop-path fixture: block 0 has rate 0, block 1 rate 0.5 (kept: x 1 / 0.5).
@@ -145,20 +144,7 @@ def f32(t):
 
 
 def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        a = np.ascontiguousarray(f32(t).astype("<f4"))
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
-        blobs.append(a.tobytes())
-        off += a.nbytes
-    header["__metadata__"] = {"format": "pt", "source": "tools/make_segmentation_fixtures.py"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    mae_ref_write(path, tensors, source="tools/make_segmentation_fixtures.py")
 
 
 def main():
