@@ -5,7 +5,10 @@
 # report, uncaught exception other than vasomim's own errors, hang (-timeout) or allocation beyond
 # -rss_limit_mb / -malloc_limit_mb; the input is left in build/fuzz/artifacts/<target>/.
 # Usage: tools/fuzz.sh [seconds-per-target] [target ...]   (default 25 s, every target)
-#        FUZZ_JOBS=N (parallel builds, default nproc), FUZZ_RSS_MB (default 2048)
+#        FUZZ_JOBS=N (parallel builds, default nproc), FUZZ_RSS_MB (default 2048),
+#        FUZZ_SEED=N and FUZZ_RUNS=N: libFuzzer's -seed / -runs from a fresh corpus, so that runs
+#        mostly repeat the same inputs (CI; coverage still differs a little between runs); without
+#        them each run explores anew and keeps its corpus in build/fuzz/corpus for the next.
 # Reproduce a finding: build/fuzz/<target> build/fuzz/artifacts/<target>/crash-...
 # A fixed finding's input belongs in tests/data/fuzz/<target>/ as a regression seed.
 set -euo pipefail
@@ -45,7 +48,12 @@ echo "fuzz.sh: built ${#targets[@]} targets in $(( $(date +%s) - start )) s"
 
 status=0
 summary=()
+extra=()
+[[ -n ${FUZZ_SEED:-} ]] && extra+=(-seed="$FUZZ_SEED")
+[[ -n ${FUZZ_RUNS:-} ]] && extra+=(-runs="$FUZZ_RUNS")
 for t in "${targets[@]}"; do
+  # a repeatable run starts from the committed seeds alone
+  [[ -n ${FUZZ_SEED:-} ]] && rm -rf "$out/corpus/$t"
   mkdir -p "$out/corpus/$t" "$out/artifacts/$t"
   log="$out/$t.log"
   seeds="tests/data/fuzz/$t"
@@ -54,7 +62,7 @@ for t in "${targets[@]}"; do
   if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
      UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
      "$out/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb="${FUZZ_RSS_MB:-2048}" \
-       -max_len=65536 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t/" \
+       -max_len=65536 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t/" ${extra[@]+"${extra[@]}"} \
        "$out/corpus/$t" "$seeds" >"$log" 2>&1; then
     line=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)
     execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
