@@ -3,8 +3,8 @@
 # suite (cpu, thrust-omp, thrust-cpp), compiles the CUDA tests and the pre-training program for the
 # CUDA backend with nvcc (sm_90; run only where a GPU is present), runs the suite again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and builds a separate project against the
-# installed package, then fuzzes every file reader for a short budget (tools/fuzz.sh; FUZZ_SECONDS per
-# target, default 20). Usage: tools/test-all.sh
+# installed package, then fuzzes every file reader for a short, fixed budget (tools/fuzz.sh; seed
+# FUZZ_SEED=1, FUZZ_RUNS=40000 inputs, at most FUZZ_SECONDS=30 per target). Usage: tools/test-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
