@@ -79,33 +79,6 @@ struct vit {
 };
 }  // namespace encoder
 
-namespace detail {
-/// Between per-token patch values [n, 1 + L, p*p*k] (cls row first, pixel order (i, j, k) as MAE's
-/// unpatchify) and images [n, k, H, W]. to_image: img from tokens; else tokens from img (cls row 0).
-template <backend_policy B, class T>
-void unpatchify_tokens(T* img_or_tokens, const T* src, const nn::patch_dims& d, bool to_image) {
-    const index_t p = d.p, gw = d.grid_w(), L = d.patches(), ps = d.patch_size(), h = d.h, w = d.w, ch = d.channels;
-    if (to_image) {
-        T* img = img_or_tokens;
-        parallel_for<B>(d.n * ch * h * w, [=] VASOMIM_HOST_DEVICE(std::int64_t o) {
-            const index_t x = o % w, y = (o / w) % h, c = (o / (w * h)) % ch, b = o / (w * h * ch);
-            const index_t l = (y / p) * gw + x / p, i = y % p, j = x % p;
-            img[o] = src[(b * (1 + L) + 1 + l) * ps + (i * p + j) * ch + c];
-        });
-    } else {
-        T* tok = img_or_tokens;
-        parallel_for<B>(d.n * (1 + L) * ps, [=] VASOMIM_HOST_DEVICE(std::int64_t o) {
-            const index_t k = o % ps, r = (o / ps) % (1 + L), b = o / (ps * (1 + L));
-            if (r == 0) {
-                tok[o] = T(0);
-                return;
-            }
-            const index_t l = r - 1, c = k % ch, j = (k / ch) % p, i = k / (ch * p);
-            tok[o] = src[((b * ch + c) * h + (l / gw) * p + i) * w + (l % gw) * p + j];
-        });
-    }
-}
-}  // namespace detail
 
 /// The per-patch linear decoder (see decoder::linear).
 template <backend_policy B, class T>
@@ -138,7 +111,7 @@ public:
     void forward(const T* P, const encoder_outputs<T>& e, T* logits) {
         const index_t t = 1 + cfg_.encoder.num_patches();
         nn::linear_forward<B>(acts_.head, e.tokens, P + w_, P + b_, e.n * t, cfg_.encoder.embed_dim, out());
-        detail::unpatchify_tokens<B>(logits, acts_.head, pdims(e.n), true);
+        unpatchify<B>(logits, acts_.head, pdims(e.n), 1);  // the cls row skipped
     }
 
     /// Gradients from dlogits: parameter gradients accumulate into G; g_tokens (returned) holds the
@@ -146,7 +119,7 @@ public:
     const T* backward(const T* P, T* G, const encoder_outputs<T>& e, const T* dlogits, std::vector<const T*>& g_hidden) {
         const index_t t = 1 + cfg_.encoder.num_patches();
         g_hidden.clear();
-        detail::unpatchify_tokens<B>(acts_.g_head, dlogits, pdims(e.n), false);
+        patchify<B>(acts_.g_head, dlogits, pdims(e.n), 1);  // the cls row's gradient 0
         nn::linear_backward<B>(acts_.g_tokens, G + w_, G + b_, acts_.g_head, e.tokens, P + w_, e.n * t,
                                cfg_.encoder.embed_dim, out());
         return acts_.g_tokens;
