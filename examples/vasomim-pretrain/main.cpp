@@ -59,14 +59,10 @@ std::string signature(const options& o) {
     return s.str();
 }
 
-/// Whether a state dict holds a co-guidance segmentor (a released VasoMIM state dict's seg_model.*
-/// or this library's checkpoint's segmentor.*).
+/// Whether a state dict holds a co-guidance segmentor under a prefix (a released VasoMIM state
+/// dict's seg_model.* or this library's checkpoint's segmentor.*).
 bool holds_segmentor(const std::filesystem::path& path) {
-    for (const auto& t : io::read_safetensors(path.string()).tensors) {
-        const auto name = io::strip_ddp_prefix(t.name);
-        if (name == "seg_model.encoder1.weight" || name == "segmentor.encoder1.weight") return true;
-    }
-    return false;
+    return !nn::unext_prefix_in(io::read_safetensors(path.string())).empty();
 }
 
 /// The released pseudo-label pipeline as the mask maker of folders without masks.

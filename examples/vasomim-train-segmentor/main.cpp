@@ -40,6 +40,7 @@
 #include "vasomim/io/state_dict.hpp"
 #include "vasomim/loss/bce_dice.hpp"
 #include "vasomim/nn/unext.hpp"
+#include "vasomim/nn/unext_weights.hpp"
 #include "vasomim/optim/adam.hpp"
 #include "vasomim/train/segmentor_training.hpp"
 
@@ -165,40 +166,18 @@ scores evaluate(nn::unext<B, T>& net, const std::vector<sample>& set, const std:
 
 std::string channels_word(std::int64_t c) { return c == 1 ? "1-channel (gray)" : std::to_string(c) + "-channel"; }
 
-/// Loads --init into `net`: any float/integer dtype, the prefix given or found ("" or "seg_model."),
-/// a file of the other channel count refused with the option to use, every other mismatch listed.
+/// Loads --init into `net`: any float/integer dtype, the prefix given or found ("", "seg_model." or
+/// "segmentor."), a file of the other channel count refused with the option to use, every other
+/// mismatch listed (nn::load_unext).
 void load_init(nn::unext<B, T>& net, const std::string& path, std::string prefix, bool prefix_given) {
-    auto raw = io::read_safetensors(path);
-    if (!prefix_given) {
-        prefix.clear();
-        bool plain = false, seg = false;
-        for (const auto& t : raw.tensors) {
-            const auto n = io::strip_ddp_prefix(t.name);
-            plain = plain || n == "encoder1.weight";
-            seg = seg || n == "seg_model.encoder1.weight";
-        }
-        if (!plain && seg) prefix = "seg_model.";
-    }
-    const auto file = io::select_state_dict(std::move(raw), prefix, path);
-    const auto want = net.config().in_channels;
-    for (const auto& t : file.tensors)
-        if (t.name == "encoder1.weight" && t.shape.rank() == 4 && t.shape[1] != want) {
-            const auto have = static_cast<std::int64_t>(t.shape[1]);
-            std::string shp = "[";
-            for (int i = 0; i < t.shape.rank(); ++i) {
-                if (i) shp += ',';
-                shp += std::to_string(t.shape[i]);
-            }
-            throw config_error("--init '" + path + "'" + (prefix.empty() ? "" : " (prefix '" + prefix + "')") +
-                               " holds a " + channels_word(have) + " UNeXt-S (encoder1.weight " + shp + "] = " +
-                               std::to_string(have) + " input channel" + (have == 1 ? "" : "s") + "), this run builds a " +
-                               channels_word(want) + " one: use --channels " + std::to_string(have) +
-                               (have == 1 || have == 3 ? "" : " (only 1 and 3 are supported)"));
-        }
-    io::load_state_dict(file, "--init '" + path + "'", net.table(), net.parameters(),
-                        io::state_dict_options{prefix, true, &std::cout});
+    auto file = io::read_safetensors(path);
+    if (!prefix_given) prefix = nn::unext_prefix_in(file);
+    const auto count = file.tensors.size();
+    nn::load_unext(net, std::move(file), path, prefix, &std::cout, [](std::int64_t have) {
+        return "use --channels " + std::to_string(have) + (have == 1 || have == 3 ? "" : " (only 1 and 3 are supported)");
+    });
     std::printf("initial weights: %s%s (%zu tensors)\n", path.c_str(),
-                prefix.empty() ? "" : (" under '" + prefix + "'").c_str(), file.tensors.size());
+                prefix.empty() ? "" : (" under '" + prefix + "'").c_str(), count);
 }
 
 }  // namespace

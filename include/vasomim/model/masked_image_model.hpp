@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <type_traits>
@@ -22,6 +23,7 @@
 #include "vasomim/model/guidance.hpp"
 #include "vasomim/model/mae.hpp"
 #include "vasomim/nn/unext.hpp"
+#include "vasomim/nn/unext_weights.hpp"
 #include "vasomim/optim/adamw.hpp"
 
 namespace vasomim {
@@ -142,31 +144,13 @@ public:
     /// (checkpoint_mismatch_error); a file for the other channel count is refused saying which it
     /// is. Nothing is loaded when anything does not fit.
     void load_segmentor(const std::string& path, std::ostream* notes = nullptr) requires Guidance::uses_segmentor {
-        auto file = io::read_safetensors(path);
-        const std::string prefix = segmentor_prefix_in(file);
-        const auto selected = io::select_state_dict(std::move(file), prefix, path);
-        const std::string source = "segmentor '" + path + "'";
-        try {
-            io::load_state_dict(selected, source, segmentor_.table(), segmentor_.parameters(),
-                                io::state_dict_options{prefix, true, notes});
-        } catch (const checkpoint_mismatch_error& e) {
-            const auto* m = e.find("encoder1.weight");
-            if (!m || m->file_shape.size() != 4 || m->model_shape.size() != 4 || m->file_shape[1] == m->model_shape[1])
-                throw;
-            const auto file_c = m->file_shape[1], model_c = m->model_shape[1];
-            const std::string hint =
-                file_c == 1 ? "to use it on the channel mean of the images, configure a 1-channel segmentor "
-                              "(configure_segmentor({.in_channels = 1}); vasomim-pretrain --segmentor-channels 1)"
-                            : "it has the released layout: configure a " + std::to_string(file_c) +
-                                  "-channel segmentor (configure_segmentor({.in_channels = " + std::to_string(file_c) +
-                                  "}); vasomim-pretrain --segmentor-channels " + std::to_string(file_c) + ")";
-            throw checkpoint_mismatch_error(
-                source + " is a " + std::to_string(file_c) + "-channel UNeXt-S (encoder1.weight " +
-                    checkpoint_mismatch_error::shape_string(m->file_shape) + "), this model's segmentor takes " +
-                    std::to_string(model_c) + " channel" + (model_c == 1 ? "" : "s") + "; " + hint + ". In detail: " +
-                    source,
-                e.mismatches());
-        }
+        nn::load_unext(segmentor_, io::read_safetensors(path), path, std::nullopt, notes, [](std::int64_t c) {
+            const auto n = std::to_string(c);
+            return c == 1 ? "to use it on the channel mean of the images, configure a 1-channel segmentor "
+                            "(configure_segmentor({.in_channels = 1}); vasomim-pretrain --segmentor-channels 1)"
+                          : "configure a " + n + "-channel segmentor (configure_segmentor({.in_channels = " + n +
+                                "}); vasomim-pretrain --segmentor-channels " + n + ")";
+        });
     }
 
     /// Loads the network's parameters (MAE/timm names) from a safetensors state dict, e.g. a
@@ -306,17 +290,6 @@ private:
             accumulated_ = 0;
         }
         return {total, rec, cons};
-    }
-
-    /// "seg_model." (a released VasoMIM state dict) or "segmentor." (this library's checkpoints) when
-    /// the file holds the segmentor under that prefix, else "" (a bare UNeXt-S state dict).
-    static std::string segmentor_prefix_in(const io::safetensors_file& file) {
-        for (const char* prefix : {"seg_model.", "segmentor."}) {
-            const std::string key = std::string(prefix) + "encoder1.weight";
-            for (const auto& t : file.tensors)
-                if (io::strip_ddp_prefix(t.name) == key) return prefix;
-        }
-        return "";
     }
 
     loss::consistency_dims dims() const {
