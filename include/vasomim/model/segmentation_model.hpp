@@ -7,7 +7,7 @@
 //                               (model/vit_encoder.hpp), timm names
 //     Decoder  decoder::linear  per-patch linear head E -> p*p*classes on the final normed patch
 //                               tokens, unpatchified to the image (the cheap probe); names
-//                               decoder.head.weight / decoder.head.bias
+//                               decoder.head.weight / decoder.head.bias (model/linear_decoder.hpp)
 //
 // forward(imgs) gives logits [n, classes, H, W]; loss() is the project's BCE + Dice
 // (loss/bce_dice.hpp: 0.5 BCEWithLogits + 0.5 (1 - mean per-image Dice)); backward() runs through
@@ -37,39 +37,14 @@
 #include "vasomim/io/state_dict.hpp"
 #include "vasomim/loss/bce_dice.hpp"
 #include "vasomim/model/export.hpp"
+#include "vasomim/model/linear_decoder.hpp"
 #include "vasomim/model/mae_config.hpp"
 #include "vasomim/model/patchify.hpp"
+#include "vasomim/model/segmentation_config.hpp"
 #include "vasomim/model/vit_encoder.hpp"
 #include "vasomim/nn.hpp"
 
 namespace vasomim::model {
-
-/// What a segmentation model is built for: the encoder (img_size = the fine-tuning image size) and
-/// the number of output channels (1: vessel logits).
-struct segmentation_config {
-    vit_encoder_config encoder;
-    index_t num_classes = 1;
-
-    index_t img_size() const { return encoder.img_size; }
-    index_t grid() const { return encoder.img_size / encoder.patch_size; }
-};
-
-/// The encoder of a pre-training configuration at fine-tuning image size img_size (0: the same).
-inline segmentation_config segmentation_config_of(const mae_config& c, index_t img_size = 0) {
-    segmentation_config s;
-    s.encoder = encoder_config_of(c);
-    if (img_size > 0) s.encoder.img_size = img_size;
-    return s;
-}
-
-/// What a decoder sees of the encoder's forward pass.
-template <class T>
-struct encoder_outputs {
-    const T* imgs;               ///< [n, c, H, W]
-    const T* tokens;             ///< final normed tokens [n, 1 + L, E]
-    std::vector<T*> hidden;      ///< block outputs [n, 1 + L, E], one per block
-    index_t n;
-};
 
 namespace encoder {
 /// The ViT encoder of the pre-training configuration on all patches.
@@ -78,72 +53,6 @@ struct vit {
     using type = vit_encoder<B, T>;
 };
 }  // namespace encoder
-
-
-/// The per-patch linear decoder (see decoder::linear).
-template <backend_policy B, class T>
-class linear_decoder {
-public:
-    struct activations {
-        T *head = nullptr;    // [n, 1 + L, p*p*k] (the cls row computed and ignored, as MAE's decoder_pred)
-        T *g_head = nullptr;  // same
-        T *g_tokens = nullptr;  // [n, 1 + L, E]
-    };
-
-    linear_decoder(const segmentation_config& c, nn::parameter_table& table) : cfg_(c) {
-        const index_t p = c.encoder.patch_size;
-        w_ = table.add("decoder.head.weight", {p * p * c.num_classes, c.encoder.embed_dim});
-        b_ = table.add("decoder.head.bias", {p * p * c.num_classes}, true, false);
-    }
-
-    template <class Cursor>
-    activations carve(Cursor& cur, index_t n) const {
-        const index_t t = 1 + cfg_.encoder.num_patches();
-        activations a;
-        a.head = cur.take(n * t * out());
-        a.g_head = cur.take(n * t * out());
-        a.g_tokens = cur.take(n * t * cfg_.encoder.embed_dim);
-        return a;
-    }
-    void bind(const activations& a) { acts_ = a; }
-
-    /// logits [n, k, H, W] from the encoder's tokens.
-    void forward(const T* P, const encoder_outputs<T>& e, T* logits) {
-        const index_t t = 1 + cfg_.encoder.num_patches();
-        nn::linear_forward<B>(acts_.head, e.tokens, P + w_, P + b_, e.n * t, cfg_.encoder.embed_dim, out());
-        unpatchify<B>(logits, acts_.head, pdims(e.n), 1);  // the cls row skipped
-    }
-
-    /// Gradients from dlogits: parameter gradients accumulate into G; g_tokens (returned) holds the
-    /// gradient of the final tokens; g_hidden is left empty (this decoder reads no inner block).
-    const T* backward(const T* P, T* G, const encoder_outputs<T>& e, const T* dlogits, std::vector<const T*>& g_hidden) {
-        const index_t t = 1 + cfg_.encoder.num_patches();
-        g_hidden.clear();
-        patchify<B>(acts_.g_head, dlogits, pdims(e.n), 1);  // the cls row's gradient 0
-        nn::linear_backward<B>(acts_.g_tokens, G + w_, G + b_, acts_.g_head, e.tokens, P + w_, e.n * t,
-                               cfg_.encoder.embed_dim, out());
-        return acts_.g_tokens;
-    }
-
-private:
-    index_t out() const { return cfg_.encoder.patch_size * cfg_.encoder.patch_size * cfg_.num_classes; }
-    nn::patch_dims pdims(index_t n) const {
-        return {n, cfg_.num_classes, cfg_.encoder.img_size, cfg_.encoder.img_size, cfg_.encoder.patch_size};
-    }
-
-    segmentation_config cfg_;
-    index_t w_ = 0, b_ = 0;
-    activations acts_;
-};
-
-
-namespace decoder {
-/// Per-patch linear head on the final normed patch tokens, unpatchified (the cheap probe).
-struct linear {
-    template <backend_policy B, class T>
-    using type = linear_decoder<B, T>;
-};
-}  // namespace decoder
 
 /// The dimensions in which an encoder state dict differs from a configuration, read from its
 /// tensors; "" when none can be told apart.
