@@ -22,9 +22,9 @@
 #include <xtensor/xadapt.hpp>
 
 #include "vasomim/backend/backends.hpp"
-#include "vasomim/data/folder_dataset.hpp"
 #include "vasomim/data/transforms.hpp"
 #include "vasomim/io/image.hpp"
+#include "vasomim/io/image_files.hpp"
 #include "vasomim/io/npy.hpp"
 #include "vasomim/io/safetensors.hpp"
 #include "vasomim/io/state_dict.hpp"
@@ -76,11 +76,17 @@ std::vector<fs::path> list_inputs(const std::vector<std::string>& inputs) {
     for (const auto& in : inputs) {
         std::error_code ec;
         if (fs::is_directory(in, ec)) {
-            const auto found = data::detail::sorted_images(in);
-            if (found.empty()) throw io_error("folder '" + in + "' holds no image files (png, jpg, bmp, tif, npy)");
-            out.insert(out.end(), found.begin(), found.end());
+            const auto found = io::list_image_files(in);
+            if (found.empty()) throw io_error("folder '" + in + "' holds no image files (png, jpg, bmp, tif, npy, dcm)");
+            for (const auto& f : found) {
+                const auto frames = io::expand_frames(f);  // every frame of a cine run
+                out.insert(out.end(), frames.begin(), frames.end());
+            }
         } else if (fs::exists(in, ec)) {
-            out.emplace_back(in);
+            const auto frames = io::expand_frames(in);
+            out.insert(out.end(), frames.begin(), frames.end());
+        } else if (io::split_frame_ref(in).frame) {
+            out.emplace_back(in);  // run.dcm#K
         } else {
             throw io_error("'" + in + "' does not exist");
         }

@@ -63,21 +63,16 @@ struct item {
     std::vector<std::uint8_t> vessel;  // per patch: contains a vessel pixel
 };
 
-bool is_input_file(const fs::path& p) {
-    std::string e = p.extension().string();
-    std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    return e == ".png" || e == ".npy" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".tga";
-}
-
 std::vector<fs::path> list_images(const fs::path& p, const std::string& pattern) {
-    if (fs::is_regular_file(p)) return {p};
+    if (fs::is_regular_file(p)) return io::expand_frames(p);  // every frame of a DICOM cine run
+    if (io::split_frame_ref(p).frame) return {p};                // run.dcm#K
     if (!fs::is_directory(p)) throw io_error("vasomim-maskviz: '" + p.string() + "' is neither a file nor a folder");
     std::vector<fs::path> out;
-    for (const auto& e : fs::directory_iterator(p))
-        if (e.is_regular_file() && is_input_file(e.path()) &&
-            fnmatch(pattern.c_str(), e.path().filename().c_str(), 0) == 0)
-            out.push_back(e.path());
-    std::sort(out.begin(), out.end());
+    for (const auto& f : io::list_image_files(p))
+        if (fnmatch(pattern.c_str(), f.filename().c_str(), 0) == 0) {
+            const auto frames = io::expand_frames(f);
+            out.insert(out.end(), frames.begin(), frames.end());
+        }
     if (out.empty()) throw io_error("vasomim-maskviz: no image matching '" + pattern + "' in '" + p.string() + "'");
     return out;
 }
@@ -393,7 +388,7 @@ int main(int argc, char** argv) {
         std::vector<item> items;
         for (const auto& p : list_images(opt.image, opt.pattern)) {
             item it;
-            it.stem = p.stem().string();
+            it.stem = io::input_stem(p);
             it.image_path = p;
             it.guidance_path = opt.pseudo_label ? p : partner(opt.guidance, it.stem, opt.guidance_suffix);
             it.image = load_resized(it.image_path, opt.size, false);

@@ -35,6 +35,7 @@
 #include "vasomim/data/random_stream.hpp"
 #include "vasomim/data/transforms.hpp"
 #include "vasomim/io/image.hpp"
+#include "vasomim/io/image_files.hpp"
 #include "vasomim/io/npy.hpp"
 #include "vasomim/io/safetensors.hpp"
 #include "vasomim/io/state_dict.hpp"
@@ -77,15 +78,17 @@ std::vector<float> to01(const xt::xtensor<std::uint8_t, 2>& m) {
 
 std::vector<sample> load(const fs::path& images, const fs::path& labels, const std::string& masks,
                          const std::string& prefix, const std::string& mask_suffix) {
-    std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(images))
-        if (e.is_regular_file() && e.path().filename().string().rfind(prefix, 0) == 0) files.push_back(e.path());
-    std::sort(files.begin(), files.end());
+    std::vector<fs::path> files;  // every frame of a DICOM cine run is an image (run.dcm#K, named run_f0KK)
+    for (const auto& f : io::list_image_files(images))
+        if (f.filename().string().rfind(prefix, 0) == 0) {
+            const auto frames = io::expand_frames(f);
+            files.insert(files.end(), frames.begin(), frames.end());
+        }
     if (files.empty()) throw io_error("no images named " + prefix + "* in " + images.string());
     std::vector<sample> out;
     for (const auto& f : files) {
         sample s;
-        s.name = f.stem().string();
+        s.name = io::input_stem(f);
         s.gray = io::read_gray8(f);
         s.h = static_cast<index_t>(s.gray.shape()[0]);
         s.w = static_cast<index_t>(s.gray.shape()[1]);

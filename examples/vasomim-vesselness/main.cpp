@@ -30,6 +30,7 @@
 #include "vasomim/backend/backends.hpp"
 #include "vasomim/io/dicom.hpp"
 #include "vasomim/io/image.hpp"
+#include "vasomim/io/image_files.hpp"
 #include "vasomim/io/npy.hpp"
 #include "vasomim/io/png_encode.hpp"
 #include "vasomim/metrics/segmentation_metrics.hpp"
@@ -67,13 +68,6 @@ struct outcome {
     std::int64_t rows = 0, cols = 0;
     vessel::fov_status status = vessel::fov_status::ok;
 };
-
-bool is_image_file(const fs::path& p) {
-    std::string e = p.extension().string();
-    std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    static const std::set<std::string> ok{".png", ".jpg", ".jpeg", ".bmp", ".tga", ".pgm", ".ppm", ".npy", ".dcm", ".dicom"};
-    return ok.count(e) > 0;
-}
 
 /// The image as a backend tensor: uint8 for image files and uint8 .npy (filtered in double, as
 /// scikit-image does), float for other .npy dtypes.
@@ -205,8 +199,8 @@ metrics::segmentation_scores score_against(const outcome& oc, const fs::path& ex
 
 /// The expert mask of an input: <dir>/<stem>_gt.png, else <dir>/<stem>.png.
 fs::path expert_for(const fs::path& dir, const fs::path& in) {
-    const fs::path gt = dir / (in.stem().string() + "_gt.png");
-    return fs::exists(gt) ? gt : dir / (in.stem().string() + ".png");
+    const fs::path gt = dir / (io::input_stem(in) + "_gt.png");
+    return fs::exists(gt) ? gt : dir / (io::input_stem(in) + ".png");
 }
 
 }  // namespace
@@ -294,11 +288,12 @@ int main(int argc, char** argv) {
     for (const auto& in : inputs) {
         std::error_code ec;
         if (fs::is_directory(in, ec)) {
-            std::vector<fs::path> found;
-            for (const auto& e : fs::directory_iterator(in, ec))
-                if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path());
-            std::sort(found.begin(), found.end());
-            files.insert(files.end(), found.begin(), found.end());
+            try {
+                const auto found = io::list_image_files(in);
+                files.insert(files.end(), found.begin(), found.end());
+            } catch (const vasomim::error& e) {
+                failures.emplace_back(in, e.what());
+            }
         } else if (fs::exists(in, ec) || io::split_frame_ref(in).frame) {
             files.emplace_back(in);
         } else {
@@ -322,37 +317,25 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-#if VASOMIM_DICOM_READER
     // Multi-frame DICOM files become one input per selected frame, file.dcm#K -> <stem>_f0KK.
     {
         std::vector<fs::path> expanded;
         for (const auto& f : files) {
-            if (!io::has_dicom_extension(f)) {
-                expanded.push_back(f);
-                continue;
-            }
             try {
-                const io::dicom_reader r(f);
-                if (r.frames() == 1) {
-                    expanded.push_back(f);
-                    continue;
-                }
-                for (const std::size_t k : frames.resolve(r.frames(), f.string()))
-                    expanded.emplace_back(io::frame_ref_string(f, k));
+                const auto inputs = io::expand_frames(f, frames);
+                expanded.insert(expanded.end(), inputs.begin(), inputs.end());
             } catch (const std::exception& e) {
                 failures.emplace_back(f.string(), e.what());
             }
         }
         files.swap(expanded);
     }
-#endif
     // Work list: skip existing outputs, refuse two inputs with the same stem.
     std::vector<std::pair<fs::path, fs::path>> work;
     std::set<std::string> stems;
     std::size_t skipped = 0;
     for (const auto& f : files) {
-        const io::frame_ref ref = io::split_frame_ref(f);
-        const std::string stem = ref.file.stem().string() + (ref.frame ? io::frame_suffix(*ref.frame) : "");
+        const std::string stem = io::input_stem(f);
         const fs::path out = fs::path(outdir) / (stem + "." + s.format);
         if (!stems.insert(out.string()).second) {
             failures.emplace_back(f.string(), "another input already writes " + out.string());
@@ -433,7 +416,7 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < work.size(); ++i) {
             if (!scores[i]) continue;
             const auto& c = *scores[i];
-            std::printf("%s,%.4f,%.4f,%.4f,%.4f\n", work[i].first.stem().c_str(), c.dice, c.cldice, c.sensitivity, c.precision);
+            std::printf("%s,%.4f,%.4f,%.4f,%.4f\n", io::input_stem(work[i].first).c_str(), c.dice, c.cldice, c.sensitivity, c.precision);
             all.push_back(c);
             low += c.dice < 0.1;
         }

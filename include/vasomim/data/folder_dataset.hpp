@@ -21,27 +21,13 @@
 #include "vasomim/data/labelled_image.hpp"
 #include "vasomim/data/synthetic_angiogram.hpp"
 #include "vasomim/io/image.hpp"
+#include "vasomim/io/image_files.hpp"
 
 namespace vasomim::data {
 
 /// Makes a mask for an image that has none (e.g. vasomim::vessel's pseudo-label pipeline).
 using mask_maker = std::function<xt::xtensor<std::uint8_t, 2>(const xt::xtensor<std::uint8_t, 2>&)>;
 
-namespace detail {
-inline bool is_image_file(const std::filesystem::path& p) {
-    std::string e = p.extension().string();
-    std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".tif" || e == ".tiff" || e == ".npy";
-}
-
-inline std::vector<std::filesystem::path> sorted_images(const std::filesystem::path& dir) {
-    std::vector<std::filesystem::path> out;
-    for (const auto& e : std::filesystem::directory_iterator(dir))
-        if (e.is_regular_file() && is_image_file(e.path())) out.push_back(e.path());
-    std::sort(out.begin(), out.end());
-    return out;
-}
-}  // namespace detail
 
 class folder_dataset {
 public:
@@ -118,11 +104,20 @@ public:
     }
 
 private:
+    // Masks have the image's file name; an .npy or DICOM image's mask is <stem>.png, and frame K
+    // of a multi-frame DICOM run (an entry "run.dcm#K") has the mask run_f0KK.png. A DICOM file that
+    // cannot be opened stays one entry: load() then throws, and the loader skips and reports it.
     void add_pairs(const std::filesystem::path& images, const std::filesystem::path& masks) {
-        for (const auto& p : detail::sorted_images(images)) {
-            auto m = masks / p.filename();
-            if (p.extension() == ".npy") m.replace_extension(".png");
-            entries_.push_back({p, m});
+        for (const auto& file : io::list_image_files(images)) {
+            std::vector<std::filesystem::path> inputs{file};
+            try {
+                inputs = io::expand_frames(file);
+            } catch (const vasomim::error&) {
+            }
+            for (const auto& p : inputs) {
+                const bool own_name = p == file && file.extension() != ".npy" && !io::has_dicom_extension(file);
+                entries_.push_back({p, own_name ? masks / p.filename() : masks / (io::input_stem(p) + ".png")});
+            }
         }
     }
 
