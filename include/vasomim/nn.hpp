@@ -1,12 +1,16 @@
 #pragma once
-// The layers (transformer and UNeXt): each with an explicit forward and backward over raw backend pointers.
+// The layers (transformer, UNeXt and the UNETR decoder): each with an explicit forward and backward over raw backend pointers.
 
 #include "vasomim/nn/arena.hpp"
 #include "vasomim/nn/attention.hpp"
 #include "vasomim/nn/batch_norm.hpp"
+#include "vasomim/nn/channel_concat.hpp"
 #include "vasomim/nn/conv2d.hpp"
+#include "vasomim/nn/conv_transpose2d.hpp"
 #include "vasomim/nn/gelu.hpp"
+#include "vasomim/nn/instance_norm2d.hpp"
 #include "vasomim/nn/layer_norm.hpp"
+#include "vasomim/nn/leaky_relu.hpp"
 #include "vasomim/nn/linear.hpp"
 #include "vasomim/nn/mlp.hpp"
 #include "vasomim/nn/overlap_patch_embed.hpp"
