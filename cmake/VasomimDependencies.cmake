@@ -33,3 +33,12 @@ set(VASOMIM_DICOM_TARGETS DCMTK::dcmjpls DCMTK::dcmjpeg DCMTK::dcmimage DCMTK::d
 if(VASOMIM_WITH_DICOM AND NOT DCMTK_FOUND)
   message(FATAL_ERROR "VASOMIM_WITH_DICOM is on but DCMTK was not found (Debian: apt-get install libdcmtk-dev)")
 endif()
+
+# MPI (Open MPI: libopenmpi-dev + openmpi-bin; optional): data parallelism across processes and
+# machines, include/vasomim/dist/mpi.hpp. VASOMIM_WITH_MPI is on when MPI's C++ bindings are found;
+# the vasomim target then links MPI::MPI_CXX and defines VASOMIM_HAS_MPI=1.
+find_package(MPI QUIET COMPONENTS CXX)
+option(VASOMIM_WITH_MPI "Data parallelism through MPI (libopenmpi-dev)" ${MPI_CXX_FOUND})
+if(VASOMIM_WITH_MPI AND NOT MPI_CXX_FOUND)
+  message(FATAL_ERROR "VASOMIM_WITH_MPI is on but MPI was not found (Debian: apt-get install libopenmpi-dev openmpi-bin)")
+endif()

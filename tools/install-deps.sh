@@ -7,7 +7,8 @@ packages=(cmake ninja-build g++ pkg-config libeigen3-dev xtensor-dev xtl-dev lib
           librandom123-dev libstb-dev libisal-dev nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev
           libgmock-dev libbenchmark-dev libopenblas-dev libopenblas0-pthread
           clang libclang-rt-14-dev libomp-14-dev  # clang, its libFuzzer/sanitizer runtimes, omp.h: tools/fuzz.sh
-          libdcmtk-dev dcmtk)  # DICOM input (io/dicom.hpp); dcmtk's tools make tests/data/dicom
+          libdcmtk-dev dcmtk  # DICOM input (io/dicom.hpp); dcmtk's tools make tests/data/dicom
+          libopenmpi-dev openmpi-bin)  # data parallelism (dist/mpi.hpp), mpirun for the 2-rank test
 if [[ "${1:-}" == "--python" ]]; then
   packages+=(python3-torch python3-scipy python3-numpy python3-pydicom)
 fi

@@ -3,6 +3,12 @@
 // same augmentation whatever the number of workers: the epoch's order is a Philox permutation of
 // (seed, e) and each sample's augmentation stream is keyed by (seed, e, dataset index). Unreadable
 // files are skipped (replaced by the next readable index), counted and named in failures().
+//
+// Data parallelism (the distributed sampler): with `world` ranks of `batch_size` samples each,
+// global batch k of an epoch is positions [k N b, (k + 1) N b) of the epoch's permutation and rank
+// r takes its contiguous slice [k N b + r b, k N b + (r + 1) b). The global sample order is then the
+// one of a single process with batch N b, whatever N is; batch::first_sample says where a rank's
+// slice starts inside the global batch (the masks are keyed by it).
 
 #include <condition_variable>
 #include <cstdint>
@@ -31,6 +37,8 @@ struct loader_options {
     std::uint64_t seed = 0;
     bool shuffle = true;
     augment_options augment{};
+    std::size_t rank = 0;   ///< this process's rank among `world` data-parallel ranks
+    std::size_t world = 1;  ///< data-parallel ranks; each takes batch_size samples of a global batch
 };
 
 /// A batch: images N x 3 x S x S (normalised), masks N x S x S in {0, 1}, dataset indices.
@@ -40,6 +48,7 @@ struct batch {
     std::vector<std::size_t> indices;
     std::int64_t epoch = 0;
     std::size_t number = 0;  ///< batch number within the epoch
+    std::size_t first_sample = 0;  ///< position of sample 0 in the global batch (rank * batch_size)
 };
 
 /// A file that could not be read, and why.
@@ -53,17 +62,24 @@ class prefetch_loader {
 public:
     prefetch_loader(const Dataset& dataset, loader_options options) : data_(dataset), opt_(options) {
         if (opt_.batch_size == 0) throw config_error("loader: batch size must be positive");
-        if (dataset.size() < opt_.batch_size)
+        if (opt_.world == 0 || opt_.rank >= opt_.world)
+            throw config_error("loader: rank " + std::to_string(opt_.rank) + " of a world of " +
+                               std::to_string(opt_.world));
+        if (dataset.size() < opt_.batch_size * opt_.world)
             throw config_error("loader: the data set has " + std::to_string(dataset.size()) +
-                               " images, fewer than one batch of " + std::to_string(opt_.batch_size));
+                               " images, fewer than one batch of " + std::to_string(opt_.batch_size) +
+                               (opt_.world > 1 ? " for each of " + std::to_string(opt_.world) + " ranks (" +
+                                                     std::to_string(opt_.batch_size * opt_.world) + ")"
+                                               : std::string()));
         if (opt_.prefetch_batches == 0) opt_.prefetch_batches = 1;
     }
     prefetch_loader(const prefetch_loader&) = delete;
     prefetch_loader& operator=(const prefetch_loader&) = delete;
     ~prefetch_loader() { stop(); }
 
-    /// Full batches per epoch (the incomplete last batch is dropped, as MAE does).
-    std::size_t batches_per_epoch() const { return data_.size() / opt_.batch_size; }
+    /// Full (global) batches per epoch (the incomplete last batch is dropped, as MAE does).
+    std::size_t batches_per_epoch() const { return data_.size() / (opt_.batch_size * opt_.world); }
+    const loader_options& options() const { return opt_; }
 
     /// Begins epoch `epoch` (optionally from batch `first_batch`, for resuming a run).
     void start_epoch(std::int64_t epoch, std::size_t first_batch = 0) {
@@ -167,9 +183,10 @@ private:
     batch make(std::size_t number) {
         const std::size_t n = opt_.batch_size, s = static_cast<std::size_t>(opt_.augment.size);
         batch out{xt::xtensor<float, 4>::from_shape({n, 3, s, s}), xt::xtensor<float, 3>::from_shape({n, s, s}), {}, epoch_,
-                  number};
+                  number, opt_.rank * n};
+        const std::size_t first = (number * opt_.world + opt_.rank) * n;
         for (std::size_t j = 0; j < n; ++j) {
-            const std::size_t idx = order_[number * n + j];
+            const std::size_t idx = order_[first + j];
             const labelled_image img = load_readable(idx);
             random_stream rng(opt_.seed, stream_id(static_cast<std::uint64_t>(epoch_), idx));
             const auto a = augment(img.image, img.mask, opt_.augment, rng);

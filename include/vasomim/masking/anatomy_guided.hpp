@@ -53,7 +53,7 @@ namespace detail {
 /// the path for L > fused_max_patches, and the reference the one-pass row kernel is tested against.
 template <class W, class B>
 patch_mask<B> anatomy_guided_masks_sorted(const tensor<W, B>& weights, const guided_counts& c, std::uint64_t seed,
-                                          std::uint64_t step) {
+                                          std::uint64_t step, std::int64_t first_sample = 0) {
     const index_t n = weights.dim(0), l = weights.dim(1);
     const index_t len_keep = c.len_keep, target = c.target;
     const double inf = std::numeric_limits<double>::infinity();
@@ -71,7 +71,7 @@ patch_mask<B> anatomy_guided_masks_sorted(const tensor<W, B>& weights, const gui
         double* z = noise.data();
         std::int64_t* g = guided.data();
         parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-            const philox gen = sample_stream(seed, step, i);
+            const philox gen = sample_stream(seed, step, first_sample + i);
             double total = 0.0;
             std::int64_t positive = 0;
             for (index_t j = 0; j < l; ++j) {
@@ -141,12 +141,12 @@ patch_mask<B> anatomy_guided_masks_sorted(const tensor<W, B>& weights, const gui
 /// resident thread), the row-wise sorts above: the same masks.
 template <class W, class B>
 patch_mask<B> anatomy_guided_masks(const tensor<W, B>& weights, const guided_counts& c, std::uint64_t seed,
-                                   std::uint64_t step) {
+                                   std::uint64_t step, std::int64_t first_sample = 0) {
     if constexpr (!backend_traits<B>::host_accessible) {
-        return anatomy_guided_masks_sorted(weights, c, seed, step);
+        return anatomy_guided_masks_sorted(weights, c, seed, step, first_sample);
     } else {
         const index_t n = weights.dim(0), l = weights.dim(1);
-        if (l > fused_max_patches) return anatomy_guided_masks_sorted(weights, c, seed, step);
+        if (l > fused_max_patches) return anatomy_guided_masks_sorted(weights, c, seed, step, first_sample);
         auto m = allocate_masks<B>(n, l, c.len_keep);
         const W* w = weights.data();
         std::int64_t* restore = m.ids_restore.data();
@@ -156,7 +156,7 @@ patch_mask<B> anatomy_guided_masks(const tensor<W, B>& weights, const guided_cou
         const auto row_len = static_cast<std::int32_t>(l), len_keep = static_cast<std::int32_t>(c.len_keep);
         const std::int64_t target = c.target;
         parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-            masks_of_row(w + i * l, row_len, len_keep, target, sample_stream(seed, step, i), restore + i * l,
+            masks_of_row(w + i * l, row_len, len_keep, target, sample_stream(seed, step, first_sample + i), restore + i * l,
                          shuffle + i * l, keep + i * len_keep, mask + i * l);
         });
         return m;
@@ -189,7 +189,7 @@ struct anatomy_guided {
         detail::check_batch(weights.dim(0), weights.dim(1), "masking::anatomy_guided");
         detail::check_step(info.step, "masking::anatomy_guided");
         const auto counts = guided_counts::of(weights.dim(1), mask_ratio, beta(info.at));
-        return detail::anatomy_guided_masks(weights, counts, seed, info.step);
+        return detail::anatomy_guided_masks(weights, counts, seed, info.step, info.first_sample);
     }
 
     /// Masks from a batch of guidance maps (N x H x W) cut into patch x patch patches.

@@ -36,6 +36,10 @@ struct patch_mask {
 struct step_info {
     std::uint64_t step = 0;
     progress at = progress::from_ratio(1.0);
+    /// Position of this batch's first sample in the global batch of the step: under data
+    /// parallelism rank r of N with b samples each passes r * b, so that sample i draws from the
+    /// stream of global sample r * b + i and the masks do not depend on the number of ranks.
+    std::int64_t first_sample = 0;
 };
 
 /// MAE's counts: len_keep = int(L * (1 - mask_ratio)). Throws value_error for a ratio outside

@@ -32,11 +32,12 @@ inline void check_step(std::uint64_t step, const char* who) {
 
 /// noise[i, j] = order noise of patch j of sample i (see detail/streams.hpp).
 template <class B>
-tensor<double, B> order_noise_matrix(index_t n, index_t l, std::uint64_t seed, std::uint64_t step) {
+tensor<double, B> order_noise_matrix(index_t n, index_t l, std::uint64_t seed, std::uint64_t step,
+                                     std::int64_t first_sample = 0) {
     tensor<double, B> noise(shape{n, l});
     double* out = noise.data();
     parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-        const philox gen = sample_stream(seed, step, i);
+        const philox gen = sample_stream(seed, step, first_sample + i);
         for (index_t j = 0; j < l; ++j) out[i * l + j] = order_noise(gen, j);
     });
     return noise;
@@ -45,8 +46,9 @@ tensor<double, B> order_noise_matrix(index_t n, index_t l, std::uint64_t seed, s
 /// MAE random masks through a row-wise sort of the noise: the path for L > fused_max_patches, and
 /// the reference the one-pass row kernel is tested against.
 template <class B>
-patch_mask<B> random_masks_sorted(index_t n, index_t l, index_t len_keep, std::uint64_t seed, std::uint64_t step) {
-    const auto noise = order_noise_matrix<B>(n, l, seed, step);
+patch_mask<B> random_masks_sorted(index_t n, index_t l, index_t len_keep, std::uint64_t seed, std::uint64_t step,
+                                  std::int64_t first_sample = 0) {
+    const auto noise = order_noise_matrix<B>(n, l, seed, step, first_sample);
     tensor<std::int64_t, B> order(shape{n, l}), pos(shape{n, l});
     argsort_rows(noise, order);  // ascending: small noise is kept
     ranks_from_order(order, pos);
@@ -56,11 +58,12 @@ patch_mask<B> random_masks_sorted(index_t n, index_t l, index_t len_keep, std::u
 /// MAE random masks: on host backends one work item per row (detail/row_masks.hpp); the sorts for
 /// large L and on CUDA (see anatomy_guided_masks).
 template <class B>
-patch_mask<B> random_masks(index_t n, index_t l, index_t len_keep, std::uint64_t seed, std::uint64_t step) {
+patch_mask<B> random_masks(index_t n, index_t l, index_t len_keep, std::uint64_t seed, std::uint64_t step,
+                           std::int64_t first_sample = 0) {
     if constexpr (!backend_traits<B>::host_accessible) {
-        return random_masks_sorted<B>(n, l, len_keep, seed, step);
+        return random_masks_sorted<B>(n, l, len_keep, seed, step, first_sample);
     } else {
-        if (l > fused_max_patches) return random_masks_sorted<B>(n, l, len_keep, seed, step);
+        if (l > fused_max_patches) return random_masks_sorted<B>(n, l, len_keep, seed, step, first_sample);
         auto m = allocate_masks<B>(n, l, len_keep);
         std::int64_t* restore = m.ids_restore.data();
         std::int64_t* shuffle = m.ids_shuffle.data();
@@ -68,7 +71,8 @@ patch_mask<B> random_masks(index_t n, index_t l, index_t len_keep, std::uint64_t
         float* mask = m.mask.data();
         const auto row_len = static_cast<std::int32_t>(l), keep_len = static_cast<std::int32_t>(len_keep);
         parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
-            masks_of_row(static_cast<const float*>(nullptr), row_len, keep_len, 0, sample_stream(seed, step, i),
+            masks_of_row(static_cast<const float*>(nullptr), row_len, keep_len, 0,
+                         sample_stream(seed, step, first_sample + i),
                          restore + i * l, shuffle + i * l, keep + i * keep_len, mask + i * l);
         });
         return m;
@@ -92,7 +96,8 @@ struct random {
     patch_mask<B> sample(index_t batch, index_t num_patches, const step_info& info) const {
         detail::check_batch(batch, num_patches, "masking::random");
         detail::check_step(info.step, "masking::random");
-        return detail::random_masks<B>(batch, num_patches, keep_count(num_patches, mask_ratio), seed, info.step);
+        return detail::random_masks<B>(batch, num_patches, keep_count(num_patches, mask_ratio), seed, info.step,
+                                       info.first_sample);
     }
 
     /// The common sampler interface: only the shape (N x L) of the weights is used.

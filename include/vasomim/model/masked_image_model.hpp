@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -74,6 +75,13 @@ struct step_context {
     bool apply_update = true;                        ///< false inside a gradient-accumulation cycle
     double accumulation_scale = 1.0;                 ///< 1 / accumulation steps
     double clip_grad_norm = 0;                       ///< 0: no clipping
+    /// Position of the batch's first sample in the step's global batch (data parallelism: rank r
+    /// of b samples passes r * b); keys the masks, see masking::step_info.
+    std::int64_t first_sample = 0;
+    /// Called on the accumulated gradient buffer (backend memory, `n` floats) after the backward
+    /// pass of an update step, before clipping and the optimiser step: data parallelism averages
+    /// it across ranks here (dist::gradient_averager). Empty: nothing.
+    std::function<void(float* grads, index_t n)> reduce_gradients;
 };
 
 template <backend_policy B, class Encoder, class Masking, class Guidance, class Objective>
@@ -175,7 +183,7 @@ public:
                            const step_context& ctx) {
         prepare(images, masks);
         const index_t n = images_.dim(0);
-        const masking::step_info info{ctx.step, ctx.at};
+        const masking::step_info info{ctx.step, ctx.at, ctx.first_sample};
         if constexpr (Masking::needs_guidance)
             mask_ = masking_.sample_maps(guidance_, net_.config().patch_size, info);
         else
@@ -284,6 +292,7 @@ private:
         net_.backward(static_cast<float>(ctx.accumulation_scale), dpred);
         ++accumulated_;
         if (ctx.apply_update) {
+            if (ctx.reduce_gradients) ctx.reduce_gradients(net_.grads().data(), net_.grads().numel());
             if (ctx.clip_grad_norm > 0) clip_gradients(ctx.clip_grad_norm);
             opt_.set_lr(ctx.lr);
             opt_.step(net_.params(), net_.grads());

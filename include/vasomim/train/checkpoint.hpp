@@ -33,6 +33,8 @@ struct run_state {
     std::uint64_t step = 0;       ///< completed optimiser iterations
     std::uint64_t seed = 0;       ///< seed of every counter-based stream of the run
     std::string signature;        ///< configuration the parameters belong to (checked on resume)
+    std::uint64_t world_size = 1;    ///< data-parallel ranks that wrote it (information: any number may resume)
+    std::uint64_t global_batch = 0;  ///< samples per iteration over all ranks (0: not recorded)
 };
 
 inline std::filesystem::path checkpoint_path(const std::filesystem::path& dir, std::uint64_t step) {
@@ -91,7 +93,9 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& dir, const Mo
                           {{"format", "vasomim-pretrain-1"},
                            {"step", std::to_string(state.step)},
                            {"seed", std::to_string(state.seed)},
-                           {"signature", state.signature}});
+                           {"signature", state.signature},
+                           {"world_size", std::to_string(state.world_size)},
+                           {"global_batch", std::to_string(state.global_batch)}});
     auto all = list_checkpoints(dir);
     while (keep_last > 0 && all.size() > keep_last) {
         std::filesystem::remove(optimiser_path(all.front()));
@@ -139,6 +143,8 @@ run_state load_checkpoint(const std::filesystem::path& path, Model& model, const
         return n;
     };
     run_state s{number("step"), number("seed"), meta("signature")};
+    if (file.metadata.count("world_size")) s.world_size = number("world_size");  // older files: 1 and 0
+    if (file.metadata.count("global_batch")) s.global_batch = number("global_batch");
     if (s.signature != expected_signature)
         throw config_error("checkpoint " + path.string() + " was written for another configuration:\n  checkpoint: " +
                            s.signature + "\n  this run:   " + expected_signature);

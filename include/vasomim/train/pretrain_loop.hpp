@@ -4,19 +4,32 @@
 // progress bar with ETA on a terminal, PNG panels, checkpoints with the last K kept, exact resume
 // and Ctrl-C handling. A resumed run continues bit for bit: batches, augmentations and masks are
 // keyed by (seed, epoch/step), and the optimiser state is restored from the checkpoint.
+//
+// Data parallelism: pretrain(model, loader, options, log, comm) with a communicator policy
+// (dist/communicator.hpp; without one, dist::single). The loader's batch size is per rank and its
+// rank / world must be the communicator's; the learning rate is scaled from the global batch
+// (blr * batch * ranks * accum_iter / 256, as MAE); the ranks check that they run one configuration
+// (a hash, before any work), rank 0's parameters are broadcast, gradients are averaged before every
+// optimiser step, the log shows losses averaged over the ranks and the images/s of all of them, and
+// only rank 0 writes the log, panels and checkpoints (after a barrier). Steps count global batches,
+// so a checkpoint resumes on any number of ranks that keeps ranks x batch.
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <optional>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <unistd.h>
 
 #include "vasomim/data/loader.hpp"
+#include "vasomim/dist/data_parallel.hpp"
+#include "vasomim/dist/single.hpp"
 #include "vasomim/masking/schedule.hpp"
 #include "vasomim/model/masked_image_model.hpp"
 #include "vasomim/optim/lr_schedule.hpp"
@@ -42,6 +55,9 @@ struct pretrain_options {
     std::optional<std::filesystem::path> resume_from;  ///< a checkpoint file, or a folder (its newest intact one)
     std::uint64_t max_steps = 0;       ///< stop after this many iterations in total (0: the whole schedule)
     bool show_progress = ::isatty(STDERR_FILENO) != 0;
+    /// Called on every rank after each iteration with its number (from 0) and the losses averaged
+    /// over the ranks (e.g. for tests); empty: nothing.
+    std::function<void(std::uint64_t step, const model::step_losses&)> on_step;
 };
 
 struct pretrain_summary {
@@ -60,17 +76,36 @@ inline std::string clock_text(double seconds) {
 }
 }  // namespace detail
 
-/// Runs (or resumes) pre-training of `model` on `loader`'s batches; returns what happened.
-template <class Model, class Dataset>
+/// Runs (or resumes) pre-training of `model` on `loader`'s batches as one rank of `comm`; returns
+/// what happened. Only rank 0 writes to `log`.
+template <class Model, class Dataset, dist::communicator Comm>
 pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, const pretrain_options& o,
-                          std::ostream& log) {
+                          std::ostream& log_to, Comm& comm) {
     namespace fs = std::filesystem;
+    const bool root = comm.rank() == 0;
+    std::ostream silent(nullptr);
+    std::ostream& log = root ? log_to : silent;
+    const auto world = static_cast<std::uint64_t>(comm.size());
+    const auto& lo = loader.options();
+    if (lo.world != world || lo.rank != static_cast<std::size_t>(comm.rank()))
+        throw config_error("pretrain: " + dist::rank_text(comm.rank(), comm.size()) + " was given the loader of rank " +
+                           std::to_string(lo.rank) + " of " + std::to_string(lo.world));
+    const std::uint64_t global_batch = lo.batch_size * world;
+    {
+        // The same run on every rank, checked before any work (a hash of all that steers it).
+        std::ostringstream c;
+        c << o.signature << " | seed=" << o.seed << " epochs=" << o.epochs << " warmup=" << o.warmup_epochs
+          << " blr=" << o.blr << " min_lr=" << o.min_lr << " accum=" << o.accum_iter << " clip=" << o.clip_grad
+          << " batch/rank=" << lo.batch_size << " max_steps=" << o.max_steps << " resume="
+          << (o.resume_from ? o.resume_from->string() : std::string("-")) << " output=" << o.output.string();
+        dist::check_same_configuration(comm, c.str());
+    }
     if (o.epochs <= 0) throw config_error("pretrain: epochs must be positive");
     if (o.accum_iter == 0) throw config_error("pretrain: accum_iter must be positive");
     const auto per_epoch = static_cast<std::uint64_t>(loader.batches_per_epoch());
     const std::uint64_t total = per_epoch * static_cast<std::uint64_t>(o.epochs);
     const std::uint64_t end = o.max_steps ? std::min(total, o.max_steps) : total;
-    fs::create_directories(o.output);
+    if (root) fs::create_directories(o.output);
 
     pretrain_summary summary;
     std::uint64_t step = 0;
@@ -86,24 +121,41 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
                                ", this run uses " + std::to_string(o.seed));
         step = s.step;
         summary.last_checkpoint = path;
-        log << "resumed from " << path.string() << " at step " << step << "\n";
+        log << "resumed from " << path.string() << " at step " << step << " (written by " << s.world_size
+            << (s.world_size == 1 ? " rank" : " ranks");
+        if (s.global_batch) log << ", global batch " << s.global_batch;
+        log << "; now " << world << (world == 1 ? " rank" : " ranks") << " x " << lo.batch_size << ")\n";
+        if (s.global_batch && s.global_batch != global_batch)
+            log << "note: the global batch was " << s.global_batch << " and is now " << global_batch
+                << ": steps keep their numbers, so the epochs and the schedule are not those of the first run\n";
     }
     summary.first_step = step;
+    // Every rank starts from rank 0's weights (DDP's broadcast at construction).
+    dist::broadcast_parameters(comm, model);
+    dist::gradient_averager<typename Model::backend_type, Comm> average(comm);
 
     const fs::path csv_path = o.output / "log.csv";
     const bool new_csv = !fs::exists(csv_path) || step == 0;
-    std::ofstream csv(csv_path, new_csv ? std::ios::trunc : std::ios::app);
-    if (!csv) throw io_error("cannot write " + csv_path.string());
-    if (new_csv) csv << "step,epoch,lr,loss,rec,cons,images_per_s\n";
+    std::ofstream csv;
+    if (root) {
+        csv.open(csv_path, new_csv ? std::ios::trunc : std::ios::app);
+        if (!csv) throw io_error("cannot write " + csv_path.string());
+        if (new_csv) csv << "step,epoch,lr,loss,rec,cons,images_per_s\n";
+    }
 
     const auto& cfg = model.config();
     optim::warmup_cosine lr_schedule{0, o.min_lr, o.warmup_epochs, double(o.epochs)};
     std::optional<data::batch> last_batch;
     auto save = [&](std::uint64_t at) {
-        summary.last_checkpoint = save_checkpoint(o.output, model, {at, o.seed, o.signature}, o.keep_checkpoints);
+        comm.barrier();  // every rank has finished step `at`
+        if (root)
+            summary.last_checkpoint =
+                save_checkpoint(o.output, model, {at, o.seed, o.signature, world, global_batch}, o.keep_checkpoints);
+        else
+            summary.last_checkpoint = checkpoint_path(o.output, at);
     };
     auto panel = [&](std::uint64_t at) {
-        if (!last_batch) return;
+        if (!last_batch || !root) return;
         const auto& net = model.network();
         const std::int64_t L = cfg.num_patches(), ps = cfg.patch_values(), s = cfg.img_size;
         const auto pred = net.host_copy(net.acts().pred + ps, L * ps);  // sample 0, skip the cls row
@@ -123,7 +175,7 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
         const std::int64_t epoch = static_cast<std::int64_t>(step / per_epoch);
         loader.start_epoch(epoch, static_cast<std::size_t>(step % per_epoch));
         while (step < end && step / per_epoch == static_cast<std::uint64_t>(epoch)) {
-            if (interrupted()) {
+            if (world == 1 && interrupted()) {  // with more ranks: agreed on after each step, below
                 summary.interrupted = true;
                 break;
             }
@@ -131,7 +183,7 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
             if (!b) break;
             const std::uint64_t cycle_start = step - step % o.accum_iter;
             const double n = static_cast<double>(b->images.shape()[0]);
-            lr_schedule.lr = optim::scaled_lr(o.blr, static_cast<index_t>(n) * static_cast<index_t>(o.accum_iter));
+            lr_schedule.lr = optim::scaled_lr(o.blr, static_cast<index_t>(global_batch) * static_cast<index_t>(o.accum_iter));
             model::step_context ctx;
             ctx.step = step;
             ctx.at = masking::progress::from_epoch(epoch, o.epochs);
@@ -139,6 +191,8 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
             ctx.apply_update = (step + 1) % o.accum_iter == 0;
             ctx.accumulation_scale = 1.0 / double(o.accum_iter);
             ctx.clip_grad_norm = o.clip_grad;
+            ctx.first_sample = static_cast<std::int64_t>(b->first_sample);
+            if (world > 1) ctx.reduce_gradients = [&average](float* g, index_t count) { average(g, count); };
             model::step_losses l;
             try {
                 l = model.train_step(b->images, b->masks, ctx);
@@ -148,24 +202,34 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
                 throw;
             }
             last_batch = std::move(b);
+            const auto now = std::chrono::steady_clock::now();
+            const double dt = std::chrono::duration<double>(now - t_last).count();
+            t_last = now;
+            double inst = dt > 0 ? n / dt : 0;
+            bool stop = false;
+            if (world > 1) {  // the log's numbers over all ranks, and whether any was interrupted
+                double v[5] = {l.loss, l.rec, l.cons, inst, interrupted() ? 1.0 : 0.0};
+                comm.allreduce_sum_host(v, 5);
+                const double w = double(world);
+                l = {v[0] / w, v[1] / w, v[2] / w};
+                inst = v[3];
+                stop = v[4] > 0;
+            }
+            if (o.on_step) o.on_step(step, l);
             if (step == summary.first_step) summary.first_loss = l.loss;
             summary.last_loss = l.loss;
             ++step;
             ++summary.steps;
 
-            const auto now = std::chrono::steady_clock::now();
-            const double dt = std::chrono::duration<double>(now - t_last).count();
-            t_last = now;
-            const double inst = dt > 0 ? n / dt : 0;
             rate = rate == 0 ? inst : 0.9 * rate + 0.1 * inst;
             char row[160];
             std::snprintf(row, sizeof row, "%llu,%lld,%.6g,%.6f,%.6f,%.6f,%.1f\n", static_cast<unsigned long long>(step),
                           static_cast<long long>(epoch), ctx.lr, l.loss, l.rec, l.cons, inst);
-            csv << row << std::flush;  // readable while the run goes on, complete after a crash
-            if (o.show_progress) {
+            if (root) csv << row << std::flush;  // readable while the run goes on, complete after a crash
+            if (o.show_progress && root) {
                 const double done = double(step) / double(end);
                 const int width = 24, filled = static_cast<int>(done * width);
-                const double eta = rate > 0 ? double(end - step) * n / rate : 0;
+                const double eta = rate > 0 ? double(end - step) * double(global_batch) / rate : 0;
                 std::fprintf(stderr, "\r epoch %lld/%lld [%-*s] %3.0f%%  loss %.4f  lr %.2e  %.0f img/s  ETA %s ",
                              static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs), width,
                              std::string(static_cast<std::size_t>(filled), '=').c_str(), 100 * done, l.loss, ctx.lr,
@@ -175,11 +239,15 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
             const bool epoch_end = step % per_epoch == 0;
             if (boundary && (o.checkpoint_every ? step % o.checkpoint_every == 0 : epoch_end)) save(step);
             if (o.panel_every ? step % o.panel_every == 0 : epoch_end) panel(step);
+            if (stop) {
+                summary.interrupted = true;
+                break;
+            }
         }
         if (summary.interrupted) break;
     }
-    if (o.show_progress) std::fputc('\n', stderr);
-    csv.flush();
+    if (o.show_progress && root) std::fputc('\n', stderr);
+    if (root) csv.flush();
     if (summary.steps > 0 && step % o.accum_iter == 0 &&
         (!summary.last_checkpoint || summary.last_checkpoint->filename() != checkpoint_path(o.output, step).filename()))
         save(step);
@@ -187,6 +255,14 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
         log << "interrupted at step " << step << "; last checkpoint: "
             << (summary.last_checkpoint ? summary.last_checkpoint->string() : std::string("none")) << "\n";
     return summary;
+}
+
+/// One process (dist::single): training without data parallelism.
+template <class Model, class Dataset>
+pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, const pretrain_options& o,
+                          std::ostream& log) {
+    dist::single one;
+    return pretrain(model, loader, o, log, one);
 }
 
 }  // namespace vasomim::train
