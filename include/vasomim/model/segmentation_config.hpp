@@ -1,7 +1,7 @@
 #pragma once
 // What a segmentation model (model/segmentation_model.hpp) is built for, and what its decoder sees
 // of the encoder: shared by the model and its decoders (model/linear_decoder.hpp,
-// model/unetr_decoder.hpp, to come).
+// model/unetr_decoder.hpp).
 
 #include <vector>
 
@@ -11,11 +11,19 @@
 
 namespace vasomim::model {
 
-/// What a segmentation model is built for: the encoder (img_size = the fine-tuning image size) and
-/// the number of output channels (1: vessel logits).
+/// decoder::unetr's own settings (model/unetr_decoder.hpp), MONAI UNETR's arguments of the same
+/// meaning; other decoders ignore them.
+struct unetr_config {
+    index_t feature_size = 16;  ///< MONAI's feature_size (default 16): channels of the image-scale stage
+    bool norm_affine = false;   ///< InstanceNorm2d affine; MONAI's norm_name "instance" is torch's default, false
+};
+
+/// What a segmentation model is built for: the encoder (img_size = the fine-tuning image size), the
+/// number of output channels (1: vessel logits) and the UNETR decoder's settings.
 struct segmentation_config {
     vit_encoder_config encoder;
     index_t num_classes = 1;
+    unetr_config unetr{};
 
     index_t img_size() const { return encoder.img_size; }
     index_t grid() const { return encoder.img_size / encoder.patch_size; }

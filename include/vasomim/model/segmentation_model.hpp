@@ -8,6 +8,11 @@
 //     Decoder  decoder::linear  per-patch linear head E -> p*p*classes on the final normed patch
 //                               tokens, unpatchified to the image (the cheap probe); names
 //                               decoder.head.weight / decoder.head.bias (model/linear_decoder.hpp)
+//              decoder::unetr   UNETR's decoder in 2-D as MONAI's UNETR(spatial_dims=2): the final
+//                               tokens and three evenly spaced block outputs as grids, transposed
+//                               convolutions and residual conv blocks up to the image, a conv stem
+//                               skip from the image; MONAI's names under decoder.
+//                               (model/unetr_decoder.hpp; settings in segmentation_config::unetr)
 //
 // forward(imgs) gives logits [n, classes, H, W]; loss() is the project's BCE + Dice
 // (loss/bce_dice.hpp: 0.5 BCEWithLogits + 0.5 (1 - mean per-image Dice)); backward() runs through
@@ -20,7 +25,6 @@
 // encoder names ("module." stripped), resampling the position embedding bicubically when the
 // pre-training grid differs, and reports every mismatch at once with the dimensions that differ.
 // Drop path: set_drop_path(rate, seed), then forward(imgs, n, &key) for training (model/vit_encoder.hpp).
-// Not yet: decoder::unetr.
 
 #include <cmath>
 #include <cstdint>
@@ -41,6 +45,7 @@
 #include "vasomim/model/mae_config.hpp"
 #include "vasomim/model/patchify.hpp"
 #include "vasomim/model/segmentation_config.hpp"
+#include "vasomim/model/unetr_decoder.hpp"
 #include "vasomim/model/vit_encoder.hpp"
 #include "vasomim/nn.hpp"
 
