@@ -146,15 +146,22 @@ inline std::vector<std::string> select_stems(const std::vector<std::string>& all
     return {picked.begin(), picked.end()};
 }
 
-/// Reads a binary mask of height x width: at most two distinct values, the larger one vessel;
-/// returned as 0 / 255. Throws shape_error (size) or value_error (not binary) naming the file.
+/// Reads a binary mask of height x width: at most two distinct values, 0 and the vessel value;
+/// returned as 0 / 255. threshold > 0 binarises any mask instead: vessel = value >= threshold (for
+/// masks with a few anti-aliased grey pixels). Throws shape_error (size) or value_error (not binary)
+/// naming the file.
 inline xt::xtensor<std::uint8_t, 2> read_binary_mask(const std::filesystem::path& path, std::int64_t height,
-                                                     std::int64_t width, const std::filesystem::path& image = {}) {
+                                                     std::int64_t width, const std::filesystem::path& image = {},
+                                                     int threshold = 0) {
     auto m = io::read_gray8(path);
     if (std::int64_t(m.shape()[0]) != height || std::int64_t(m.shape()[1]) != width)
         throw shape_error("mask " + path.string() + " is " + std::to_string(m.shape()[0]) + " x " +
                           std::to_string(m.shape()[1]) + ", its image" + (image.empty() ? "" : " " + image.string()) +
                           " " + std::to_string(height) + " x " + std::to_string(width));
+    if (threshold > 0) {
+        for (auto& v : m) v = v >= threshold ? 255 : 0;
+        return m;
+    }
     bool seen[256] = {};
     for (const auto v : m) seen[v] = true;
     int distinct = 0, hi = 0;
@@ -171,21 +178,24 @@ inline xt::xtensor<std::uint8_t, 2> read_binary_mask(const std::filesystem::path
     if (distinct > 2 || (distinct == 2 && !seen[0]))
         throw value_error("mask " + path.string() + " is not binary: it holds " + std::to_string(distinct) +
                           " distinct values (" + values + (distinct > 4 ? ", ..." : "") +
-                          "); a mask must be 0 for background and one nonzero value for vessel");
+                          "); a mask must be 0 for background and one nonzero value for vessel, or be "
+                          "binarised by a threshold (--mask-threshold 128)");
     for (auto& v : m) v = (v != 0 && v == hi) ? 255 : 0;
     return m;
 }
 
-/// Reads the selected files into memory (image and checked mask).
+/// Reads the selected files into memory (image and checked mask; threshold as read_binary_mask).
 inline std::vector<segmentation_sample> load_segmentation_samples(const std::vector<labelled_file>& files,
-                                                                  const std::vector<std::string>& stems) {
+                                                                  const std::vector<std::string>& stems,
+                                                                  int threshold = 0) {
     std::vector<segmentation_sample> out;
     for (const auto& stem : stems) {
         const auto it = std::find_if(files.begin(), files.end(), [&](const labelled_file& f) { return f.stem == stem; });
         if (it == files.end()) throw config_error("no image named " + stem);
         segmentation_sample s{stem, io::read_gray8(it->image), {}};
         if (it->mask.empty()) throw config_error("image " + it->image.string() + " has no mask");
-        s.mask = read_binary_mask(it->mask, std::int64_t(s.image.shape()[0]), std::int64_t(s.image.shape()[1]), it->image);
+        s.mask = read_binary_mask(it->mask, std::int64_t(s.image.shape()[0]), std::int64_t(s.image.shape()[1]), it->image,
+                                  threshold);
         out.push_back(std::move(s));
     }
     return out;
