@@ -6,6 +6,9 @@
 // 1: a segmentor of their channel mean); --init starts from released MAE / VasoMIM weights.
 // Without arguments it pre-trains the tiny preset on the embedded synthetic angiograms in a few
 // minutes on a CPU.
+// Data parallel under `mpirun -np N` (built with MPI): --batch-size is per rank, the global batch is
+// N times that; rank 0 trains the segmentor (when it is trained here), prints and writes the files.
+#include <cstdarg>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -19,6 +22,7 @@
 
 #include "vasomim/backend/backends.hpp"
 #include "vasomim/data.hpp"
+#include "vasomim/dist.hpp"
 #include "vasomim/model/masked_image_model.hpp"
 #include "vasomim/train/presets.hpp"
 #include "vasomim/train/pretrain_loop.hpp"
@@ -30,6 +34,22 @@ namespace {
 
 using namespace vasomim;
 using B = default_backend;
+#if VASOMIM_HAS_MPI
+using communicator = dist::mpi;
+#else
+using communicator = dist::single;
+#endif
+
+bool quiet = false;  // ranks other than 0 print nothing but errors
+
+/// printf on rank 0.
+[[gnu::format(printf, 1, 2)]] void say(const char* format, ...) {
+    if (quiet) return;
+    va_list args;
+    va_start(args, format);
+    std::vprintf(format, args);
+    va_end(args);
+}
 
 struct options {
     std::string preset = "tiny", method = "vasomim";
@@ -85,53 +105,60 @@ xt::xtensor<std::uint8_t, 2> fov_pseudo_label_of(const xt::xtensor<std::uint8_t,
 }
 
 template <class Model, class Dataset>
-int run(const options& o, const Dataset& dataset, Model& model) {
+int run(const options& o, const Dataset& dataset, Model& model, communicator& comm) {
     data::loader_options lo;
     lo.batch_size = o.p.batch_size;
     lo.workers = o.workers;
     lo.seed = o.run.seed;
     lo.augment.size = o.p.model.img_size;
+    lo.rank = static_cast<std::size_t>(comm.rank());
+    lo.world = static_cast<std::size_t>(comm.size());
     data::prefetch_loader<Dataset> loader(dataset, lo);
     model.init(o.run.seed);
     if (o.init && !o.run.resume_from) {
-        model.load_weights(o.init->string(), &std::cout);
-        std::printf("init: weights from %s (optimiser fresh, step 0)\n", o.init->c_str());
+        model.load_weights(o.init->string(), quiet ? nullptr : &std::cout);
+        say("init: weights from %s (optimiser fresh, step 0)\n", o.init->c_str());
     }
-    std::printf("vasomim-pretrain: %s, preset %s, backend %s, %zu images, %zu iterations/epoch, %lld epochs\n",
-                o.method.c_str(), o.preset.c_str(), backend_traits<B>::name, dataset.size(), loader.batches_per_epoch(),
-                static_cast<long long>(o.run.epochs));
-    std::printf("  model: %s\n  output: %s (log.csv, panel-*.png, checkpoint-*.safetensors)\n", signature(o).c_str(),
-                o.run.output.c_str());
+    say("vasomim-pretrain: %s, preset %s, backend %s, %zu images, %zu iterations/epoch, %lld epochs\n", o.method.c_str(),
+        o.preset.c_str(), backend_traits<B>::name, dataset.size(), loader.batches_per_epoch(),
+        static_cast<long long>(o.run.epochs));
+    say("  data parallel: %d rank(s) x batch %zu = global batch %zu (lr = blr x %zu x accum / 256)\n", comm.size(),
+        o.p.batch_size, o.p.batch_size * std::size_t(comm.size()), o.p.batch_size * std::size_t(comm.size()));
+    say("  model: %s\n  output: %s (log.csv, panel-*.png, checkpoint-*.safetensors)\n", signature(o).c_str(),
+        o.run.output.c_str());
     train::install_interrupt_handler();
-    const auto summary = train::pretrain(model, loader, o.run, std::cout);
-    for (const auto& f : loader.failures()) std::printf("  skipped %s: %s\n", f.name.c_str(), f.message.c_str());
+    const auto summary = train::pretrain(model, loader, o.run, std::cout, comm);
+    // Unreadable files are each rank's own: every rank reports those of its shard.
+    for (const auto& f : loader.failures())
+        std::printf("  %sskipped %s: %s\n", comm.size() > 1 ? (dist::rank_text(comm.rank(), comm.size()) + ": ").c_str() : "",
+                    f.name.c_str(), f.message.c_str());
     if (!loader.failures().empty()) std::printf("  %zu unreadable file(s) skipped\n", loader.failures().size());
-    std::printf("done: %llu iterations, loss %.4f -> %.4f%s\n", static_cast<unsigned long long>(summary.steps),
-                summary.first_loss, summary.last_loss, summary.interrupted ? " (interrupted)" : "");
-    if (summary.last_checkpoint) std::printf("checkpoint: %s\n", summary.last_checkpoint->c_str());
-    return summary.interrupted ? 130 : 0;
+    say("done: %llu iterations, loss %.4f -> %.4f%s\n", static_cast<unsigned long long>(summary.steps),
+        summary.first_loss, summary.last_loss, summary.interrupted ? " (interrupted)" : "");
+    if (summary.last_checkpoint) say("checkpoint: %s\n", summary.last_checkpoint->c_str());
+    return 0;  // interrupted or not: a checkpoint of the last step is on disk (issue 19)
 }
 
 /// Gives a model with a segmentor its weights: --segmentor, the checkpoint when resuming, or a
 /// brief training run on the pseudo-labels of the same data (saved as <output>/segmentor.safetensors).
 template <class Model, class Dataset>
-void prepare_segmentor(const options& o, const Dataset& dataset, Model& model) {
+void prepare_segmentor(const options& o, const Dataset& dataset, Model& model, communicator& comm) {
     model.configure_segmentor(nn::unext_config{.in_channels = o.segmentor_channels});
     if (o.run.resume_from) {
-        std::printf("segmentor: restored from the checkpoint\n");
+        say("segmentor: restored from the checkpoint\n");
         return;
     }
     if (o.segmentor) {
-        model.load_segmentor(o.segmentor->string(), &std::cout);
-        std::printf("segmentor: %s (%lld input channels)\n", o.segmentor->c_str(),
-                    static_cast<long long>(o.segmentor_channels));
+        model.load_segmentor(o.segmentor->string(), quiet ? nullptr : &std::cout);
+        say("segmentor: %s (%lld input channels)\n", o.segmentor->c_str(), static_cast<long long>(o.segmentor_channels));
         return;
     }
     if (o.init && holds_segmentor(*o.init)) {
-        model.load_segmentor(o.init->string(), &std::cout);
-        std::printf("segmentor: the one inside %s\n", o.init->c_str());
+        model.load_segmentor(o.init->string(), quiet ? nullptr : &std::cout);
+        say("segmentor: the one inside %s\n", o.init->c_str());
         return;
     }
+    if (comm.rank() != 0) return;  // rank 0 trains it; train::pretrain broadcasts rank 0's segmentor
     std::printf("segmentor: no --segmentor given; training UNeXt-S on the pseudo-labels first (%lld iterations, "
                 "0.5 BCE + 0.5 Dice, Adam 1e-3, poly 0.9)\n", static_cast<long long>(o.segmentor_iterations));
     data::loader_options lo;
@@ -158,7 +185,12 @@ void prepare_segmentor(const options& o, const Dataset& dataset, Model& model) {
 }
 
 template <class Dataset>
-int dispatch(const options& o, const Dataset& dataset) {
+int dispatch(const options& o, const Dataset& dataset, communicator& comm) {
+    // Every rank must get a batch of every global batch: checked here, the same on every rank.
+    if (dataset.size() < o.p.batch_size * std::size_t(comm.size()))
+        throw dist::collective_error("the data set has " + std::to_string(dataset.size()) + " images, fewer than " +
+                                     std::to_string(comm.size()) + " rank(s) x --batch-size " +
+                                     std::to_string(o.p.batch_size));
     optim::adamw_options ao;
     ao.weight_decay = o.p.weight_decay;
     const masking::random uniform{o.p.mask_ratio, o.run.seed};
@@ -166,30 +198,35 @@ int dispatch(const options& o, const Dataset& dataset) {
     const objective::reconstruction_plus_consistency with_cons{o.consistency_weight};
     if (o.method == "mae") {
         model::mae_pretraining<B> m(o.p.model, uniform, ao);
-        return run(o, dataset, m);
+        return run(o, dataset, m, comm);
     }
     if (o.method == "filter-masking") {
         model::filter_guided_pretraining<B> m(o.p.model, guided, ao);
-        return run(o, dataset, m);
+        return run(o, dataset, m, comm);
     }
     if (o.method == "guided-masking") {
         model::guided_masking_pretraining<B> m(o.p.model, guided, ao);
-        prepare_segmentor(o, dataset, m);
-        return run(o, dataset, m);
+        prepare_segmentor(o, dataset, m, comm);
+        return run(o, dataset, m, comm);
     }
     if (o.method == "consistency") {
         model::consistency_pretraining<B> m(o.p.model, uniform, ao, with_cons);
-        prepare_segmentor(o, dataset, m);
-        return run(o, dataset, m);
+        prepare_segmentor(o, dataset, m, comm);
+        return run(o, dataset, m, comm);
     }
     model::vasomim_pretraining<B> m(o.p.model, guided, ao, with_cons);
-    prepare_segmentor(o, dataset, m);
-    return run(o, dataset, m);
+    prepare_segmentor(o, dataset, m, comm);
+    return run(o, dataset, m, comm);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+#if VASOMIM_HAS_MPI
+    dist::mpi_environment mpi_env(argc, argv);
+#endif
+    communicator comm;
+    quiet = comm.rank() != 0;
     CLI::App app{"Pre-train a vascular anatomy-aware masked autoencoder (VasoMIM) or the MAE baseline"};
     options o;
     app.add_option("--preset", o.preset, "tiny (CPU demo), small, base (as released)")->capture_default_str();
@@ -228,7 +265,7 @@ int main(int argc, char** argv) {
     app.add_option("--segmentor-iterations", o.segmentor_iterations,
                    "iterations of that brief segmentor training")->capture_default_str();
     app.add_option("--consistency-weight", o.consistency_weight, "weight of the consistency loss")->capture_default_str();
-    app.add_option("--batch-size", batch, "images per iteration");
+    app.add_option("--batch-size", batch, "images per iteration and rank (under mpirun -np N the global batch is N times it)");
     app.add_option("--accum-iter", o.run.accum_iter, "iterations per optimiser step")->capture_default_str();
     app.add_option("--epochs", epochs, "epochs");
     app.add_option("--warmup-epochs", warmup, "linear warmup epochs");
@@ -254,9 +291,13 @@ int main(int argc, char** argv) {
     std::string backend_name = backend_traits<B>::name;
     app.add_option("--backend", backend_name, "backend (this build: " + backend_name + ")")
         ->check(CLI::IsMember({std::string(backend_traits<B>::name)}));
-    CLI11_PARSE(app, argc, argv);
-
     try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return quiet ? (e.get_exit_code() == 0 ? 0 : 2) : app.exit(e);
+    }
+
+    return dist::run_guarded(comm, "vasomim-pretrain", [&]() -> int {
         o.p = train::preset_by_name(o.preset);
         if (batch) o.p.batch_size = *batch;
         if (epochs) o.p.epochs = *epochs;
@@ -291,24 +332,18 @@ int main(int argc, char** argv) {
             throw config_error("method " + o.method + " needs an image size that is a multiple of 32 (UNeXt-S), got " +
                                std::to_string(o.p.model.img_size));
         if (o.method == "filter-masking")
-            std::printf("guidance: ridge-filter pseudo-labels only (no segmentor, no consistency loss)\n");
+            say("guidance: ridge-filter pseudo-labels only (no segmentor, no consistency loss)\n");
         if (o.data) {
             const bool fov = o.pseudo_labels == "fov";
             const data::folder_dataset dataset(*o.data, fov ? fov_pseudo_label_of : pseudo_label_of,
                                                fov ? "_fov" : "_frangi");
-            std::printf("pseudo-labels: %s\n", fov ? "field-of-view-aware (cached in <folder>_fov/)" : "released");
-            return dispatch(o, dataset);
+            say("pseudo-labels: %s\n", fov ? "field-of-view-aware (cached in <folder>_fov/)" : "released");
+            return dispatch(o, dataset, comm);
         }
         data::synthetic_angiogram_options so;
         so.height = so.width = std::max<std::int64_t>(o.p.model.img_size, 64);
         const data::synthetic_dataset dataset(o.p.synthetic_images, o.run.seed, so);
-        std::printf("data: %zu synthetic angiograms (exact vessel masks as pseudo-labels)\n", dataset.size());
-        return dispatch(o, dataset);
-    } catch (const vasomim::error& e) {
-        std::fprintf(stderr, "vasomim-pretrain: %s\n", e.what());
-        return 2;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "vasomim-pretrain: unexpected error: %s\n", e.what());
-        return 1;
-    }
+        say("data: %zu synthetic angiograms (exact vessel masks as pseudo-labels)\n", dataset.size());
+        return dispatch(o, dataset, comm);
+    });
 }

@@ -100,6 +100,13 @@ void check_same_configuration(C& comm, const std::string& configuration) {
                            configuration);
 }
 
+/// "rank r of N: message", unless the message names the rank already.
+template <communicator C>
+std::string with_rank(const C& comm, const std::string& message) {
+    const std::string who = rank_text(comm.rank(), comm.size());
+    return message.starts_with(who) ? message : who + ": " + message;
+}
+
 /// Runs `body()` and returns its exit status. An exception on any rank is printed as
 /// "<program>: rank r of N: <message>" and, with more than one rank, ends the whole job
 /// (comm.abort, after one second) so that no other rank waits forever in a collective; with one
@@ -111,14 +118,13 @@ int run_guarded(C& comm, const char* program, Body&& body, int error_status = 2)
     try {
         return body();
     } catch (const collective_error& e) {  // every rank is here: no one waits
-        std::fprintf(stderr, "%s: %s: %s\n", program, rank_text(comm.rank(), comm.size()).c_str(), e.what());
+        std::fprintf(stderr, "%s: %s\n", program, with_rank(comm, e.what()).c_str());
         return error_status;
     } catch (const vasomim::error& e) {
-        std::fprintf(stderr, "%s: %s: %s\n", program, rank_text(comm.rank(), comm.size()).c_str(), e.what());
+        std::fprintf(stderr, "%s: %s\n", program, with_rank(comm, e.what()).c_str());
         status = error_status;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s: %s: unexpected error: %s\n", program, rank_text(comm.rank(), comm.size()).c_str(),
-                     e.what());
+        std::fprintf(stderr, "%s: %s\n", program, with_rank(comm, std::string("unexpected error: ") + e.what()).c_str());
         status = 1;
     }
     std::fflush(stderr);
