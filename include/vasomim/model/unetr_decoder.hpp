@@ -151,8 +151,8 @@ public:
         x = up_block(t, "decoder4", x, skips[1], 4 * f);
         x = up_block(t, "decoder3", x, skips[0], 2 * f);
         last_ = up_block(t, "decoder2", x, enc1, f);
-        out_w_ = t.add("decoder.out.conv.conv.weight", {c.num_classes, f, 1, 1});
-        out_b_ = t.add("decoder.out.conv.conv.bias", {c.num_classes}, true, false);
+        out_w_ = t.add("decoder.out.conv.conv.weight", vasomim::shape{c.num_classes, f, 1, 1});
+        out_b_ = t.add("decoder.out.conv.conv.bias", vasomim::shape{c.num_classes}, true, false);
     }
 
     template <class Cursor>
@@ -310,10 +310,10 @@ private:
     static std::string name(const std::string& s) { return "decoder." + s; }
 
     int tconv(nn::parameter_table& t, const std::string& w, int in, index_t co) {
-        const auto& a = nodes_[static_cast<std::size_t>(in)];
+        const index_t ci = nodes_[static_cast<std::size_t>(in)].c, s = nodes_[static_cast<std::size_t>(in)].s;
         op o{kind::tconv, in, -1, -1};
-        o.w = t.add(name(w), {a.c, co, 2, 2});
-        o.out = add_node(co, 2 * a.s);
+        o.w = t.add(name(w), vasomim::shape{ci, co, 2, 2});
+        o.out = add_node(co, 2 * s);
         ops_.push_back(o);
         return o.out;
     }
@@ -323,20 +323,20 @@ private:
     int res_block(nn::parameter_table& t, const std::string& pre, int in, index_t co) {
         const index_t ci = nodes_[static_cast<std::size_t>(in)].c, s = nodes_[static_cast<std::size_t>(in)].s;
         const bool proj = ci != co, affine = cfg_.unetr.norm_affine;
-        const index_t w1 = t.add(name(pre + ".conv1.conv.weight"), {co, ci, 3, 3});
-        const index_t w2 = t.add(name(pre + ".conv2.conv.weight"), {co, co, 3, 3});
+        const index_t w1 = t.add(name(pre + ".conv1.conv.weight"), vasomim::shape{co, ci, 3, 3});
+        const index_t w2 = t.add(name(pre + ".conv2.conv.weight"), vasomim::shape{co, co, 3, 3});
         std::array<index_t, 6> nw{-1, -1, -1, -1, -1, -1};  // norm1..3 weight, bias
         auto norm_params = [&](int k) {
             if (!affine) return;
             const std::string nn_ = pre + ".norm" + std::to_string(k + 1);
-            nw[static_cast<std::size_t>(2 * k)] = t.add(name(nn_ + ".weight"), {co}, true, false);
-            nw[static_cast<std::size_t>(2 * k + 1)] = t.add(name(nn_ + ".bias"), {co}, true, false);
+            nw[static_cast<std::size_t>(2 * k)] = t.add(name(nn_ + ".weight"), vasomim::shape{co}, true, false);
+            nw[static_cast<std::size_t>(2 * k + 1)] = t.add(name(nn_ + ".bias"), vasomim::shape{co}, true, false);
         };
         norm_params(0);
         norm_params(1);
         index_t w3 = -1;
         if (proj) {
-            w3 = t.add(name(pre + ".conv3.conv.weight"), {co, ci, 1, 1});
+            w3 = t.add(name(pre + ".conv3.conv.weight"), vasomim::shape{co, ci, 1, 1});
             norm_params(2);
         }
         auto conv = [&](int x, index_t w, index_t k) {
