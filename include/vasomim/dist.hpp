@@ -4,4 +4,5 @@
 #include "vasomim/dist/communicator.hpp"
 #include "vasomim/dist/data_parallel.hpp"
 #include "vasomim/dist/mpi.hpp"
+#include "vasomim/dist/nccl.hpp"
 #include "vasomim/dist/single.hpp"

@@ -53,21 +53,30 @@ void broadcast_parameters(C& comm, Model& model) {
     if constexpr (requires { model.segmentor().parameters(); }) broadcast_from_root<B>(comm, model.segmentor().parameters());
 }
 
-/// The gradient average of an update step: sum across ranks, then 1 / size. A callable for
-/// model::step_context::reduce_gradients.
+/// How gradient_averager finishes the average.
+enum class gradient_scaling {
+    after_sum,   ///< sum across ranks, then multiply by 1 / size (one more pass over the buffer)
+    prescaled,   ///< the backward pass already took 1 / size (train::pretrain passes it in
+                 ///< step_context::accumulation_scale): the sum is the average
+};
+
+/// The gradient average of an update step. A callable for model::step_context::reduce_gradients.
 template <backend_policy B, communicator C>
 class gradient_averager {
 public:
-    explicit gradient_averager(C& comm) : comm_(&comm) {}
+    explicit gradient_averager(C& comm, gradient_scaling scaling = gradient_scaling::after_sum)
+        : comm_(&comm), scaling_(scaling) {}
     void operator()(float* grads, index_t n) {
         if (comm_->size() == 1) return;
         detail::on_comm_memory<B>(C::device_memory, grads, n, staging_, [&](float* p) { comm_->allreduce_sum(p, n); });
+        if (scaling_ == gradient_scaling::prescaled) return;
         const float s = 1.0f / static_cast<float>(comm_->size());
         parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { grads[i] *= s; });
     }
 
 private:
     C* comm_;
+    gradient_scaling scaling_;
     std::vector<float> staging_;
 };
 

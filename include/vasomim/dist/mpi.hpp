@@ -7,8 +7,9 @@
 //   vasomim::dist::mpi comm;                           // the ranks of mpirun -np N
 //
 // Every MPI call returns its error (MPI_ERRORS_RETURN on the communicator) and a failed one throws
-// backend_error naming the rank and the call. Large buffers go in chunks below INT_MAX elements,
-// started together (MPI_Iallreduce) and waited for together, so that MPI can pipeline them.
+// backend_error naming the rank and the call. Buffers beyond INT_MAX elements go in chunks of 2^30
+// (one blocking MPI_Allreduce each: Open MPI's tuned blocking algorithms were faster here than
+// MPI_Iallreduce of smaller chunks, benchmarks/README.md).
 
 #ifndef VASOMIM_HAS_MPI
 #define VASOMIM_HAS_MPI 0
@@ -61,8 +62,8 @@ private:
 class mpi {
 public:
     static constexpr bool device_memory = false;
-    /// Chunk of one MPI call (elements); below INT_MAX, large enough to reach the link's bandwidth.
-    static constexpr index_t chunk = index_t(1) << 24;
+    /// Elements of one MPI call (MPI counts are int).
+    static constexpr index_t chunk = index_t(1) << 30;
 
     /// A duplicate of `base` (default MPI_COMM_WORLD) that returns errors instead of aborting.
     explicit mpi(MPI_Comm base = MPI_COMM_WORLD) {
@@ -92,13 +93,8 @@ public:
     }
 
     void allreduce_sum(float* data, index_t n) {
-        std::vector<MPI_Request> requests;
-        for (index_t at = 0; at < n; at += chunk) {
-            requests.emplace_back();
-            check(MPI_Iallreduce(MPI_IN_PLACE, data + at, count(n, at), MPI_FLOAT, MPI_SUM, comm_, &requests.back()),
-                  "MPI_Iallreduce");
-        }
-        check(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+        for (index_t at = 0; at < n; at += chunk)
+            check(MPI_Allreduce(MPI_IN_PLACE, data + at, count(n, at), MPI_FLOAT, MPI_SUM, comm_), "MPI_Allreduce");
     }
 
     void allreduce_sum_host(double* data, index_t n) {

@@ -132,7 +132,9 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
     summary.first_step = step;
     // Every rank starts from rank 0's weights (DDP's broadcast at construction).
     dist::broadcast_parameters(comm, model);
-    dist::gradient_averager<typename Model::backend_type, Comm> average(comm);
+    // The backward pass takes 1 / ranks with 1 / accum_iter (ctx.accumulation_scale), so the
+    // gradient average is the bare sum across ranks: no extra pass over the buffer.
+    dist::gradient_averager<typename Model::backend_type, Comm> average(comm, dist::gradient_scaling::prescaled);
 
     const fs::path csv_path = o.output / "log.csv";
     const bool new_csv = !fs::exists(csv_path) || step == 0;
@@ -189,7 +191,7 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
             ctx.at = masking::progress::from_epoch(epoch, o.epochs);
             ctx.lr = lr_schedule.at_iteration(static_cast<index_t>(cycle_start), static_cast<index_t>(per_epoch));
             ctx.apply_update = (step + 1) % o.accum_iter == 0;
-            ctx.accumulation_scale = 1.0 / double(o.accum_iter);
+            ctx.accumulation_scale = 1.0 / (double(o.accum_iter) * double(world));
             ctx.clip_grad_norm = o.clip_grad;
             ctx.first_sample = static_cast<std::int64_t>(b->first_sample);
             if (world > 1) ctx.reduce_gradients = [&average](float* g, index_t count) { average(g, count); };
