@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 seconds=${1:-25}
 shift || true
-all=(png_decode image npy safetensors checkpoint folder_dataset)
+all=(png_decode image npy safetensors checkpoint folder_dataset dicom)
 targets=("${@:-${all[@]}}")
 out=build/fuzz
 mkdir -p "$out"
@@ -32,10 +32,15 @@ build_one() {
   if [[ -x $bin && -z $(find "$src" tests/fuzz/fuzz_common.hpp include -newer "$bin" -print -quit) ]]; then
     return 0
   fi
-  local libs=(-lisal -lstb)
+  local libs=(-lisal -lstb) defs=()
   # stb_image is compiled into the targets that reach it, so that the sanitizers see inside it too.
   if grep -q STB_IMAGE_IMPLEMENTATION "$src"; then libs=(-lisal); fi
-  "$cxx" "${flags[@]}" "$src" -o "$bin.tmp" "${libs[@]}" && mv "$bin.tmp" "$bin"
+  # DCMTK from Debian's shared libraries (the libraries vasomim::vasomim links for DICOM).
+  if [[ $1 == dicom ]]; then
+    defs=(-DVASOMIM_HAS_DICOM=1)
+    libs+=(-ldcmjpls -ldcmjpeg -ldcmimage -ldcmimgle -ldcmdata -loflog -lofstd -lijg8 -lijg12 -lijg16)
+  fi
+  "$cxx" "${flags[@]}" ${defs[@]+"${defs[@]}"} "$src" -o "$bin.tmp" "${libs[@]}" && mv "$bin.tmp" "$bin"
 }
 export -f build_one
 export out cxx root
@@ -57,6 +62,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$out/corpus/$t" "$out/artifacts/$t"
   log="$out/$t.log"
   seeds="tests/data/fuzz/$t"
+  [[ $t == dicom ]] && seeds=tests/data/dicom  # the DICOM fixtures are its seeds (and its regressions)
   [[ -d $seeds ]] || { echo "fuzz.sh: no seed corpus $seeds"; exit 1; }
   echo "==== fuzzing $t for ${seconds} s"
   if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
