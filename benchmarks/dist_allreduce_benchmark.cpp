@@ -1,8 +1,9 @@
-// The gradient average of data parallelism (dist::gradient_averager: chunked MPI_Iallreduce of the
-// flat gradient buffer, then 1 / ranks) against Open MPI's own MPI_Allreduce of the same buffer,
-// and, in an nvcc build with NCCL, the same average on GPU memory through dist::nccl.
+// The gradient average of data parallelism as train::pretrain runs it (dist::gradient_averager,
+// prescaled: the sum across ranks of the flat gradient buffer) against Open MPI's own
+// MPI_Allreduce of a host buffer of the same size; in an nvcc build the buffer is GPU memory
+// (through host copies for MPI) and, with NCCL, also averaged through dist::nccl.
 //   mpirun -np 2 build/benchmarks/dist_allreduce_benchmark [floats=112000000] [repetitions=5]
-// Prints the median time of each on rank 0 (and checks the averages). Not a Google Benchmark
+// Prints the median time of each on rank 0 and checks the results. Not a Google Benchmark
 // program: it runs under mpirun.
 #include <algorithm>
 #include <chrono>
@@ -21,6 +22,11 @@
 namespace {
 
 using namespace vasomim;
+#if VASOMIM_HAS_CUDA
+using B = backend::thrust_cuda;
+#else
+using B = backend::cpu;
+#endif
 
 template <class F>
 double median_seconds(dist::mpi& comm, int reps, F f) {
@@ -36,16 +42,20 @@ double median_seconds(dist::mpi& comm, int reps, F f) {
     return t[t.size() / 2];
 }
 
-void report(dist::mpi& comm, const char* what, index_t n, double s) {
+void report(dist::mpi& comm, const std::string& what, index_t n, double s) {
     if (comm.rank() != 0) return;
-    std::printf("%-44s %d rank(s)  %11lld floats  %8.3f s  %6.2f GB/s (algorithm bandwidth, 4 n / t)\n", what,
-                comm.size(), static_cast<long long>(n), s, 4.0 * double(n) / s / 1e9);
+    std::printf("%-48s %d rank(s)  %11lld floats  %8.3f s  %6.2f GB/s (4 n / t)\n", what.c_str(), comm.size(),
+                static_cast<long long>(n), s, 4.0 * double(n) / s / 1e9);
 }
 
-bool all_equal(const float* g, index_t n, float want) {
-    for (index_t i = 0; i < n; ++i)
-        if (g[i] != want) return false;
-    return true;
+bool all_equal(const std::vector<float>& g, float want) {
+    return std::all_of(g.begin(), g.end(), [&](float v) { return v == want; });
+}
+
+/// Fills `g` with `v` (backend memory).
+void fill(tensor<float, B>& g, float v) {
+    float* p = g.data();
+    parallel_for<B>(g.numel(), [=] VASOMIM_HOST_DEVICE(std::int64_t i) { p[i] = v; });
 }
 
 }  // namespace
@@ -56,44 +66,42 @@ int main(int argc, char** argv) {
     return dist::run_guarded(comm, "dist_allreduce_benchmark", [&]() -> int {
         const index_t n = argc > 1 ? std::atoll(argv[1]) : 112000000;
         const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
-        const float mine = float(comm.rank() + 1), mean = float(comm.size() + 1) / 2;
+        const float mine = float(comm.rank() + 1), sum = float(comm.size() * (comm.size() + 1) / 2);
         int failures = 0;
+        tensor<float, B> g(shape{n});
         {
-            std::vector<float> g(static_cast<std::size_t>(n), mine);
-            dist::gradient_averager<backend::cpu, dist::mpi> average(comm);
-            const double t_avg = median_seconds(comm, reps, [&] {
-                std::fill(g.begin(), g.end(), mine);
+            dist::gradient_averager<B, dist::mpi> average(comm, dist::gradient_scaling::prescaled);
+            const double t = median_seconds(comm, reps, [&] {
+                fill(g, mine);
                 average(g.data(), n);
             });
-            failures += !all_equal(g.data(), n, mean);
-            // The fill is part of both timings.
-            const double t_mpi = median_seconds(comm, reps, [&] {
-                std::fill(g.begin(), g.end(), mine);
-                MPI_Allreduce(MPI_IN_PLACE, g.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm.native());
+            failures += !all_equal(g.to_host(), sum);
+            report(comm, std::string("gradient_averager<") + backend_traits<B>::name + ", mpi>", n, t);
+        }
+        {
+            std::vector<float> h(static_cast<std::size_t>(n));
+            const double t = median_seconds(comm, reps, [&] {
+                std::fill(h.begin(), h.end(), mine);
+                MPI_Allreduce(MPI_IN_PLACE, h.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm.native());
             });
-            report(comm, "dist::gradient_averager<cpu, mpi>", n, t_avg);
-            report(comm, "MPI_Allreduce (one call, sum only)", n, t_mpi);
+            failures += !all_equal(h, sum);
+            report(comm, "MPI_Allreduce of a host buffer (one call)", n, t);
         }
 #if VASOMIM_HAS_NCCL
         {
-            using G = backend::thrust_cuda;
             dist::nccl gpus(comm);
-            tensor<float, G> g(shape{n});
-            float* p = g.data();
-            dist::gradient_averager<G, dist::nccl> average(gpus);
+            dist::gradient_averager<B, dist::nccl> average(gpus, dist::gradient_scaling::prescaled);
             const double t = median_seconds(comm, reps, [&] {
-                parallel_for<G>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { p[i] = mine; });
-                average(p, n);
-                cudaDeviceSynchronize();
+                fill(g, mine);
+                average(g.data(), n);
             });
-            const auto host = g.to_host();
-            failures += !all_equal(host.data(), n, mean);
-            report(comm, "dist::gradient_averager<thrust_cuda, nccl>", n, t);
+            failures += !all_equal(g.to_host(), sum);
+            report(comm, "gradient_averager<thrust_cuda, nccl>", n, t);
         }
 #endif
         double bad = failures;
         comm.allreduce_sum_host(&bad, 1);
-        if (comm.rank() == 0) std::printf("averages %s\n", bad == 0 ? "correct" : "WRONG");
+        if (comm.rank() == 0) std::printf("sums %s\n", bad == 0 ? "correct" : "WRONG");
         return bad == 0 ? 0 : 1;
     });
 }

@@ -42,3 +42,28 @@ option(VASOMIM_WITH_MPI "Data parallelism through MPI (libopenmpi-dev)" ${MPI_CX
 if(VASOMIM_WITH_MPI AND NOT MPI_CXX_FOUND)
   message(FATAL_ERROR "VASOMIM_WITH_MPI is on but MPI was not found (Debian: apt-get install libopenmpi-dev openmpi-bin)")
 endif()
+
+# NCCL (CUDA toolkit or libnccl-dev; optional): dist::nccl (include/vasomim/dist/nccl.hpp), GPU ranks
+# bootstrapped through MPI. VASOMIM_WITH_NCCL is on when CUDA targets are built, MPI is on and
+# nccl.h and libnccl are found; the project's CUDA programs that use it link vasomim_nccl (defines
+# VASOMIM_HAS_NCCL=1). Not part of the installed package: consumers link NCCL themselves.
+if(VASOMIM_ENABLE_CUDA AND VASOMIM_WITH_MPI)
+  find_path(VASOMIM_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(VASOMIM_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
+endif()
+if(VASOMIM_NCCL_INCLUDE AND VASOMIM_NCCL_LIBRARY)
+  set(_vasomim_nccl_default ON)
+else()
+  set(_vasomim_nccl_default OFF)
+endif()
+option(VASOMIM_WITH_NCCL "dist::nccl for the CUDA programs (NCCL, needs CUDA and MPI)" ${_vasomim_nccl_default})
+if(VASOMIM_WITH_NCCL)
+  if(NOT (VASOMIM_NCCL_INCLUDE AND VASOMIM_NCCL_LIBRARY AND VASOMIM_ENABLE_CUDA AND VASOMIM_WITH_MPI))
+    message(FATAL_ERROR "VASOMIM_WITH_NCCL needs CUDA targets, MPI, nccl.h and libnccl")
+  endif()
+  add_library(vasomim_nccl INTERFACE)
+  target_include_directories(vasomim_nccl SYSTEM INTERFACE ${VASOMIM_NCCL_INCLUDE})
+  target_link_libraries(vasomim_nccl INTERFACE ${VASOMIM_NCCL_LIBRARY} CUDA::cudart)
+  target_compile_definitions(vasomim_nccl INTERFACE VASOMIM_HAS_NCCL=1)
+  message(STATUS "vasomim: NCCL for dist::nccl (${VASOMIM_NCCL_LIBRARY})")
+endif()
