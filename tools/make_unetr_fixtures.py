@@ -17,6 +17,9 @@ batch 2; loss 0.5 BCE + 0.5 (1 - Dice) as the project's bce_dice. Writes tests/d
   params.safetensors, grads.safetensors   every parameter (float32 values) and its gradient
   imgs.npy, masks.npy                      inputs [2, 3, 32, 32], binary masks [2, 1, 32, 32]
   logits.npy, loss.npy                     float64 logits [2, 1, 32, 32] and loss
+  p8_*                                     the same for patch 8 (this project's generalisation to
+                                           log2(patch) = 3 stages: encoder2/3, decoder4/3/2): img 32,
+                                           1 channel, width 16, depth 3, feature_size 2
 and the layer fixtures (float64 npy): conv_transpose2d (kernel 3, stride 2, padding 1, output
 padding 1, bias) and InstanceNorm2d(affine) forward outputs and gradients of sum(out * r):
   ct_x, ct_w, ct_b, ct_r, ct_out, ct_gx, ct_gw, ct_gb; in_x, in_w, in_b, in_r, in_out, in_gx, in_gw, in_gb
@@ -38,6 +41,8 @@ from make_segmentation_fixtures import bce_dice, mae_init  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "unetr")
 CFG = dict(img_size=32, patch_size=16, in_chans=3, embed_dim=16, depth=4, num_heads=2, feature_size=3)
+# patch 8 (the generalisation to m = 3 stages): 1 channel, depth 3 (hidden blocks 1, 2)
+CFG_P8 = dict(img_size=32, patch_size=8, in_chans=1, embed_dim=16, depth=3, num_heads=2, feature_size=2)
 
 
 class Wrap(nn.Module):
@@ -123,16 +128,19 @@ class OutBlock(nn.Module):  # UnetOutBlock
 
 
 class UnetrDecoder(nn.Module):
-    def __init__(self, in_chans, embed_dim, depth, f, num_classes):
+    """m = log2(patch) x2 stages; m = 4 (patch 16) is MONAI's UNETR: encoder2/3/4 with 2/1/0 layers,
+    decoder5..decoder2. Other m: encoder{k+1} (k = 1..m-1) with m-1-k layers, decoder{m+1}..decoder2,
+    hidden states k * depth // m."""
+
+    def __init__(self, in_chans, embed_dim, depth, f, num_classes, m=4):
         super().__init__()
-        self.hidden = [k * depth // 4 for k in (1, 2, 3)]
+        self.m = m
+        self.hidden = [k * depth // m for k in range(1, m)]
         self.encoder1 = BasicBlock(in_chans, f)
-        self.encoder2 = PrUpBlock(embed_dim, 2 * f, 2)
-        self.encoder3 = PrUpBlock(embed_dim, 4 * f, 1)
-        self.encoder4 = PrUpBlock(embed_dim, 8 * f, 0)
-        self.decoder5 = UpBlock(embed_dim, 8 * f)
-        self.decoder4 = UpBlock(8 * f, 4 * f)
-        self.decoder3 = UpBlock(4 * f, 2 * f)
+        for k in range(1, m):
+            setattr(self, "encoder%d" % (k + 1), PrUpBlock(embed_dim, f << k, m - 1 - k))
+        for k in range(m - 1, 0, -1):
+            setattr(self, "decoder%d" % (k + 2), UpBlock(embed_dim if k == m - 1 else f << (k + 1), f << k))
         self.decoder2 = UpBlock(2 * f, f)
         self.out = OutBlock(f, num_classes)
 
@@ -144,13 +152,12 @@ class UnetrDecoder(nn.Module):
 
     def forward(self, img, hidden, x):
         enc1 = self.encoder1(img)
-        enc2 = self.encoder2(self.proj_feat(hidden[self.hidden[0]]))
-        enc3 = self.encoder3(self.proj_feat(hidden[self.hidden[1]]))
-        enc4 = self.encoder4(self.proj_feat(hidden[self.hidden[2]]))
-        dec3 = self.decoder5(self.proj_feat(x), enc4)
-        dec2 = self.decoder4(dec3, enc3)
-        dec1 = self.decoder3(dec2, enc2)
-        return self.out(self.decoder2(dec1, enc1))
+        # MONAI (m = 4): enc2..enc4 from hidden_states_out[3, 6, 9]; dec3 = decoder5(proj_feat(x), enc4), ...
+        skips = [getattr(self, "encoder%d" % (k + 1))(self.proj_feat(hidden[self.hidden[k - 1]])) for k in range(1, self.m)]
+        y = self.proj_feat(x)
+        for k in range(self.m - 1, 0, -1):
+            y = getattr(self, "decoder%d" % (k + 2))(y, skips[k - 1])
+        return self.out(self.decoder2(y, enc1))
 
 
 class SegmentationUNETR(nn.Module):
@@ -164,7 +171,8 @@ class SegmentationUNETR(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + L, embed_dim))
         self.blocks = nn.ModuleList([Block(embed_dim, num_heads, 4.0) for _ in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
-        self.decoder = UnetrDecoder(in_chans, embed_dim, depth, feature_size, num_classes)
+        self.decoder = UnetrDecoder(in_chans, embed_dim, depth, feature_size, num_classes,
+                                    m=patch_size.bit_length() - 1)
 
     def forward(self, img):
         n = img.shape[0]
@@ -210,30 +218,37 @@ def layer_fixtures():
         save("in_" + k, v)
 
 
-def main():
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    os.makedirs(OUT, exist_ok=True)
-    layer_fixtures()
-    model = SegmentationUNETR(**CFG).double()
+def model_fixture(cfg, prefix):
+    model = SegmentationUNETR(**cfg).double()
     mae_init(model)
     with torch.no_grad():
         for t in model.parameters():  # away from the symmetric init, then exactly float32 values
             t.add_(0.05 * torch.randn_like(t))
             t.copy_(t.float().double())
-    imgs = torch.randn(2, 3, 32, 32, dtype=torch.float64).float().double()
-    masks = (torch.rand(2, 1, 32, 32, dtype=torch.float64) < 0.3).double()
+    S, c = cfg["img_size"], cfg["in_chans"]
+    imgs = torch.randn(2, c, S, S, dtype=torch.float64).float().double()
+    masks = (torch.rand(2, 1, S, S, dtype=torch.float64) < 0.3).double()
     logits = model(imgs)
     loss = bce_dice(logits, masks)
     loss.backward()
-    write_safetensors(os.path.join(OUT, "params.safetensors"), {n: p for n, p in model.named_parameters()})
-    write_safetensors(os.path.join(OUT, "grads.safetensors"), {n: p.grad for n, p in model.named_parameters()})
-    np.save(os.path.join(OUT, "imgs.npy"), imgs.numpy().astype(np.float32))
-    np.save(os.path.join(OUT, "masks.npy"), masks.numpy().astype(np.float32))
-    save("logits", logits)
-    np.save(os.path.join(OUT, "loss.npy"), np.array([loss.item()], dtype=np.float64))
+    write_safetensors(os.path.join(OUT, prefix + "params.safetensors"), {n: p for n, p in model.named_parameters()})
+    write_safetensors(os.path.join(OUT, prefix + "grads.safetensors"), {n: p.grad for n, p in model.named_parameters()})
+    np.save(os.path.join(OUT, prefix + "imgs.npy"), imgs.numpy().astype(np.float32))
+    np.save(os.path.join(OUT, prefix + "masks.npy"), masks.numpy().astype(np.float32))
+    save(prefix + "logits", logits)
+    np.save(os.path.join(OUT, prefix + "loss.npy"), np.array([loss.item()], dtype=np.float64))
     dec = [n for n, _ in model.named_parameters() if n.startswith("decoder.")]
-    print("loss", loss.item(), "params", sum(p.numel() for p in model.parameters()), "decoder tensors", len(dec))
+    print(prefix or "patch 16:", "loss", loss.item(), "params", sum(p.numel() for p in model.parameters()),
+          "decoder tensors", len(dec))
+
+
+def main():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    os.makedirs(OUT, exist_ok=True)
+    layer_fixtures()
+    model_fixture(CFG, "")
+    model_fixture(CFG_P8, "p8_")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 //   - parity with tools/make_unetr_fixtures.py (a float64 PyTorch restatement of MONAI's UNETR
 //     decoder in 2-D on the fine-tuning ViT: img 32, patch 16, width 16, depth 4, 2 heads,
 //     feature_size 3): logits, BCE + Dice loss and the gradient of every parameter (encoder and
-//     decoder) within 1e-6 relative in double, and 1e-3 in float, on every backend;
+//     decoder) within 1e-6 relative in double, and 1e-3 in float, on every backend; the same for
+//     the patch-8 generalisation (3 stages: img 32, 1 channel, width 16, depth 3, feature_size 2);
 //   - the decoder's parameters are MONAI's state-dict names under "decoder.", in MONAI's order;
 //   - finite differences through decoder and encoder in double with affine instance norms and a
 //     depth-3 encoder (hidden blocks 0, 1, 2);
-//   - configurations UNETR cannot climb (patch 8, depth 2) refused with the reason.
+//   - configurations UNETR cannot climb (patch 12 or 2, image not a multiple of the patch, depth
+//     below the hidden states read) refused with the reason.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -43,6 +45,13 @@ model::segmentation_config fixture_config() {
     return c;
 }
 
+model::segmentation_config fixture_config_p8() {
+    model::segmentation_config c;
+    c.encoder = {32, 8, 1, 16, 3, 2, 4};
+    c.unetr.feature_size = 2;
+    return c;
+}
+
 /// Every element within rtol of the reference, relative to max(|ref|, 1e-2 * max|ref|).
 template <class T>
 void expect_close_to(const std::string& what, const std::vector<T>& got, const std::vector<double>& ref, double rtol) {
@@ -60,20 +69,21 @@ void expect_close_to(const std::string& what, const std::vector<T>& got, const s
 }
 
 template <class B, class T>
-void check_parity(double rtol) {
-    unetr_model<B, T> m(fixture_config());
-    io::load_parameters(dir + "params.safetensors", m.table(), m.params());
-    const auto imgs_h = test::load_npy(dir + "imgs.npy").as<double>();
-    const auto masks_h = test::load_npy(dir + "masks.npy").as<double>();
-    const auto imgs = tensor<T, B>::from_host(std::vector<T>(imgs_h.begin(), imgs_h.end()), shape{2, 3, 32, 32});
-    const auto masks = tensor<T, B>::from_host(std::vector<T>(masks_h.begin(), masks_h.end()), shape{2, 1, 32, 32});
+void check_parity(double rtol, const model::segmentation_config& c = fixture_config(), const std::string& pre = "") {
+    unetr_model<B, T> m(c);
+    io::load_parameters(dir + pre + "params.safetensors", m.table(), m.params());
+    const auto imgs_h = test::load_npy(dir + pre + "imgs.npy").as<double>();
+    const auto masks_h = test::load_npy(dir + pre + "masks.npy").as<double>();
+    const index_t S = c.img_size();
+    const auto imgs = tensor<T, B>::from_host(std::vector<T>(imgs_h.begin(), imgs_h.end()), shape{2, c.encoder.in_chans, S, S});
+    const auto masks = tensor<T, B>::from_host(std::vector<T>(masks_h.begin(), masks_h.end()), shape{2, 1, S, S});
     m.zero_grad();
     m.forward(imgs);
-    expect_close_to("logits", m.host_logits(), test::load_npy(dir + "logits.npy").as<double>(), rtol);
-    const double ref_loss = test::load_npy(dir + "loss.npy").as<double>()[0];
+    expect_close_to("logits", m.host_logits(), test::load_npy(dir + pre + "logits.npy").as<double>(), rtol);
+    const double ref_loss = test::load_npy(dir + pre + "loss.npy").as<double>()[0];
     EXPECT_NEAR(static_cast<double>(m.loss(masks.data())), ref_loss, rtol * ref_loss);
     m.backward();
-    const auto grads = io::read_safetensors(dir + "grads.safetensors");
+    const auto grads = io::read_safetensors(dir + pre + "grads.safetensors");
     ASSERT_EQ(grads.tensors.size(), m.table().entries().size());
     for (const auto& e : m.table().entries()) {
         const auto* g = grads.find(e.name);
@@ -92,6 +102,7 @@ TYPED_TEST(UnetrParity, LogitsLossAndEveryGradientInDouble) { check_parity<TypeP
 // round-off; the worst element measured is 2.7e-4 (cls_token, blocks.2.norm2.weight) on the host
 // backends.
 TYPED_TEST(UnetrParity, LogitsLossAndEveryGradientInFloat) { check_parity<TypeParam, float>(1e-3); }
+TYPED_TEST(UnetrParity, Patch8InDouble) { check_parity<TypeParam, double>(1e-6, fixture_config_p8(), "p8_"); }
 
 TEST(UnetrDecoder, ParametersAreMonaisNamesInMonaisOrder) {
     unetr_model<one_backend, float> m(fixture_config());
@@ -113,8 +124,22 @@ TEST(UnetrDecoder, ParametersAreMonaisNamesInMonaisOrder) {
     c.unetr.norm_affine = true;
     unetr_model<one_backend, float> a(c);
     EXPECT_TRUE(a.table().contains("decoder.decoder2.conv_block.norm3.bias"));
-    EXPECT_EQ(model::unetr_hidden_blocks(12), (std::array<index_t, 3>{3, 6, 9}));  // MONAI's hidden_states_out[3, 6, 9]
-    EXPECT_EQ(model::unetr_hidden_blocks(4), (std::array<index_t, 3>{1, 2, 3}));
+    EXPECT_EQ(model::unetr_hidden_blocks(12), (std::vector<index_t>{3, 6, 9}));  // MONAI's hidden_states_out[3, 6, 9]
+    EXPECT_EQ(model::unetr_hidden_blocks(4), (std::vector<index_t>{1, 2, 3}));
+    EXPECT_EQ(model::unetr_hidden_blocks(12, 8), (std::vector<index_t>{4, 8}));
+    EXPECT_EQ(model::unetr_hidden_blocks(4, 8), (std::vector<index_t>{1, 2}));  // the tiny presets
+}
+
+TEST(UnetrDecoder, Patch8HasThreeStages) {
+    unetr_model<one_backend, float> m(fixture_config_p8());
+    const auto f = io::read_safetensors(dir + "p8_params.safetensors");
+    ASSERT_EQ(f.tensors.size(), m.table().entries().size());
+    for (std::size_t i = 0; i < f.tensors.size(); ++i) EXPECT_EQ(m.table().entries()[i].name, f.tensors[i].name) << i;
+    EXPECT_TRUE(m.table().contains("decoder.encoder2.blocks.0.1.conv1.conv.weight"));
+    EXPECT_FALSE(m.table().contains("decoder.encoder2.blocks.1.0.conv.weight"));
+    EXPECT_FALSE(m.table().contains("decoder.encoder4.transp_conv_init.conv.weight"));
+    EXPECT_FALSE(m.table().contains("decoder.decoder5.transp_conv.conv.weight"));
+    EXPECT_EQ(m.table().find("decoder.decoder4.transp_conv.conv.weight").shape, (shape{16, 8, 2, 2}));  // E -> 4f
 }
 
 TEST(UnetrDecoder, FiniteDifferencesThroughDecoderAndEncoder) {
@@ -161,18 +186,19 @@ TEST(UnetrDecoder, FiniteDifferencesThroughDecoderAndEncoder) {
 
 TEST(UnetrDecoder, RefusesConfigurationsItCannotClimb) {
     auto c = fixture_config();
-    c.encoder.patch_size = 8;
+    c.encoder.img_size = 36;
+    c.encoder.patch_size = 12;
     try {
         unetr_model<one_backend, float> m(c);
-        FAIL() << "patch 8 accepted";
+        FAIL() << "patch 12 accepted";
     } catch (const config_error& e) {
-        EXPECT_NE(std::string(e.what()).find("needs patch 16"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("power of two >= 4"), std::string::npos) << e.what();
     }
     c = fixture_config();
-    c.encoder.depth = 2;
+    c.encoder.patch_size = 2;
     EXPECT_THROW((unetr_model<one_backend, float>(c)), config_error);
     c = fixture_config();
-    c.encoder.img_size = 40;
+    c.encoder.depth = 2;  // patch 16 reads 3 hidden states
     EXPECT_THROW((unetr_model<one_backend, float>(c)), config_error);
 }
 

@@ -4,11 +4,12 @@
 // conv_block=True, res_block=True) builds it on top of its ViT; the ViT is this project's encoder
 // (timm's, with a cls token, whose row the decoder drops).
 //
+// With patch 16 (MONAI's UNETR fixes it to 16), f = feature_size:
 //   hidden states  MONAI reads hidden_states_out[3], [6], [9] of its 12 blocks (the outputs of blocks
 //                  3, 6, 9 counted from 0) and the final output x, which its ViT has passed through
 //                  the final LayerNorm (hidden states are not normed). For depth D this decoder reads
 //                  the outputs of blocks k * D / 4 (k = 1, 2, 3; integer division: 3, 6, 9 for D = 12,
-//                  1, 2, 3 for D = 4) and the final normed tokens; D >= 3.
+//                  1, 2, 3 for D = 4; the four states evenly spaced) and the final normed tokens.
 //   proj_feat      patch tokens [n, L, E] -> [n, E, g, g] (row-major patches; the cls row dropped)
 //   encoder1       UnetrBasicBlock: UnetResBlock(in_chans -> f) on the image
 //   encoder2/3/4   UnetrPrUpBlock on hidden states 1/2/3: transp_conv_init (E -> 2f / 4f / 8f) then
@@ -18,14 +19,16 @@
 //                  decoder4 (8f -> 4f, encoder3), decoder3 (4f -> 2f, encoder2), decoder2 (2f -> f,
 //                  encoder1)
 //   out            UnetOutBlock: 1x1 convolution f -> classes with bias
+// Other patch sizes p = 2^m (m >= 2; MONAI has none): the same construction with m x2 stages
+// instead of 4 - hidden states k * D / m (k = 1..m-1), encoder{k+1} = UnetrPrUpBlock(E -> 2^k f)
+// with m-1-k layers, decoder{m+1}..decoder2 - so patch 8 (the tiny presets) has encoder2 (1 layer),
+// encoder3 (0 layers), decoder4 (E -> 4f), decoder3, decoder2 and reads blocks D/3, 2D/3 and the
+// final tokens; at m = 4 it is MONAI's exactly. D >= m - 1, so that the hidden states differ.
 // UnetResBlock: conv3x3 - norm - LeakyReLU(0.01) - conv3x3 - norm, plus the input (or, when the
 // channel counts differ, conv1x1 - norm of it), then LeakyReLU(0.01); convolutions without bias
 // (MONAI's get_conv_layer default), padding 1. Transposed convolutions: kernel 2, stride 2, no bias.
 // Norm: InstanceNorm2d, eps 1e-5, affine only with unetr_config::norm_affine (MONAI's "instance" is
 // torch's default, affine=False, so by default the decoder has no norm parameters).
-//
-// Like MONAI's (patch_size fixed to 16) the decoder climbs four x2 stages from the token grid to the
-// image, so it needs patch 16 (and an image side divisible by 16); other patch sizes are refused.
 //
 // Parameter names are MONAI's UNETR state-dict names under "decoder." (e.g.
 // decoder.encoder1.layer.conv1.conv.weight, decoder.encoder2.blocks.0.0.conv.weight,
@@ -55,8 +58,22 @@
 
 namespace vasomim::model {
 
-/// The blocks (0-based) whose outputs UNETR reads besides the final tokens: k * depth / 4, k = 1..3.
-inline std::array<index_t, 3> unetr_hidden_blocks(index_t depth) { return {depth / 4, 2 * depth / 4, 3 * depth / 4}; }
+/// The x2 stages from the token grid to the image: log2(patch) (4 for MONAI's patch 16); 0 when the
+/// patch is not a power of two >= 4.
+inline index_t unetr_stages(index_t patch) {
+    index_t m = 0;
+    while ((index_t{1} << m) < patch) ++m;
+    return (index_t{1} << m) == patch && m >= 2 ? m : 0;
+}
+
+/// The blocks (0-based) whose outputs UNETR reads besides the final tokens: k * depth / m for
+/// k = 1..m-1, m = unetr_stages(patch); {3, 6, 9} for MONAI's depth 12, patch 16.
+inline std::vector<index_t> unetr_hidden_blocks(index_t depth, index_t patch = 16) {
+    std::vector<index_t> h;
+    const index_t m = unetr_stages(patch);
+    for (index_t k = 1; k < m; ++k) h.push_back(k * depth / m);
+    return h;
+}
 
 namespace detail {
 
@@ -113,7 +130,7 @@ public:
     struct activations {
         std::vector<T*> v, g;                // per node; node 0 (the image) has none
         std::vector<T*> mean, rstd;          // per norm
-        std::array<T*, 3> g_hidden{};        // token gradients of the three hidden states [n, 1 + L, E]
+        std::vector<T*> g_hidden;            // token gradients of the hidden states read [n, 1 + L, E]
         T* g_tokens = nullptr;               // of the final tokens
         T* scratch = nullptr;
     };
@@ -121,35 +138,39 @@ public:
     unetr_decoder(const segmentation_config& c, nn::parameter_table& table) : cfg_(c) {
         const auto& e = c.encoder;
         const index_t f = c.unetr.feature_size, E = e.embed_dim, S = e.img_size;
-        if (e.patch_size != 16 || S % 16 != 0 || S < 16)
-            throw config_error("decoder::unetr: UNETR climbs four x2 stages from the token grid to the image (as "
-                               "MONAI's, whose patch size is fixed to 16), so it needs patch 16 and an image side "
-                               "divisible by 16; the encoder has patch " + std::to_string(e.patch_size) +
-                               " and image " + std::to_string(S));
-        if (e.depth < 3) throw config_error("decoder::unetr: needs an encoder of depth >= 3, not " + std::to_string(e.depth));
+        const index_t m = unetr_stages(e.patch_size);
+        if (m == 0 || S % e.patch_size != 0 || S < e.patch_size)
+            throw config_error("decoder::unetr: UNETR climbs x2 stages from the token grid to the image, so it needs "
+                               "a patch size that is a power of two >= 4 (MONAI's: 16) and an image side divisible "
+                               "by it; the encoder has patch " + std::to_string(e.patch_size) + " and image " +
+                               std::to_string(S));
+        if (e.depth < m - 1)
+            throw config_error("decoder::unetr: patch " + std::to_string(e.patch_size) + " reads " + std::to_string(m - 1) +
+                               " hidden states and needs an encoder of depth >= " + std::to_string(m - 1) + ", not " +
+                               std::to_string(e.depth));
         if (f < 1) throw config_error("decoder::unetr: feature_size must be positive");
-        hidden_ = unetr_hidden_blocks(e.depth);
-        const index_t g = S / 16;
+        hidden_ = unetr_hidden_blocks(e.depth, e.patch_size);
+        const index_t g = S / e.patch_size;
         nodes_.push_back({e.in_chans, S});  // 0: the image
         auto& t = table;
         const int enc1 = res_block(t, "encoder1.layer", 0, f);
-        std::array<int, 3> skips{};
-        const std::array<index_t, 3> width{2 * f, 4 * f, 8 * f}, layers{2, 1, 0};
-        for (int k = 0; k < 3; ++k) {
-            const std::string pre = "encoder" + std::to_string(k + 2);
-            grid_[static_cast<std::size_t>(k)] = add_node(E, g);
-            int x = tconv(t, pre + ".transp_conv_init.conv.weight", grid_[static_cast<std::size_t>(k)], width[static_cast<std::size_t>(k)]);
-            for (index_t i = 0; i < layers[static_cast<std::size_t>(k)]; ++i) {
+        std::vector<int> skips;  // encoder2.. at widths 2f, 4f, ...
+        for (index_t k = 1; k < m; ++k) {
+            const std::string pre = "encoder" + std::to_string(k + 1);
+            const index_t width = f << k;
+            grid_.push_back(add_node(E, g));
+            int x = tconv(t, pre + ".transp_conv_init.conv.weight", grid_.back(), width);
+            for (index_t i = 0; i < m - 1 - k; ++i) {
                 const std::string bp = pre + ".blocks." + std::to_string(i);
-                x = tconv(t, bp + ".0.conv.weight", x, width[static_cast<std::size_t>(k)]);
-                x = res_block(t, bp + ".1", x, width[static_cast<std::size_t>(k)]);
+                x = tconv(t, bp + ".0.conv.weight", x, width);
+                x = res_block(t, bp + ".1", x, width);
             }
-            skips[static_cast<std::size_t>(k)] = x;
+            skips.push_back(x);
         }
-        grid_[3] = add_node(E, g);
-        int x = up_block(t, "decoder5", grid_[3], skips[2], 8 * f);
-        x = up_block(t, "decoder4", x, skips[1], 4 * f);
-        x = up_block(t, "decoder3", x, skips[0], 2 * f);
+        grid_.push_back(add_node(E, g));  // the final tokens
+        int x = grid_.back();
+        for (index_t k = m - 1; k >= 1; --k)
+            x = up_block(t, "decoder" + std::to_string(k + 2), x, skips[static_cast<std::size_t>(k - 1)], f << k);
         last_ = up_block(t, "decoder2", x, enc1, f);
         out_w_ = t.add("decoder.out.conv.conv.weight", vasomim::shape{c.num_classes, f, 1, 1});
         out_b_ = t.add("decoder.out.conv.conv.bias", vasomim::shape{c.num_classes}, true, false);
@@ -170,7 +191,7 @@ public:
                 a.rstd.push_back(cur.take(n * nodes_[static_cast<std::size_t>(o.out)].c));
             }
         const index_t tok = n * (1 + cfg_.encoder.num_patches()) * cfg_.encoder.embed_dim;
-        for (auto& p : a.g_hidden) p = cur.take(tok);
+        for (std::size_t k = 0; k < hidden_.size(); ++k) a.g_hidden.push_back(cur.take(tok));
         a.g_tokens = cur.take(tok);
         index_t sc = nn::conv2d_backward_scratch(out_dims(n));
         for (const auto& o : ops_) {
@@ -183,15 +204,16 @@ public:
     void bind(const activations& a) { acts_ = a; }
 
     /// The blocks whose outputs the decoder reads (besides the final tokens).
-    const std::array<index_t, 3>& hidden_blocks() const { return hidden_; }
+    const std::vector<index_t>& hidden_blocks() const { return hidden_; }
 
     /// logits [n, k, H, W] from the image and the encoder's states.
     void forward(const T* P, const encoder_outputs<T>& e, T* logits) {
         const index_t n = e.n, L = cfg_.encoder.num_patches(), E = cfg_.encoder.embed_dim;
         img_ = e.imgs;
-        for (std::size_t k = 0; k < 3; ++k)
-            detail::tokens_to_grid<B>(acts_.v[static_cast<std::size_t>(grid_[k])], e.hidden[static_cast<std::size_t>(hidden_[k])], n, L, E);
-        detail::tokens_to_grid<B>(acts_.v[static_cast<std::size_t>(grid_[3])], e.tokens, n, L, E);
+        for (std::size_t k = 0; k < hidden_.size(); ++k)
+            detail::tokens_to_grid<B>(acts_.v[static_cast<std::size_t>(grid_[k])],
+                                      e.hidden[static_cast<std::size_t>(hidden_[k])], n, L, E);
+        detail::tokens_to_grid<B>(acts_.v[static_cast<std::size_t>(grid_.back())], e.tokens, n, L, E);
         T* scratch = acts_.scratch;
         for (const auto& o : ops_) {
             T* out = acts_.v[static_cast<std::size_t>(o.out)];
@@ -227,8 +249,8 @@ public:
     }
 
     /// Gradients from dlogits: parameter gradients accumulate into G; returns the gradient of the
-    /// final tokens; g_hidden gets one entry per encoder block, the gradients of the three block
-    /// outputs read (others null).
+    /// final tokens; g_hidden gets one entry per encoder block, the gradients of the block outputs
+    /// read (others null).
     const T* backward(const T* P, T* G, const encoder_outputs<T>& e, const T* dlogits, std::vector<const T*>& g_hidden) {
         const index_t n = e.n, L = cfg_.encoder.num_patches(), E = cfg_.encoder.embed_dim;
         for (std::size_t i = 1; i < nodes_.size(); ++i)
@@ -271,11 +293,11 @@ public:
             }
         }
         g_hidden.assign(static_cast<std::size_t>(cfg_.encoder.depth), nullptr);
-        for (std::size_t k = 0; k < 3; ++k) {
+        for (std::size_t k = 0; k < hidden_.size(); ++k) {
             detail::grid_to_tokens<B>(acts_.g_hidden[k], acts_.g[static_cast<std::size_t>(grid_[k])], n, L, E);
             g_hidden[static_cast<std::size_t>(hidden_[k])] = acts_.g_hidden[k];
         }
-        detail::grid_to_tokens<B>(acts_.g_tokens, acts_.g[static_cast<std::size_t>(grid_[3])], n, L, E);
+        detail::grid_to_tokens<B>(acts_.g_tokens, acts_.g[static_cast<std::size_t>(grid_.back())], n, L, E);
         return acts_.g_tokens;
     }
 
@@ -378,8 +400,8 @@ private:
     segmentation_config cfg_;
     std::vector<node> nodes_;
     std::vector<op> ops_;
-    std::array<index_t, 3> hidden_{};
-    std::array<int, 4> grid_{};  // nodes of the hidden-state grids and of the final tokens' grid
+    std::vector<index_t> hidden_;
+    std::vector<int> grid_;  // nodes of the hidden-state grids, then of the final tokens' grid
     int last_ = 0, norms_ = 0;
     index_t out_w_ = 0, out_b_ = 0;
     activations acts_;
