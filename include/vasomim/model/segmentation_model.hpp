@@ -9,9 +9,10 @@
 //                               tokens, unpatchified to the image (the cheap probe); names
 //                               decoder.head.weight / decoder.head.bias (model/linear_decoder.hpp)
 //              decoder::unetr   UNETR's decoder in 2-D as MONAI's UNETR(spatial_dims=2): the final
-//                               tokens and three evenly spaced block outputs as grids, transposed
+//                               tokens and evenly spaced block outputs as grids, transposed
 //                               convolutions and residual conv blocks up to the image, a conv stem
-//                               skip from the image; MONAI's names under decoder.
+//                               skip from the image; MONAI's names under decoder.; patch 16 as
+//                               MONAI's, any power of two >= 4 by the same construction
 //                               (model/unetr_decoder.hpp; settings in segmentation_config::unetr)
 //
 // forward(imgs) gives logits [n, classes, H, W]; loss() is the project's BCE + Dice
