@@ -347,6 +347,9 @@ int main(int argc, char** argv) {
         }
         work.emplace_back(f, out);
     }
+    // The listing and the name check are done with: over a large archive only the work list stays.
+    std::vector<fs::path>().swap(files);
+    std::set<std::string>().swap(stems);
 
     // Each image allocates and frees the same few 256 KB buffers (decoded pixels, label, PNG): by
     // default glibc serves those by mmap and gives them back on free, so every image faults its
