@@ -34,7 +34,9 @@ namespace {
 
 using namespace vasomim;
 using B = default_backend;
-#if VASOMIM_HAS_MPI
+#if VASOMIM_HAS_NCCL && VASOMIM_HAS_MPI && VASOMIM_HAS_CUDA
+using communicator = dist::nccl;  // one rank per GPU, bootstrapped through MPI
+#elif VASOMIM_HAS_MPI
 using communicator = dist::mpi;
 #else
 using communicator = dist::single;
@@ -225,7 +227,12 @@ int main(int argc, char** argv) {
 #if VASOMIM_HAS_MPI
     dist::mpi_environment mpi_env(argc, argv);
 #endif
+#if VASOMIM_HAS_NCCL && VASOMIM_HAS_MPI && VASOMIM_HAS_CUDA
+    dist::mpi bootstrap;
+    communicator comm(bootstrap);  // picks this rank's GPU before anything is allocated
+#else
     communicator comm;
+#endif
     quiet = comm.rank() != 0;
     CLI::App app{"Pre-train a vascular anatomy-aware masked autoencoder (VasoMIM) or the MAE baseline"};
     options o;
