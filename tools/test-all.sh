@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything with -Wall -Wextra -Werror and runs the whole test
-# suite (cpu, thrust-omp, thrust-cpp), compiles the CUDA tests and the pre-training program for the
-# CUDA backend with nvcc (sm_90; run only where a GPU is present), runs the suite again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, and builds a separate project against the
-# installed package, then fuzzes every file reader for a short, fixed budget (tools/fuzz.sh; seed
-# FUZZ_SEED=1, FUZZ_RUNS=40000 inputs, at most FUZZ_SECONDS=30 per target). Usage: tools/test-all.sh
+# suite (cpu, thrust-omp, thrust-cpp; the loader's threads also under ThreadSanitizer; the
+# pre-training program's fault tests; 2 MPI ranks against one process), compiles the CUDA tests and
+# the pre-training program for the CUDA backend with nvcc (sm_90; run only where a GPU is present),
+# runs the suite again under AddressSanitizer + UndefinedBehaviorSanitizer (cpu and thrust-omp),
+# builds a separate project against the installed package, then fuzzes every file reader for a
+# short, fixed budget (tools/fuzz.sh; seed FUZZ_SEED=1, FUZZ_RUNS=40000 inputs, at most
+# FUZZ_SECONDS=30 per target). Usage: tools/test-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -15,7 +17,7 @@ step "dependencies"
 bash tools/install-deps.sh
 
 step "build (Release, -Werror)"
-cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DVASOMIM_WERROR=ON \
+cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DVASOMIM_WERROR=ON -DVASOMIM_TSAN_TESTS=ON \
   -DCMAKE_INSTALL_PREFIX="$root/build/ci-install"
 cmake --build build/ci -j "$jobs"
 

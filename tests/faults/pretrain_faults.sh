@@ -46,7 +46,8 @@ for ((k = 0; k < kills; ++k)); do
   ls killed/checkpoint-*.safetensors >/dev/null 2>&1 && resume=(--resume killed)
   start --epochs 30 --output killed "${resume[@]}" >>killed.log 2>&1
   pid=$!
-  sleep "$(printf '0.%03d' $((300 + RANDOM % 700)))"
+  ms=$((400 + RANDOM % 1600))
+  sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   echo "   killed at $(basename "$(final killed 2>/dev/null || echo none)")"
