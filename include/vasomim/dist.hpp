@@ -5,4 +5,5 @@
 #include "vasomim/dist/data_parallel.hpp"
 #include "vasomim/dist/mpi.hpp"
 #include "vasomim/dist/nccl.hpp"
+#include "vasomim/dist/overlapped_gradient_sum.hpp"
 #include "vasomim/dist/single.hpp"

@@ -19,6 +19,7 @@
 #include "vasomim/backend/cpu.hpp"
 #include "vasomim/data/folder_dataset.hpp"
 #include "vasomim/dist.hpp"
+#include "vasomim/dist/overlapped_gradient_sum.hpp"
 #include "vasomim/model/masked_image_model.hpp"
 #include "vasomim/train/pretrain_loop.hpp"
 
@@ -82,7 +83,7 @@ struct run_result {
 /// on `comm` with batch `batch` per rank, writing to `out`, optionally resuming from `resume`.
 template <class Model, dist::communicator C>
 run_result train(Model make(), C& comm, std::size_t batch, const fs::path& out, std::uint64_t max_steps,
-                 std::optional<fs::path> resume = std::nullopt) {
+                 std::optional<fs::path> resume = std::nullopt, bool overlap = true) {
     data::prefetch_loader<data::synthetic_dataset> loader(
         dataset(), loader_opts(batch, std::size_t(comm.rank()), std::size_t(comm.size())));
     Model m = make();
@@ -99,6 +100,7 @@ run_result train(Model make(), C& comm, std::size_t batch, const fs::path& out, 
     o.max_steps = max_steps;
     o.show_progress = false;
     o.resume_from = resume;
+    o.overlap_gradients = overlap;  // buckets summed during the backward pass, or one sum after it
     run_result r;
     o.on_step = [&](std::uint64_t, const model::step_losses& l) { r.losses.push_back(l.loss); };
     std::ostringstream log;
@@ -166,6 +168,12 @@ void check_equivalence(Model make()) {
         std::string(reinterpret_cast<const char*>(parallel.params.data()), parallel.params.size() * sizeof(float))));
     EXPECT_TRUE(std::all_of(all.begin(), all.end(), [&](auto h) { return h == all[0]; }));
 
+    // The same with the gradient sum after the backward pass instead of overlapped with it.
+    const auto after = train(make, *world_comm, 2, shared_dir / "after", 6, std::nullopt, false);
+    world_comm->barrier();
+    expect_same_losses(after.losses, reference.losses);
+    expect_same_params(after.params, reference.params);
+
     // 2 ranks -> 1: resume the parallel run's checkpoint of step 3 in one process with batch 4.
     const auto ckpt = shared_dir / "parallel" / "checkpoint-0000000003.safetensors";
     ASSERT_TRUE(fs::exists(ckpt));
@@ -181,13 +189,40 @@ void check_equivalence(Model make()) {
     expect_same_losses(on_two.losses, std::vector<double>(reference.losses.begin() + 3, reference.losses.end()));
     expect_same_params(on_two.params, reference.params);
     world_comm->barrier();
-    if (world_comm->rank() == 0) fs::remove_all(shared_dir / "parallel"), fs::remove_all(shared_dir / "resumed2");
+    if (world_comm->rank() == 0)
+        for (const char* d : {"parallel", "after", "resumed2"}) fs::remove_all(shared_dir / d);
     world_comm->barrier();
 }
 
 TEST(DataParallel, MaeTwoRanksEqualOneProcessWithTheGlobalBatch) { check_equivalence(make_mae); }
 
 TEST(DataParallel, VasomimTwoRanksEqualOneProcessWithTheGlobalBatch) { check_equivalence(make_vasomim); }
+
+TEST(DataParallel, OverlappedSumInBucketsEqualsOneAllreduce) {
+    ASSERT_TRUE(world_comm->threads_serialized());
+    const index_t n = 1000;
+    auto values = [](int rank) {
+        std::vector<float> g(static_cast<std::size_t>(n));
+        for (index_t i = 0; i < n; ++i) g[std::size_t(i)] = float(rank + 1) * 0.37f + float(i) * 1e-3f;
+        return g;
+    };
+    std::vector<float> want = values(0);
+    for (int r = 1; r < world_comm->size(); ++r) {
+        const auto other = values(r);
+        for (std::size_t i = 0; i < want.size(); ++i) want[i] += other[i];
+    }
+    auto g = values(world_comm->rank());
+    dist::overlapped_gradient_sum<dist::mpi> sum(*world_comm, 100);
+    for (int step = 0; step < 2; ++step) {  // twice: the state is reset between steps
+        g = values(world_comm->rank());
+        for (index_t from : {950, 800, 790, 500, 120, 0}) sum.final_from(g.data(), from, n);
+        sum(g.data(), n);
+        if (world_comm->size() == 2) EXPECT_EQ(g, want);  // a + b in any split
+        else
+            for (std::size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], want[i], 1e-5f * std::abs(want[i]));
+    }
+    EXPECT_EQ(sum.buckets(), 2u * 4u);  // [800, 1000) [500, 800) [120, 500) [0, 120): 950 and 790 add < 100
+}
 
 TEST(DataParallel, DifferentConfigurationsFailOnEveryRank) {
     const std::string mine = world_comm->rank() == 0 ? "a" : "b";

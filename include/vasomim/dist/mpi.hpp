@@ -34,7 +34,8 @@
 
 namespace vasomim::dist {
 
-/// MPI_Init_thread (funneled: only the thread that made it calls MPI) and MPI_Finalize, once per
+/// MPI_Init_thread (serialized: the gradient sum may run on a communication thread while the
+/// training thread makes no MPI call, overlapped_gradient_sum) and MPI_Finalize, once per
 /// process; does nothing when MPI was already initialised by someone else.
 class mpi_environment {
 public:
@@ -43,7 +44,7 @@ public:
         MPI_Initialized(&ready);
         if (ready) return;
         int provided = 0;
-        if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        if (MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
             throw backend_error("MPI_Init_thread failed");
         owner_ = true;
     }
@@ -86,6 +87,14 @@ public:
     int rank() const { return rank_; }
     int size() const { return size_; }
     MPI_Comm native() const { return comm_; }
+    /// Whether another thread may make this process's MPI calls while this one makes none
+    /// (MPI_THREAD_SERIALIZED or better): the condition of overlapped_gradient_sum.
+    bool threads_serialized() const {
+        if (comm_ == MPI_COMM_NULL) return false;
+        int level = MPI_THREAD_SINGLE;
+        MPI_Query_thread(&level);
+        return level >= MPI_THREAD_SERIALIZED;
+    }
 
     void broadcast(float* data, index_t n, int root) {
         for (index_t at = 0; at < n; at += chunk)

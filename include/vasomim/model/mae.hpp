@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -330,7 +331,13 @@ public:
     /// Backward of the last forward with d(loss) = dloss; parameter gradients accumulate.
     /// dpred_extra (optional, [n, L, p*p*c] on the backend) is a further gradient with respect to
     /// the patch predictions, added to the reconstruction loss's (the consistency loss uses it).
-    void backward(T dloss = T(1), const T* dpred_extra = nullptr) {
+    /// `final_from(k)`, when given, is called as the backward pass goes, each time the gradients at
+    /// offsets [k, size) of the buffer are final (k decreasing to 0): data parallelism starts
+    /// averaging them while the rest of the backward pass runs (dist::overlapped_gradient_sum).
+    void backward(T dloss = T(1), const T* dpred_extra = nullptr, const std::function<void(index_t)>& final_from = {}) {
+        auto mark_final = [&](index_t k) {
+            if (final_from) final_from(k);
+        };
         detail_require(ids_keep_ != nullptr, "mae::backward called before forward");
         const auto& a = acts_;
         const index_t n = n_, L = cfg_.num_patches(), E = cfg_.embed_dim, D = cfg_.decoder_embed_dim, keep = keep_;
@@ -344,22 +351,30 @@ public:
         backend_traits<B>::fill(a.g_dec, static_cast<std::size_t>(n * td * D), T(0));
         nn::layer_norm_backward<B>(a.g_dec, G + off_.dec_norm_w, G + off_.dec_norm_b, a.g_dec_norm, a.dec_x.back(),
                                    a.dec_mean, a.dec_rstd, P + off_.dec_norm_w, n * td, D);
-        for (std::size_t i = off_.dec.size(); i-- > 0;)
+        mark_final(off_.dec_norm_w);
+        for (std::size_t i = off_.dec.size(); i-- > 0;) {
             nn::vit_block_backward<B>(a.g_dec, nn::vit_block_tensors<T>::at(G, off_.dec[i]), a.dec_x[i],
                                       nn::vit_block_tensors<const T>::at(P, off_.dec[i]), a.dec_blocks[i], a.scratch,
                                       dec_dims());
+            mark_final(off_.dec[i].norm1_w);
+        }
         detail::unshuffle_backward<B>(a.g_dec_in, G + off_.mask_token, a.g_dec, ids_restore_, n, L, keep, D);
         nn::linear_backward<B>(a.g_latent, G + off_.dec_embed_w, G + off_.dec_embed_b, a.g_dec_in, a.latent,
                                P + off_.dec_embed_w, n * te, E, D);
+        mark_final(off_.dec_embed_w);
         backend_traits<B>::fill(a.g_enc, static_cast<std::size_t>(n * te * E), T(0));
         nn::layer_norm_backward<B>(a.g_enc, G + off_.norm_w, G + off_.norm_b, a.g_latent, a.enc_x.back(), a.enc_mean,
                                    a.enc_rstd, P + off_.norm_w, n * te, E);
-        for (std::size_t i = off_.enc.size(); i-- > 0;)
+        mark_final(off_.norm_w);
+        for (std::size_t i = off_.enc.size(); i-- > 0;) {
             nn::vit_block_backward<B>(a.g_enc, nn::vit_block_tensors<T>::at(G, off_.enc[i]), a.enc_x[i],
                                       nn::vit_block_tensors<const T>::at(P, off_.enc[i]), a.enc_blocks[i], a.scratch,
                                       enc_dims());
+            mark_final(off_.enc[i].norm1_w);
+        }
         detail::gather_visible_backward<B>(a.g_emb, G + off_.cls, a.g_enc, ids_keep_, n, L, keep, E);
         nn::patch_embed_backward<B>(G + off_.patch_w, G + off_.patch_b, a.g_emb, a.cols, pdims(), E);
+        mark_final(0);
     }
 
     T last_loss() const { return loss_; }

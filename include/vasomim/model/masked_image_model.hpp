@@ -81,7 +81,12 @@ struct step_context {
     /// Called on the accumulated gradient buffer (backend memory, `n` floats) after the backward
     /// pass of an update step, before clipping and the optimiser step: data parallelism averages
     /// it across ranks here (dist::gradient_averager). Empty: nothing.
-    std::function<void(float* grads, index_t n)> reduce_gradients;
+    std::function<void(float* grads, index_t n)> reduce_gradients{};
+    /// Called during the backward pass of an update step whenever the gradients at offsets
+    /// [from, n) of the buffer are final (from decreasing to 0), so that their average can start
+    /// while the backward pass goes on (dist::overlapped_gradient_sum); reduce_gradients then
+    /// waits for it. Empty: nothing.
+    std::function<void(float* grads, index_t from, index_t n)> gradients_final_from{};
 };
 
 template <backend_policy B, class Encoder, class Masking, class Guidance, class Objective>
@@ -289,7 +294,10 @@ private:
             throw numeric_error("non-finite loss at step " + std::to_string(ctx.step) + " (reconstruction " +
                                 std::to_string(rec) + ", consistency " + std::to_string(cons) +
                                 "); parameters left unchanged");
-        net_.backward(static_cast<float>(ctx.accumulation_scale), dpred);
+        std::function<void(index_t)> final_from;
+        if (ctx.apply_update && ctx.gradients_final_from)
+            final_from = [&](index_t from) { ctx.gradients_final_from(net_.grads().data(), from, net_.grads().numel()); };
+        net_.backward(static_cast<float>(ctx.accumulation_scale), dpred, final_from);
         ++accumulated_;
         if (ctx.apply_update) {
             if (ctx.reduce_gradients) ctx.reduce_gradients(net_.grads().data(), net_.grads().numel());

@@ -29,6 +29,7 @@
 
 #include "vasomim/data/loader.hpp"
 #include "vasomim/dist/data_parallel.hpp"
+#include "vasomim/dist/overlapped_gradient_sum.hpp"
 #include "vasomim/dist/single.hpp"
 #include "vasomim/masking/schedule.hpp"
 #include "vasomim/model/masked_image_model.hpp"
@@ -58,6 +59,10 @@ struct pretrain_options {
     /// Called on every rank after each iteration with its number (from 0) and the losses averaged
     /// over the ranks (e.g. for tests); empty: nothing.
     std::function<void(std::uint64_t step, const model::step_losses&)> on_step;
+    /// With several ranks on host memory and a communicator that allows it (dist::mpi with
+    /// MPI_THREAD_SERIALIZED): sum the gradients in buckets during the backward pass
+    /// (dist::overlapped_gradient_sum); else, or when false, in one allreduce after it.
+    bool overlap_gradients = true;
 };
 
 struct pretrain_summary {
@@ -134,7 +139,12 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
     dist::broadcast_parameters(comm, model);
     // The backward pass takes 1 / ranks with 1 / accum_iter (ctx.accumulation_scale), so the
     // gradient average is the bare sum across ranks: no extra pass over the buffer.
-    dist::gradient_averager<typename Model::backend_type, Comm> average(comm, dist::gradient_scaling::prescaled);
+    using backend = typename Model::backend_type;
+    dist::gradient_averager<backend, Comm> average(comm, dist::gradient_scaling::prescaled);
+    std::optional<dist::overlapped_gradient_sum<Comm>> overlapped;
+    if constexpr (backend_traits<backend>::host_accessible && !Comm::device_memory &&
+                  requires { comm.threads_serialized(); })
+        if (world > 1 && o.overlap_gradients && comm.threads_serialized()) overlapped.emplace(comm);
 
     const fs::path csv_path = o.output / "log.csv";
     const bool new_csv = !fs::exists(csv_path) || step == 0;
@@ -194,7 +204,12 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
             ctx.accumulation_scale = 1.0 / (double(o.accum_iter) * double(world));
             ctx.clip_grad_norm = o.clip_grad;
             ctx.first_sample = static_cast<std::int64_t>(b->first_sample);
-            if (world > 1) ctx.reduce_gradients = [&average](float* g, index_t count) { average(g, count); };
+            if (overlapped) {
+                ctx.gradients_final_from = [&](float* g, index_t from, index_t count) { overlapped->final_from(g, from, count); };
+                ctx.reduce_gradients = [&](float* g, index_t count) { (*overlapped)(g, count); };
+            } else if (world > 1) {
+                ctx.reduce_gradients = [&average](float* g, index_t count) { average(g, count); };
+            }
             model::step_losses l;
             try {
                 l = model.train_step(b->images, b->masks, ctx);
