@@ -36,6 +36,12 @@
 // so that a converter of a MONAI checkpoint maps names 1:1 (strip "decoder.", MONAI's "vit.*" maps
 // to the encoder separately). Transposed-convolution weights are [in, out, 2, 2] as torch's.
 //
+// Initialisation is segmentation_model::init's for every tensor: xavier_uniform with fan_out =
+// shape[0] and fan_in = the rest (so [in, out, 2, 2] for the transposed convolutions), affine norm
+// weights 1, biases 0 (MONAI leaves torch's default kaiming_uniform(a = sqrt(5)) in place; the
+// instance norm after each residual-block convolution makes that convolution's scale immaterial,
+// the transposed and output convolutions' scale is not).
+//
 // The decoder is a short tape of operations over nodes (feature maps, each with a value and a
 // gradient buffer in the model's arena); backward runs the tape in reverse and accumulates.
 // LeakyReLU and the residual sum run in place on the second norm's output.
