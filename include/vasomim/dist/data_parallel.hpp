@@ -109,9 +109,10 @@ void check_same_configuration(C& comm, const std::string& configuration) {
                            configuration);
 }
 
-/// "rank r of N: message", unless the message names the rank already.
+/// "rank r of N: message", unless the message names the rank already or N is 1.
 template <communicator C>
 std::string with_rank(const C& comm, const std::string& message) {
+    if (comm.size() == 1) return message;  // a run of one process has no ranks to tell apart
     const std::string who = rank_text(comm.rank(), comm.size());
     return message.starts_with(who) ? message : who + ": " + message;
 }

@@ -32,12 +32,16 @@ public:
     /// Joins the ranks of `bootstrap` on GPU `device` (-1: this rank's index among the ranks of its
     /// node, modulo the GPUs it sees).
     explicit nccl(mpi& bootstrap, int device = -1) : boot_(&bootstrap) {
+        // A process no MPI launcher started is the only rank (dist::mpi makes no MPI call then).
+        const bool alone = bootstrap.native() == MPI_COMM_NULL;
         if (device < 0) {
-            MPI_Comm node;
-            MPI_Comm_split_type(bootstrap.native(), MPI_COMM_TYPE_SHARED, bootstrap.rank(), MPI_INFO_NULL, &node);
             int local = 0;
-            MPI_Comm_rank(node, &local);
-            MPI_Comm_free(&node);
+            if (!alone) {
+                MPI_Comm node;
+                MPI_Comm_split_type(bootstrap.native(), MPI_COMM_TYPE_SHARED, bootstrap.rank(), MPI_INFO_NULL, &node);
+                MPI_Comm_rank(node, &local);
+                MPI_Comm_free(&node);
+            }
             int count = 0;
             cuda(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
             if (count == 0) throw backend_error(who() + ": no CUDA device");
@@ -47,7 +51,7 @@ public:
         cuda(cudaSetDevice(device_), "cudaSetDevice");
         ncclUniqueId id{};
         if (bootstrap.rank() == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
-        if (MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, bootstrap.native()) != MPI_SUCCESS)
+        if (!alone && MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, bootstrap.native()) != MPI_SUCCESS)
             throw backend_error(who() + ": MPI_Bcast of the NCCL unique id failed");
         check(ncclCommInitRank(&comm_, bootstrap.size(), id, bootstrap.rank()), "ncclCommInitRank");
         cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
