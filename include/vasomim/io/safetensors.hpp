@@ -352,10 +352,9 @@ inline void write_safetensors(const std::string& path, const std::vector<named_t
     for (auto it = j.begin(); it != j.end(); ++it) with_meta[it.key()] = it.value();
     std::string header = with_meta.dump();
     header.append((8 - header.size() % 8) % 8, ' ');
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out) throw io_error("safetensors: cannot write '" + tmp + "'");
+    // A temporary file of its own beside `path`, renamed over it when complete and removed when a
+    // write fails (a full disk leaves the previous file and nothing else).
+    detail::write_atomically(path, "safetensors", [&](std::ofstream& out) {
         const std::uint64_t len = header.size();
         out.write(reinterpret_cast<const char*>(&len), 8);
         out.write(header.data(), static_cast<std::streamsize>(header.size()));
@@ -367,12 +366,7 @@ inline void write_safetensors(const std::string& path, const std::vector<named_t
                 out.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size() * 4));
             }
         }
-        out.flush();
-        if (!out) throw io_error("safetensors: write to '" + tmp + "' failed");
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw io_error("safetensors: cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+    });
 }
 
 /// Saves every tensor of a parameter table from the flat buffer `flat` (values or gradients).

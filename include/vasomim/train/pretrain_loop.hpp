@@ -187,7 +187,10 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
         const std::int64_t epoch = static_cast<std::int64_t>(step / per_epoch);
         loader.start_epoch(epoch, static_cast<std::size_t>(step % per_epoch));
         while (step < end && step / per_epoch == static_cast<std::uint64_t>(epoch)) {
-            if (world == 1 && interrupted()) {  // with more ranks: agreed on after each step, below
+            // Stops only where an optimiser step is complete (with accum_iter > 1, after the last
+            // iteration of the cycle), so that the checkpoint below holds every gradient taken.
+            // With more ranks: agreed on after each step, below.
+            if (world == 1 && interrupted() && step % o.accum_iter == 0) {
                 summary.interrupted = true;
                 break;
             }
@@ -256,7 +259,7 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
             const bool epoch_end = step % per_epoch == 0;
             if (boundary && (o.checkpoint_every ? step % o.checkpoint_every == 0 : epoch_end)) save(step);
             if (o.panel_every ? step % o.panel_every == 0 : epoch_end) panel(step);
-            if (stop) {
+            if (stop && boundary) {
                 summary.interrupted = true;
                 break;
             }

@@ -50,10 +50,13 @@ void write_atomically(const std::filesystem::path& target, std::string_view what
         }
         out.flush();
         if (!out) {
+            const int why = errno;  // of the write that failed, e.g. ENOSPC or EFBIG
             out.close();
             std::error_code ignored;
             std::filesystem::remove(tmp, ignored);
-            throw io_error(std::string(what) + ": writing '" + target.string() + "' failed");
+            throw io_error(std::string(what) + ": writing '" + target.string() + "' failed" +
+                           (why ? std::string(": ") + std::strerror(why) : std::string()) +
+                           "; the file there before, if any, is unchanged");
         }
     }
     std::error_code ec;
