@@ -104,7 +104,8 @@ int main(int argc, char** argv) {
     app.add_option("--batch-size", batch, "images per step");
     app.add_option("--lr", lr, "peak learning rate of the top layer");
     app.add_option("--min-lr", min_lr, "final learning rate");
-    app.add_option("--layer-decay", ld, "layer-wise lr decay (1: none)");
+    app.add_option("--layer-decay", ld, "layer-wise lr decay (1: none; default: the preset's with --init, 1 from scratch; --resume of a run "
+                   "started with --init needs the same value again)");
     app.add_option("--weight-decay", wd, "AdamW weight decay (weights only)");
     app.add_option("--drop-path", dp, "stochastic depth rate of the last block");
     app.add_option("--beta1", o.run.beta1, "AdamW beta1")->capture_default_str();
@@ -144,6 +145,7 @@ int main(int argc, char** argv) {
         if (lr) o.p.lr = *lr;
         if (min_lr) o.p.min_lr = *min_lr;
         if (ld) o.p.layer_decay = *ld;
+        else if (o.init == "scratch") o.p.layer_decay = 1.0;  // no pre-trained layers to protect
         if (wd) o.p.weight_decay = *wd;
         if (dp) o.p.drop_path = *dp;
         if (e.patch_size <= 0 || e.img_size % e.patch_size != 0)
@@ -162,7 +164,8 @@ int main(int argc, char** argv) {
         o.run.drop_path = o.p.drop_path;
         o.run.augment.size = e.img_size;
         o.run.augment.scale = o.p.scale;
-        o.run.signature = train::finetune_signature(o.decoder, o.p.model, o.p.scale);
+        // the layer decay too: a resumed run must give every layer the learning rate it had
+        o.run.signature = train::finetune_signature(o.decoder, o.p.model, o.p.scale) + " lrd=" + std::to_string(o.p.layer_decay);
         if (o.init != "scratch" && !fs::is_regular_file(o.init))
             throw config_error("--init: " + o.init + " is neither 'scratch' nor a file");
         if (o.init != "scratch" && o.run.resume_from)

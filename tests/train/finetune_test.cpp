@@ -18,6 +18,7 @@
 #include "vasomim/backend/cpu.hpp"
 #include "vasomim/data/synthetic_angiogram.hpp"
 #include "vasomim/train/finetune.hpp"
+#include "vasomim/train/finetune_presets.hpp"
 
 namespace {
 
@@ -284,6 +285,25 @@ TEST(joint_augment, SameStreamSameSampleAndGeometryShared) {
     }
     EXPECT_GT(double(agree) / double(c.mask.size()), 0.97);
     EXPECT_EQ(data::rotate90(data::rotate90(ramp, 1), 3), ramp);
+}
+
+TEST(finetune_presets, PresetsAndDecoderNames) {
+    const auto tiny = train::finetune_preset_by_name("tiny");
+    EXPECT_EQ(tiny.model.encoder.embed_dim, train::preset_by_name("tiny").model.embed_dim);  // takes tiny checkpoints
+    EXPECT_EQ(tiny.model.encoder.img_size % tiny.model.encoder.patch_size, 0);
+    EXPECT_EQ(train::finetune_preset_by_name("base").model.encoder.depth, 12);
+    EXPECT_THROW(train::finetune_preset_by_name("huge"), config_error);
+    const auto name = train::dispatch_decoder("linear", []<class D>() {
+        return std::string(std::is_same_v<D, model::decoder::linear> ? "linear" : "other");
+    });
+    EXPECT_EQ(name, "linear");
+    EXPECT_THROW(train::dispatch_decoder("nope", []<class D>() { return 0; }), config_error);
+    const auto sig = train::finetune_signature("linear", tiny.model, 0.5) + " lrd=1";
+    const auto spec = train::parse_finetune_signature(sig, "x");
+    EXPECT_EQ(spec.scale, 0.5);
+    EXPECT_EQ(spec.config.encoder.num_heads, tiny.model.encoder.num_heads);
+    EXPECT_THROW(train::parse_finetune_signature("method=mae img=64", "x"), format_error);
+    EXPECT_THROW(train::parse_finetune_signature("finetune decoder=linear img=6x4", "x"), format_error);
 }
 
 TEST(sliding_window, TilesCoverTheAxisWithTheOverlapAsked) {

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -31,6 +32,15 @@ struct sliding_window_options {
     double overlap = 0.25;  ///< least share of a tile shared with its neighbour
     index_t batch = 4;      ///< tiles per forward
 };
+
+namespace detail {
+/// A scale as %g writes it (0.5, not 0.500000).
+inline std::string short_number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+}  // namespace detail
 
 /// Offsets of the tiles of side `tile` along an axis of `length` (length >= tile).
 inline std::vector<index_t> tile_offsets(index_t length, index_t tile, double overlap) {
@@ -78,7 +88,7 @@ xt::xtensor<float, 2> sliding_window_probability(Model& model, const xt::xtensor
     if (h < S || w < S)
         throw shape_error("'" + name + "' is " + std::to_string(H) + " x " + std::to_string(W) + " pixels" +
                           (o.scale != 1.0 ? ", " + std::to_string(h) + " x " + std::to_string(w) + " at scale " +
-                                                std::to_string(o.scale)
+                                                detail::short_number(o.scale)
                                           : std::string()) +
                           ": smaller than one " + std::to_string(S) + " x " + std::to_string(S) + " tile of the model");
     xt::xtensor<float, 2> scaled = (h == H && w == W)

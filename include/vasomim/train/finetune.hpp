@@ -482,7 +482,7 @@ private:
             if (h < S || w < S)
                 throw shape_error("validation image '" + s.name + "' is " + std::to_string(s.image.shape()[0]) + " x " +
                                   std::to_string(s.image.shape()[1]) + " pixels, " + std::to_string(h) + " x " +
-                                  std::to_string(w) + " at scale " + std::to_string(o_.infer.scale) +
+                                  std::to_string(w) + " at scale " + model::detail::short_number(o_.infer.scale) +
                                   ": smaller than one " + std::to_string(S) + " x " + std::to_string(S) + " tile");
         }
     }
