@@ -22,6 +22,7 @@
 #include "vasomim/dist/overlapped_gradient_sum.hpp"
 #include "vasomim/model/masked_image_model.hpp"
 #include "vasomim/train/pretrain_loop.hpp"
+#include "vasomim/train/segmentor_training.hpp"
 
 #if !VASOMIM_HAS_MPI
 #error "mpi_equivalence.cpp needs MPI (VASOMIM_HAS_MPI)"
@@ -222,6 +223,27 @@ TEST(DataParallel, OverlappedSumInBucketsEqualsOneAllreduce) {
             for (std::size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], want[i], 1e-5f * std::abs(want[i]));
     }
     EXPECT_EQ(sum.buckets(), 2u * 4u);  // [800, 1000) [500, 800) [120, 500) [0, 120): 950 and 790 add < 100
+}
+
+TEST(DataParallel, SegmentorTrainingKeepsTheRanksTogether) {
+    // Per-rank BatchNorm statistics (train/segmentor_training.hpp): not equal to one process with
+    // the global batch, but every rank ends with the same weights and running statistics.
+    nn::unext<B, float> net(nn::unext_config{.in_channels = 3});
+    net.init(1 + std::uint64_t(world_comm->rank()));  // ranks differ until the broadcast
+    const auto start = net.parameters().to_host();
+    data::prefetch_loader<data::synthetic_dataset> loader(
+        dataset(), loader_opts(2, std::size_t(world_comm->rank()), std::size_t(world_comm->size())));
+    train::segmentor_training_options o;
+    o.iterations = 3;
+    o.log_every = 0;
+    std::ostringstream log;
+    const auto last = train::train_segmentor(net, loader, o, log, *world_comm);
+    EXPECT_TRUE(std::isfinite(last.loss));
+    const auto p = net.parameters().to_host();
+    const auto all = world_comm->allgather_host(
+        dist::text_hash(std::string(reinterpret_cast<const char*>(p.data()), p.size() * sizeof(float))));
+    EXPECT_TRUE(std::all_of(all.begin(), all.end(), [&](auto h) { return h == all[0]; }));
+    EXPECT_NE(p, start);
 }
 
 TEST(DataParallel, DifferentConfigurationsFailOnEveryRank) {

@@ -5,9 +5,19 @@
 // each epoch; DESIGN 4.4 said per iteration, the released code wins; per iteration remains an option). The segmentor sees
 // what the consistency loss feeds it: the 3-channel ImageNet-normalised image as released
 // (in_channels 3), or its channel mean for a 1-channel UNeXt-S (segmentor_input).
+//
+// Data parallelism (train_segmentor with a communicator, dist/): per-rank BatchNorm statistics, as
+// PyTorch DDP without SyncBatchNorm: each rank normalises its own batch, the gradients are averaged
+// across ranks before every Adam step, and the running statistics are rank 0's (broadcast at the
+// end, DDP's broadcast_buffers). The released loss takes ONE Dice over the batch, so each rank's
+// Dice is over its own shard: N ranks x batch b are not one process x batch N b here (unlike
+// pre-training, whose losses are per-sample means). Synchronised statistics (and a global Dice)
+// would need BatchNorm's forward and backward to reduce their per-channel sums across ranks; the
+// segmentor is small and trained briefly, so per-rank statistics were chosen.
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <vector>
 
@@ -16,6 +26,8 @@
 #include "vasomim/core/error.hpp"
 #include "vasomim/core/tensor.hpp"
 #include "vasomim/data/loader.hpp"
+#include "vasomim/dist/data_parallel.hpp"
+#include "vasomim/dist/single.hpp"
 #include "vasomim/loss/bce_dice.hpp"
 #include "vasomim/nn/unext.hpp"
 #include "vasomim/optim/adam.hpp"
@@ -81,11 +93,16 @@ public:
         const double d = loss::hard_dice<B>(z_.data(), t_.data(), npix, scratch_.data());
         net_.zero_grad();
         net_.backward(static_cast<float*>(nullptr), dz_.data());
+        if (reduce_gradients) reduce_gradients(net_.gradients().data(), net_.gradients().numel());
         opt_.step(net_.parameters(), net_.gradients(), lr_at(opt_.steps()));
         return {double(l), d};
     }
 
     std::int64_t steps() const { return opt_.steps(); }
+
+    /// Called on the gradient buffer after each backward pass, before the Adam step (data
+    /// parallelism: dist::gradient_averager). Empty: nothing.
+    std::function<void(float* grads, index_t n)> reduce_gradients;
 
 private:
     nn::unext<B, float>& net_;
@@ -121,13 +138,25 @@ inline std::vector<float> segmentor_input(const xt::xtensor<float, 4>& images, i
 /// Trains `net` for o.iterations on the loader's (augmented) images and pseudo-label masks, epoch
 /// after epoch, the poly factor stepped per epoch of the loader (unless o.iterations_per_epoch says
 /// otherwise); returns the last step's measures. Logs a line every o.log_every iterations.
-template <backend_policy B, class Dataset>
+/// With a communicator: this rank's part of data-parallel training (the loader's rank / world
+/// must be the communicator's; see the top of this file); the returned measures are this rank's.
+template <backend_policy B, class Dataset, dist::communicator Comm>
 segmentor_step train_segmentor(nn::unext<B, float>& net, data::prefetch_loader<Dataset>& loader,
-                               const segmentor_training_options& o, std::ostream& log) {
+                               const segmentor_training_options& o, std::ostream& log_to, Comm& comm) {
+    if (loader.options().world != static_cast<std::size_t>(comm.size()) ||
+        loader.options().rank != static_cast<std::size_t>(comm.rank()))
+        throw config_error("segmentor training: " + dist::rank_text(comm.rank(), comm.size()) +
+                           " was given the loader of rank " + std::to_string(loader.options().rank) + " of " +
+                           std::to_string(loader.options().world));
     if (loader.batches_per_epoch() == 0) throw config_error("segmentor training: the data set has no full batch");
+    std::ostream silent(nullptr);
+    std::ostream& log = comm.rank() == 0 ? log_to : silent;
     segmentor_training_options per_epoch = o;
     if (per_epoch.iterations_per_epoch == 0) per_epoch.iterations_per_epoch = static_cast<std::int64_t>(loader.batches_per_epoch());
     segmentor_trainer<B> trainer(net, per_epoch);
+    dist::broadcast_from_root<B>(comm, net.parameters());  // every rank starts from rank 0's weights
+    dist::gradient_averager<B, Comm> average(comm);
+    if (comm.size() > 1) trainer.reduce_gradients = [&average](float* g, index_t n) { average(g, n); };
     segmentor_step last;
     for (std::int64_t epoch = 0; trainer.steps() < o.iterations; ++epoch) {
         loader.start_epoch(epoch);
@@ -140,10 +169,28 @@ segmentor_step train_segmentor(nn::unext<B, float>& net, data::prefetch_loader<D
             last = trainer.step(input.data(), b->masks.data(), n, h, w);
             if (o.log_every > 0 && (trainer.steps() % o.log_every == 0 || trainer.steps() == o.iterations))
                 log << "  segmentor iteration " << trainer.steps() << "/" << o.iterations << ": loss " << last.loss
-                    << ", Dice vs pseudo-labels " << last.dice << "\n";
+                    << ", Dice vs pseudo-labels " << last.dice << (comm.size() > 1 ? " (rank 0's shard)" : "")
+                    << "\n";
         }
     }
+    // The weights are the same on every rank (same start, averaged gradients); the running
+    // statistics (per-rank BatchNorm) are made rank 0's.
+    if (comm.size() > 1) {
+        std::vector<float> staging;
+        for (const auto& e : net.table().entries())
+            if (!e.trainable)
+                dist::detail::on_comm_memory<B>(Comm::device_memory, net.parameters().data() + e.offset, e.numel(), staging,
+                                                [&](float* q) { comm.broadcast(q, e.numel(), 0); });
+    }
     return last;
+}
+
+/// One process (dist::single).
+template <backend_policy B, class Dataset>
+segmentor_step train_segmentor(nn::unext<B, float>& net, data::prefetch_loader<Dataset>& loader,
+                               const segmentor_training_options& o, std::ostream& log) {
+    dist::single one;
+    return train_segmentor(net, loader, o, log, one);
 }
 
 }  // namespace vasomim::train
