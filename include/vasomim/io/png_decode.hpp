@@ -11,6 +11,7 @@
 // its libisal.so; the CMake target vasomim::vasomim links it.
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -61,9 +62,14 @@ inline std::uint32_t png_be32(const unsigned char* p) {
 /// reading it back from the row just stored waits for store forwarding at every byte.
 inline bool unfilter_row(int type, std::uint8_t* __restrict cur, const std::uint8_t* __restrict prev, std::size_t n,
                          std::size_t bpp) {
+    // The Paeth predictor without branches: PIL and libpng pick filters per row, and on real
+    // angiograms the predictor's choice is noise to a branch predictor (the branchy form took 10 %
+    // of a 512 x 512 pseudo-label). pa = |p - a| = |b - c|, pb = |a - c|, pc = |a + b - 2c|, and
+    // "pa <= pb && pa <= pc" is "pa <= min(pb, pc)".
     auto paeth = [](int a, int b, int c) {
-        const int p = a + b - c, pa = p > a ? p - a : a - p, pb = p > b ? p - b : b - p, pc = p > c ? p - c : c - p;
-        return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+        const int pa = std::abs(b - c), pb = std::abs(a - c), pc = std::abs(a + b - 2 * c);
+        const int bc = pb <= pc ? b : c, pbc = pb <= pc ? pb : pc;
+        return pa <= pbc ? a : bc;
     };
     switch (type) {
         case 0: return true;

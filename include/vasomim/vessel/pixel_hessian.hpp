@@ -12,6 +12,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -180,25 +182,39 @@ inline void hessian_at(const P* x, double offset, std::int64_t cols, const weigh
     }
 }
 
-/// Two-stage weights with the interior case (the same composite kernel, shifted) computed once.
+/// Two-stage weights with the interior case (the same composite kernel, shifted) computed once,
+/// and those of the positions near the ends computed on first use and kept: real angiograms have
+/// many doubtful pixels along their dark borders, and recomputing the weights per pixel took 10 %
+/// of a pseudo-label. Shared by the threads of a recheck (std::call_once per position).
 class weight_cache {
 public:
     weight_cache(std::int64_t n, const kernel_taps<double>& k1, const kernel_taps<double>& k2, boundary_mode mode)
-        : n_(n), reach_(k1.radius + k2.radius), k1_(k1), k2_(k2), mode_(mode) {
+        : n_(n), reach_(k1.radius + k2.radius), k1_(k1), k2_(k2), mode_(mode),
+          ends_(std::make_unique<ends>(static_cast<std::size_t>(std::min(n, 2 * reach_)))) {
         if (2 * reach_ < n_) interior_ = two_stage_weights(reach_, n_, k1_, k2_, mode_);
     }
-    /// The weights at pos: the shared interior ones (no copy), or near the ends computed into `tmp`.
-    weight_span at(std::int64_t pos, line_weights& tmp) const {
+    /// The weights at pos (0 <= pos < n): the shared interior ones, or the kept ones of an end.
+    weight_span at(std::int64_t pos) const {
         if (pos - reach_ >= 0 && pos + reach_ < n_) return {pos - reach_, interior_.w.data(), interior_.w.size()};
-        tmp = two_stage_weights(pos, n_, k1_, k2_, mode_);
-        return {tmp.lo, tmp.w.data(), tmp.w.size()};
+        // ends: positions [0, reach) and [n - reach, n), or every position of a short line
+        const std::int64_t e = n_ <= 2 * reach_ ? pos : (pos < reach_ ? pos : reach_ + pos - (n_ - reach_));
+        const auto k = static_cast<std::size_t>(e);
+        std::call_once(ends_->once[k], [&] { ends_->w[k] = two_stage_weights(pos, n_, k1_, k2_, mode_); });
+        const line_weights& lw = ends_->w[k];
+        return {lw.lo, lw.w.data(), lw.w.size()};
     }
 
 private:
+    struct ends {
+        explicit ends(std::size_t count) : once(std::make_unique<std::once_flag[]>(count)), w(count) {}
+        std::unique_ptr<std::once_flag[]> once;
+        std::vector<line_weights> w;
+    };
     std::int64_t n_, reach_;
     kernel_taps<double> k1_, k2_;
     boundary_mode mode_;
     line_weights interior_;
+    std::unique_ptr<ends> ends_;  // behind a pointer: once_flag cannot move, the cache must
 };
 
 
@@ -215,9 +231,8 @@ public:
     template <class P>
     void at(const P* x, double offset, std::int64_t cols, std::int64_t i, std::int64_t j, double (&out)[3],
             std::vector<double>& scratch) const {
-        line_weights tmp[6];  // used near the ends of the lines only (empty otherwise)
-        const weight_span wr[3] = {r_dd_.at(i, tmp[0]), r_dg_.at(i, tmp[1]), r_gg_.at(i, tmp[2])};
-        const weight_span wc[3] = {c_gg_.at(j, tmp[3]), c_gd_.at(j, tmp[4]), c_dd_.at(j, tmp[5])};
+        const weight_span wr[3] = {r_dd_.at(i), r_dg_.at(i), r_gg_.at(i)};
+        const weight_span wc[3] = {c_gg_.at(j), c_gd_.at(j), c_dd_.at(j)};
         hessian_at(x, offset, cols, wr, wc, out, scratch);
     }
 
