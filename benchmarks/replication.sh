@@ -47,7 +47,8 @@ usage: $0 [options]
   --val-count N         the last N images of the training part choose the best fine-tuning epoch
                         and are not trained on (default: $val_count)
   --out DIR             output folder (default: build/replication, or build/replication-quick with --quick)
-  --build DIR           folder holding the built programs (default: build/hD, build/ci, build)
+  --build DIR           build folder holding the programs (default: the first of build/rel, build/ci,
+                        build that has them)
   --seeds "S1 S2 .."    fine-tuning and UNeXt-S seeds (default: "$seeds")
   --pretrain-seed S     seed of both pre-training runs (default: $pretrain_seed)
   --decoder NAME        linear or unetr (default: $decoder)
@@ -109,10 +110,10 @@ for s in "${seed_list[@]}"; do [[ $s =~ ^[0-9]+$ ]] || die "--seeds: '$s' is not
 # --- programs ------------------------------------------------------------------------------------
 programs=(vasomim-pretrain vasomim-finetune vasomim-segment vasomim-train-segmentor vasomim-metrics vasomim-synthetic)
 if [[ -z $build ]]; then
-    for b in "$root/build/hD" "$root/build/ci" "$root/build"; do
+    for b in "$root/build/rel" "$root/build/ci" "$root/build"; do
         [[ -x $b/examples/vasomim-finetune/vasomim-finetune ]] && { build=$b; break; }
     done
-    [[ -n $build ]] || die "no built programs in build/hD, build/ci or build; build them, e.g.
+    [[ -n $build ]] || die "no built programs in build/rel, build/ci or build; build them, e.g.
   cmake -S . -B build/rel -G Ninja -DCMAKE_BUILD_TYPE=Release -DVASOMIM_BUILD_TESTS=OFF -DVASOMIM_BUILD_BENCHMARKS=OFF
   cmake --build build/rel --target ${programs[*]}
 and pass --build build/rel"
@@ -166,8 +167,10 @@ select_stems() {  # spec what -> stems, one a line, sorted
     [[ ${#picked[@]} -gt 0 ]] || die "$what: '$spec' selects no image"
     printf '%s\n' "${!picked[@]}" | LC_ALL=C sort
 }
-mapfile -t train_stems < <(select_stems "$train_spec" --train)
-mapfile -t eval_stems < <(select_stems "$eval_spec" --eval)
+picked=$(select_stems "$train_spec" --train)
+mapfile -t train_stems <<<"$picked"
+picked=$(select_stems "$eval_spec" --eval)
+mapfile -t eval_stems <<<"$picked"
 [[ ${#train_stems[@]} -gt 0 && ${#eval_stems[@]} -gt 0 ]] || die "empty training or evaluation part"
 for s in "${train_stems[@]}"; do
     [[ " ${eval_stems[*]} " != *" $s "* ]] || die "image $s is in both the training and the evaluation part"
@@ -183,6 +186,8 @@ mask_of() {  # stem -> its expert mask
     done
     die "no mask for $s in $data/masks (looked for ${s}_gt.png, $s.png, ${s}_mask.png)"
 }
+declare -A mask
+for s in "${train_stems[@]}" "${eval_stems[@]}"; do mask[$s]=$(mask_of "$s"); done
 
 # --- output folder -------------------------------------------------------------------------------
 if [[ -e $out && ! -f $out/.replication ]] && [[ -n $(ls -A "$out" 2>/dev/null) ]]; then
@@ -226,16 +231,16 @@ mkdir -p "$d/labelled/images" "$d/labelled/masks" "$d/pretrain/coronary" "$d/une
          "$d/eval/images" "$d/eval/masks"
 for s in "${train_stems[@]}" "${eval_stems[@]}"; do
     ln -s "$data/images/$s.png" "$d/labelled/images/$s.png"
-    ln -s "$(mask_of "$s")" "$d/labelled/masks/${s}_gt.png"
+    ln -s "${mask[$s]}" "$d/labelled/masks/${s}_gt.png"
 done
 for s in "${train_stems[@]}"; do ln -s "$data/images/$s.png" "$d/pretrain/coronary/$s.png"; done
 for s in "${fit_stems[@]}"; do
     ln -s "$data/images/$s.png" "$d/unext/images/$s.png"
-    ln -s "$(mask_of "$s")" "$d/unext/labels/$s.png"
+    ln -s "${mask[$s]}" "$d/unext/labels/$s.png"
 done
 for s in "${eval_stems[@]}"; do
     ln -s "$data/images/$s.png" "$d/eval/images/$s.png"
-    ln -s "$(mask_of "$s")" "$d/eval/masks/${s}_gt.png"
+    ln -s "${mask[$s]}" "$d/eval/masks/${s}_gt.png"
 done
 printf '%s\n' "${fit_stems[@]}" >"$d/fit.txt"
 printf '%s\n' "${val_stems[@]}" >"$d/val.txt"
@@ -292,7 +297,7 @@ done
 unext_segment() {  # weights outdir
     local s
     mkdir -p "$2/eval-labels"
-    for s in "${eval_stems[@]}"; do ln -s "$(mask_of "$s")" "$2/eval-labels/$s.png"; done
+    for s in "${eval_stems[@]}"; do ln -s "${mask[$s]}" "$2/eval-labels/$s.png"; done
     "${bin[vasomim-train-segmentor]}" --images "$d/eval/images" --labels "$2/eval-labels" --iterations 0 \
         --init "$1" --save-logits "$2/logits"
     "$python" - "$2/logits" "$2" <<'EOF'
