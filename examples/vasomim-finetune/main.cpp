@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     app.add_option("--preset", o.preset, "tiny (CPU minutes), small (ViT-S/16), base (ViT-B/16)")
         ->check(CLI::IsMember({"tiny", "small", "base"}))
         ->capture_default_str();
-    app.add_option("--decoder", o.decoder, "linear (per-patch linear head) or unetr")
+    app.add_option("--decoder", o.decoder, "linear (per-patch linear head) or unetr (MONAI's 2-D UNETR decoder)")
         ->check(CLI::IsMember({"linear", "unetr"}))
         ->capture_default_str();
     app.add_option("--init", o.init,
@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
                    "vasomim-export encoder, or a converted MAE / VasoMIM state dict (timm / MAE names); the "
                    "position embedding is resampled when its grid differs")
         ->capture_default_str();
-    std::optional<std::int64_t> img_size, patch, width, depth, heads, epochs;
+    std::optional<std::int64_t> img_size, patch, width, depth, heads, epochs, feature_size;
     std::optional<std::size_t> batch;
     std::optional<double> scale, warmup, lr, min_lr, ld, wd, dp;
     app.add_option("--img-size", img_size, "model input side (tile) in pixels");
@@ -99,6 +99,9 @@ int main(int argc, char** argv) {
     app.add_option("--embed-dim", width, "ViT width");
     app.add_option("--depth", depth, "ViT blocks");
     app.add_option("--num-heads", heads, "ViT attention heads");
+    app.add_option("--feature-size", feature_size, "UNETR decoder: channels of its image-scale stage (MONAI's feature_size, 16)");
+    bool norm_affine = false;
+    app.add_flag("--norm-affine", norm_affine, "UNETR decoder: affine instance norms (MONAI: off)");
     app.add_option("--epochs", epochs, "epochs");
     app.add_option("--warmup-epochs", warmup, "linear warmup epochs");
     app.add_option("--batch-size", batch, "images per step");
@@ -138,6 +141,10 @@ int main(int argc, char** argv) {
         if (width) e.embed_dim = *width;
         if (depth) e.depth = *depth;
         if (heads) e.num_heads = *heads;
+        if (feature_size) o.p.model.unetr.feature_size = *feature_size;
+        o.p.model.unetr.norm_affine = norm_affine;
+        if ((feature_size || norm_affine) && o.decoder != "unetr")
+            throw config_error("--feature-size / --norm-affine are settings of --decoder unetr");
         if (scale) o.p.scale = *scale;
         if (epochs) o.p.epochs = *epochs;
         if (warmup) o.p.warmup_epochs = *warmup;

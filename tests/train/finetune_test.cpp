@@ -167,6 +167,27 @@ TEST_F(finetune_fixture, BestCheckpointIsTheEpochOfHighestValidationDice) {
     EXPECT_EQ(spec.scale, 1.0);
 }
 
+TEST_F(finetune_fixture, UnetrDecoderTrainsAndResumesExactly) {
+    using unetr_tuner = train::finetuner<B, model::decoder::unetr>;
+    auto c = small_config();
+    c.unetr.feature_size = 4;
+    auto o = options(dir / "u1");
+    o.epochs = 2;
+    o.signature = train::finetune_signature("unetr", c, 1.0);
+    std::ostringstream log;
+    unetr_tuner straight(c, o);
+    const auto s = straight.run(train_set, val_set, log);
+    ASSERT_EQ(s.epochs.size(), 2u);
+    o.output = dir / "u2";
+    o.max_steps = 2;
+    unetr_tuner(c, o).run(train_set, val_set, log);
+    o.max_steps = 0;
+    o.resume_from = dir / "u2";
+    unetr_tuner resumed(c, o);
+    resumed.run(train_set, val_set, log);
+    EXPECT_EQ(straight.network().params().to_host(), resumed.network().params().to_host());
+}
+
 TEST_F(finetune_fixture, BadInputIsRefusedByName) {
     std::ostringstream log;
     // empty validation set
@@ -297,11 +318,18 @@ TEST(finetune_presets, PresetsAndDecoderNames) {
         return std::string(std::is_same_v<D, model::decoder::linear> ? "linear" : "other");
     });
     EXPECT_EQ(name, "linear");
+    EXPECT_EQ(train::dispatch_decoder("unetr", []<class D>() { return std::is_same_v<D, model::decoder::unetr>; }), true);
     EXPECT_THROW(train::dispatch_decoder("nope", []<class D>() { return 0; }), config_error);
     const auto sig = train::finetune_signature("linear", tiny.model, 0.5) + " lrd=1";
     const auto spec = train::parse_finetune_signature(sig, "x");
     EXPECT_EQ(spec.scale, 0.5);
     EXPECT_EQ(spec.config.encoder.num_heads, tiny.model.encoder.num_heads);
+    auto u = tiny.model;
+    u.unetr.feature_size = 8;
+    const auto uspec = train::parse_finetune_signature(train::finetune_signature("unetr", u, 0.5), "x");
+    EXPECT_EQ(uspec.decoder, "unetr");
+    EXPECT_EQ(uspec.config.unetr.feature_size, 8);
+    EXPECT_FALSE(uspec.config.unetr.norm_affine);
     EXPECT_THROW(train::parse_finetune_signature("method=mae img=64", "x"), format_error);
     EXPECT_THROW(train::parse_finetune_signature("finetune decoder=linear img=6x4", "x"), format_error);
 }

@@ -108,6 +108,7 @@ inline std::string finetune_signature(const std::string& decoder, const model::s
     s << "finetune decoder=" << decoder << " img=" << e.img_size << " patch=" << e.patch_size << " chans=" << e.in_chans
       << " enc=" << e.embed_dim << "x" << e.depth << "/" << e.num_heads << " mlp=" << e.mlp_ratio
       << " classes=" << c.num_classes << " scale=" << scale;
+    if (decoder == "unetr") s << " feature_size=" << c.unetr.feature_size << " norm_affine=" << int(c.unetr.norm_affine);
     return s.str();
 }
 
@@ -147,6 +148,10 @@ inline finetune_model_spec parse_finetune_signature(const std::string& sig, cons
         e.mlp_ratio = std::stoll(kv.at("mlp"));
         m.config.num_classes = std::stoll(kv.at("classes"));
         m.scale = std::stod(kv.at("scale"));
+        if (m.decoder == "unetr") {
+            m.config.unetr.feature_size = std::stoll(kv.at("feature_size"));
+            m.config.unetr.norm_affine = kv.at("norm_affine") == "1";
+        }
     } catch (const std::exception&) {
         throw format_error(source + " has a malformed fine-tuning signature: \"" + sig + "\"");
     }

@@ -15,6 +15,7 @@
 
 #include "vasomim/core/error.hpp"
 #include "vasomim/model/segmentation_model.hpp"
+#include "vasomim/model/unetr_decoder.hpp"
 #include "vasomim/train/presets.hpp"
 
 namespace vasomim::train {
@@ -53,14 +54,14 @@ inline finetune_preset finetune_preset_by_name(const std::string& name) {
     return p;
 }
 
-/// Calls f.template operator()<Decoder>() with the decoder policy named `name` and returns its
-/// result. decoder::unetr (model/unetr_decoder.hpp) is added here once it is in the tree:
-///   if (name == "unetr") return f.template operator()<model::decoder::unetr>();
+/// Calls f.template operator()<Decoder>() with the decoder policy named `name` (linear: the
+/// per-patch linear head; unetr: MONAI's 2-D UNETR decoder, model/unetr_decoder.hpp) and returns
+/// its result; a new decoder gets its line here.
 template <class F>
 decltype(auto) dispatch_decoder(const std::string& name, F&& f) {
     if (name == "linear") return f.template operator()<model::decoder::linear>();
-    throw config_error("decoder '" + name + "' is not available in this build (linear" +
-                       std::string(name == "unetr" ? "; unetr is not yet in the library" : "") + ")");
+    if (name == "unetr") return f.template operator()<model::decoder::unetr>();
+    throw config_error("decoder '" + name + "' is unknown (linear, unetr)");
 }
 
 }  // namespace vasomim::train
