@@ -164,7 +164,8 @@ void prepare_segmentor(const options& o, const Dataset& dataset, Model& model, c
     std::printf("segmentor: no --segmentor given; training UNeXt-S on the pseudo-labels first (%lld iterations, "
                 "0.5 BCE + 0.5 Dice, Adam 1e-3, poly 0.9)\n", static_cast<long long>(o.segmentor_iterations));
     data::loader_options lo;
-    lo.batch_size = std::min<std::size_t>(o.p.batch_size, 16);
+    // the global batch (capped at 16), so that N ranks x b get the segmentor of one process x N b
+    lo.batch_size = std::min<std::size_t>(o.p.batch_size * static_cast<std::size_t>(comm.size()), 16);
     lo.workers = o.workers;
     lo.seed = o.run.seed + 1;  // its own augmentation stream
     lo.augment.size = o.p.model.img_size;
