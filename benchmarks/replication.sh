@@ -358,6 +358,7 @@ def ms(v):
     return (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0)
 res = {label: run_means(key) for label, key in rows}
 n_img = sum(1 for _ in open(out / "scores" / f"{rows[0][1]}-s{seeds[0]}.csv")) - 1
+steps = sum(int(f.read_text()) for f in list(out.glob("*/DONE")) + list(out.glob("*/*/DONE")))
 lines = [f"| model | Dice (%) | clDice (%) | per seed: Dice |", "|---|---|---|---|"]
 for label, _ in rows:
     d, c = res[label]
@@ -366,7 +367,8 @@ for label, _ in rows:
 text = "\n".join(lines)
 note = (f"{'Quick' if quick else 'Default'} budget; mean +- sample std (n-1) over seeds {', '.join(seeds)} of each run's "
         f"mean over the {n_img} evaluation images; masks at probability 0.5 (UNeXt-S: logit 0). "
-        f"Whole run: {wall // 60} min {wall % 60} s.\n\nSettings: `{budget}`\n")
+        f"Steps: {steps // 60} min {steps % 60} s in all (summed over the calls that ran them); this call: "
+        f"{wall // 60} min {wall % 60} s.\n\nSettings: `{budget}`\n")
 (out / "results.md").write_text("# Small replication (issue 17)\n\n" + text + "\n\n" + note)
 print(text)
 print(note)
