@@ -222,14 +222,14 @@ step() {  # name folder command... : runs unless folder/DONE exists; the log in 
     log "$name: $(( $(date +%s) - t0 )) s"
 }
 
-# Folders of links: the labelled training + evaluation images (vasomim-finetune lists images/ and
-# masks/ and must never see other files), the pre-training images, the UNeXt-S training pairs
-# (<stem>.png labels) and the evaluation masks.
+# Folders of links, so that no program lists or opens a file outside its part: the labelled
+# training part for vasomim-finetune (images/ + masks/), the pre-training images, the UNeXt-S
+# training pairs (<stem>.png labels) and the evaluation images and masks.
 d="$out/data"
 rm -rf "$d"
 mkdir -p "$d/labelled/images" "$d/labelled/masks" "$d/pretrain/coronary" "$d/unext/images" "$d/unext/labels" \
          "$d/eval/images" "$d/eval/masks"
-for s in "${train_stems[@]}" "${eval_stems[@]}"; do
+for s in "${train_stems[@]}"; do
     ln -s "$data/images/$s.png" "$d/labelled/images/$s.png"
     ln -s "${mask[$s]}" "$d/labelled/masks/${s}_gt.png"
 done
