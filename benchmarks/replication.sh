@@ -59,7 +59,8 @@ budget (defaults: full / quick):
   --pretrain-epochs N   pre-training epochs, MAE and VasoMIM alike (30 / 3)
   --pretrain-img N      pre-training image side (64 / 64; tiny preset, patch 8)
   --segmentor-iters N   VasoMIM's co-guidance segmentor training (200 / 30)
-  --finetune-epochs N   fine-tuning epochs of every run (30 / 3)
+  --finetune-epochs N   fine-tuning epochs of every run (60 / 3); batch, learning rate
+                        and the rest are the preset's (vasomim-finetune --preset)
   --unext-iters N       UNeXt-S iterations (batch 8) (400 / 40)
   --unext-size N        UNeXt-S training crop side (160 / 128)
 EOF
@@ -97,7 +98,7 @@ if [[ $quick == 1 ]]; then
     : "${ft_epochs:=3}" "${unext_iters:=40}" "${unext_size:=128}" "${out:=$root/build/replication-quick}"
 else
     : "${synthetic:=512}" "${pretrain_epochs:=30}" "${pretrain_img:=64}" "${seg_iters:=200}"
-    : "${ft_epochs:=30}" "${unext_iters:=400}" "${unext_size:=160}" "${out:=$root/build/replication}"
+    : "${ft_epochs:=60}" "${unext_iters:=400}" "${unext_size:=160}" "${out:=$root/build/replication}"
 fi
 for v in val_count synthetic pretrain_epochs pretrain_img seg_iters ft_epochs unext_iters unext_size threads pretrain_seed; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "--${v//_/-} must be a whole number, got '${!v}'"
