@@ -128,9 +128,6 @@ if [[ -z $python ]]; then
     for p in /usr/bin/python3 python3; do command -v "$p" >/dev/null 2>&1 && { python=$p; break; }; done
 fi
 [[ -n $python ]] || die "python3 is needed for the table (standard library only; matplotlib for a PNG plot)"
-if [[ $decoder == unetr ]] && ! "${bin[vasomim-finetune]}" --help 2>&1 | grep -q unetr; then
-    die "this build of vasomim-finetune has no unetr decoder"
-fi
 
 # --- data ----------------------------------------------------------------------------------------
 [[ -d $data ]] || die "data folder '$data' does not exist (coronary80 lives in ../shared/data/coronary80; --data DIR)"
@@ -203,7 +200,8 @@ if [[ -f $out/.replication && $(cat "$out/.replication") != "$budget" ]]; then
 name another --out folder"
 fi
 echo "$budget" >"$out/.replication"
-thr=(); [[ $threads -gt 0 ]] && thr=(--threads "$threads")
+thr=()
+if [[ $threads -gt 0 ]]; then thr=(--threads "$threads"); export OMP_NUM_THREADS=$threads; fi  # (train-segmentor has no --threads)
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 t_start=$(date +%s)
 log "replication: $budget"
