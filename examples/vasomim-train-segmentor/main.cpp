@@ -18,6 +18,11 @@
 // segmodel/unext.pth converted by tools/convert_torch_checkpoint.py), with or without the
 // "seg_model." prefix of a VasoMIM state dict (found automatically, or --init-prefix); a file of
 // the other channel count is refused with the option to use.
+//
+// Under `mpirun -np N` (built with MPI) it trains on N data-parallel ranks: --batch images per rank,
+// each rank drawing its own samples, rank 0's initial weights broadcast, gradients averaged before
+// every Adam step, per-rank BatchNorm statistics (train/segmentor_training.hpp says why); rank 0
+// prints, evaluates and writes the weights.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -34,6 +39,9 @@
 #include "vasomim/backend/backends.hpp"
 #include "vasomim/data/random_stream.hpp"
 #include "vasomim/data/transforms.hpp"
+#include "vasomim/dist/data_parallel.hpp"
+#include "vasomim/dist/mpi.hpp"
+#include "vasomim/dist/single.hpp"
 #include "vasomim/io/image.hpp"
 #include "vasomim/io/image_files.hpp"
 #include "vasomim/io/npy.hpp"
@@ -49,6 +57,11 @@ namespace fs = std::filesystem;
 using namespace vasomim;
 using B = default_backend;  // backend::cpu, or thrust_cuda when nvcc compiles this file (VASOMIM_BACKEND=cuda)
 using T = float;
+#if VASOMIM_HAS_MPI
+using communicator = dist::mpi;  // the ranks of mpirun -np N (a world of one when started by hand)
+#else
+using communicator = dist::single;
+#endif
 
 namespace {
 
@@ -186,6 +199,10 @@ void load_init(nn::unext<B, T>& net, const std::string& path, std::string prefix
 }  // namespace
 
 int main(int argc, char** argv) {
+#if VASOMIM_HAS_MPI
+    dist::mpi_environment mpi_env(argc, argv);
+#endif
+    communicator comm;
     CLI::App app{"vasomim-train-segmentor: train UNeXt-S on vessel pseudo-labels (0.5 BCE + 0.5 Dice, Adam, poly lr)"};
     std::string images, labels, masks, eval_images, eval_labels, eval_masks, out = "unext_s.safetensors", init;
     std::string prefix, eval_prefix, mask_suffix = "_gt", init_prefix, logits_dir;
@@ -225,7 +242,13 @@ int main(int argc, char** argv) {
                               "holds encoder1.weight)");
     app.add_option("--save-logits", logits_dir, "write each training image's logits S(I) as <stem>.npy (float32) here");
     CLI11_PARSE(app, argc, argv);
-    try {
+    const bool root = comm.rank() == 0;
+    if (!root && std::freopen("/dev/null", "w", stdout) == nullptr) return 1;  // rank 0 prints
+    return dist::run_guarded(comm, "vasomim-train-segmentor", [&]() -> int {
+        dist::check_same_configuration(comm, images + "|" + labels + "|" + prefix + "|" + std::to_string(iterations) +
+                                                 "|" + std::to_string(batch) + "|" + std::to_string(size) + "|" +
+                                                 std::to_string(lr) + "|" + std::to_string(seed) + "|" +
+                                                 std::to_string(channels) + "|" + init);
         if (size % 32 != 0) throw config_error("--size must be a multiple of 32, got " + std::to_string(size));
         if (iterations > 0 && fs::is_directory(out))
             throw config_error("-o must name a .safetensors file, '" + out + "' is a folder");
@@ -237,16 +260,22 @@ int main(int argc, char** argv) {
         nn::unext<B, T> net(nn::unext_config{.in_channels = channels});
         net.init(seed);
         if (!init.empty()) load_init(net, init, init_prefix, !ip->empty());
+        dist::broadcast_from_root<B>(comm, net.parameters());  // every rank starts from rank 0's weights
+        if (comm.size() > 1)
+            std::printf("data parallel: %d ranks x batch %d, per-rank BatchNorm statistics\n", comm.size(), batch);
         const index_t C = channels, n = batch, S = size;
         xt::xtensor<float, 4> img = xt::xtensor<float, 4>::from_shape({std::size_t(n), std::size_t(3), std::size_t(S), std::size_t(S)});
         std::vector<float> lab(static_cast<std::size_t>(n * S * S));
-        data::random_stream rng(seed, 1);
+        data::random_stream rng(seed, comm.rank() == 0 ? 1 : 1000 + static_cast<std::uint64_t>(comm.rank()));
         const data::augment_options aug{.size = S};
         const auto t0 = std::chrono::steady_clock::now();
         if (iterations > 0) {
-            // as released: the poly factor steps once per epoch (here: ceil(images / batch) iterations)
-            const auto per_epoch = static_cast<std::int64_t>((train.size() + std::size_t(batch) - 1) / std::size_t(batch));
+            // as released: the poly factor steps once per epoch (here: ceil(images / global batch) iterations)
+            const std::size_t global = std::size_t(batch) * static_cast<std::size_t>(comm.size());
+            const auto per_epoch = static_cast<std::int64_t>((train.size() + global - 1) / global);
             vasomim::train::segmentor_trainer<B> trainer(net, {.iterations = iterations, .lr = lr, .iterations_per_epoch = per_epoch});
+            dist::gradient_averager<B, communicator> average(comm);
+            if (comm.size() > 1) trainer.reduce_gradients = [&average](float* g, index_t count) { average(g, count); };
             for (int it = 0; it < iterations; ++it) {
                 for (index_t b = 0; b < n; ++b) {
                     const auto& s = train[static_cast<std::size_t>(rng.integer(0, static_cast<std::int64_t>(train.size()) - 1))];
@@ -264,6 +293,7 @@ int main(int argc, char** argv) {
                 }
             }
         }
+        if (!root) return 0;  // rank 0 writes and evaluates (its own BatchNorm statistics)
         if (iterations > 0) {
             io::save_parameters(out, net.table(), net.parameters(),
                                 {{"model", "UNeXt-S"},
@@ -289,9 +319,6 @@ int main(int argc, char** argv) {
                             se.seg_vs_expert, se.mixed_vs_expert);
             std::printf("\n");
         }
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "vasomim-train-segmentor: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+        return 0;
+    }, 1);
 }
