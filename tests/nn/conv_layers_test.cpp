@@ -107,6 +107,12 @@ TYPED_TEST(NnConvLayers, Conv2dDenseDirectKernel) {
     this->check_conv(nn::conv2d_dims{1, 2, 3, 70, 8, 3, 3, 1, 1, 1});
     this->check_conv(nn::conv2d_dims{1, 9, 3, 20, 16, 5, 5, 1, 2, 1});
     this->check_conv(nn::conv2d_dims{1, 8, 3, 21, 8, 3, 3, 1, 0, 1});
+    // channels in eights (conv2d_direct8): interior and edge blocks, the last block shifted back,
+    // rows narrower than a block, 1 x 1 without padding; input gradients of 16 channels
+    this->check_conv(nn::conv2d_dims{2, 16, 3, 67, 16, 3, 3, 1, 1, 1});
+    this->check_conv(nn::conv2d_dims{1, 16, 2, 64, 8, 3, 3, 1, 1, 1});
+    this->check_conv(nn::conv2d_dims{1, 8, 2, 48, 24, 1, 1, 1, 0, 1});
+    this->check_conv(nn::conv2d_dims{1, 16, 4, 17, 16, 3, 3, 1, 1, 1});
 }
 
 TYPED_TEST(NnConvLayers, Conv2dGroupedAndDepthwise) {

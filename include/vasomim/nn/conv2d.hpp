@@ -5,9 +5,12 @@
 // batched GEMM per call (always so on CUDA); grouped and depthwise convolutions run a direct
 // row kernel (their GEMMs would be tiny).
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "vasomim/backend/algorithms.hpp"
+#include "vasomim/core/config.hpp"
 #include "vasomim/core/error.hpp"
 #include "vasomim/nn/detail/row_kernels.hpp"
 
@@ -41,12 +44,13 @@ namespace detail {
 
 /// cols[b, (ci*kh + ky)*kw + kx, oy*ow + ox] = in[b, ci, oy*s - p + ky, ox*s - p + kx] (0 outside).
 /// One work item per row of the column matrix (b, k, oy): a shifted copy of one input row.
+/// With oy0 / rows: the output rows oy0 .. oy0 + rows - 1 only, as cols[b, k, (oy - oy0)*ow + ox].
 template <backend_policy B, class T>
-void im2col(T* cols, const T* in, const conv2d_dims& d) {
+void im2col(T* cols, const T* in, const conv2d_dims& d, index_t oy0 = 0, index_t rows = -1) {
     const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, s = d.stride, p = d.pad;
-    const index_t oh = d.oh(), ow = d.ow(), K = d.k();
+    const index_t oh = rows < 0 ? d.oh() : rows, ow = d.ow(), K = d.k();
     parallel_for<B>(d.n * K * oh, [=] VASOMIM_HOST_DEVICE(std::int64_t r) {
-        const index_t oy = r % oh, k = (r / oh) % K, b = r / (oh * K);
+        const index_t oy = r % oh + oy0, k = (r / oh) % K, b = r / (oh * K);
         const index_t kx = k % kw, ky = (k / kw) % kh, ci = k / (kw * kh);
         T* dst = cols + r * ow;
         const index_t y = oy * s - p + ky;
@@ -161,10 +165,101 @@ bool use_direct_conv(const conv2d_dims& d) {
            d.cout >= 8 && d.ow() >= 16 && d.w >= 16;
 }
 
-/// conv2d_direct with 64-column blocks on wide rows, 32 on narrow ones (measured on 28..224 maps).
+#if !VASOMIM_HAS_CUDA
+/// The direct kernel for output channel counts that are a multiple of 8, host builds without CUDA
+/// (GCC vector extensions; VASOMIM_HAS_CUDA builds keep conv2d_direct): the same work items and
+/// weight addressing as conv2d_direct, but the 8 x (NV vectors of 64 bytes) accumulators are vector
+/// variables that stay in registers, blocks read their taps without bounds checks where every tap
+/// of the block lies inside the row (edge blocks go through a checked copy), and the last block is
+/// shifted left to end at the row's end (its overlap with the block before is computed again and
+/// not stored).
+template <class T>
+struct conv_vec {
+    typedef T type __attribute__((vector_size(64)));
+};
+template <index_t NV, backend_policy B, class T>
+void conv2d_direct8(T* out, const T* in, const T* w, const T* bias, const conv2d_dims& d, index_t base, index_t so,
+                    index_t si, index_t sy, index_t sx, bool accumulate) {
+    using V = typename conv_vec<T>::type;
+    constexpr index_t CB = 8, L = static_cast<index_t>(64 / sizeof(T)), XB = NV * L;
+    const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, p = d.pad, cout = d.cout;
+    const index_t oh = d.oh(), ow = d.ow(), ncb = cout / CB;
+    parallel_for<B>(d.n * ncb * oh, [=](std::int64_t r) {
+        const index_t oy = r % oh, cb = (r / oh) % ncb, b = r / (oh * ncb);
+        const index_t co0 = cb * CB;
+        for (index_t x0 = 0; x0 < ow; x0 += XB) {
+            const index_t xs = x0 + XB <= ow || ow < XB ? x0 : ow - XB;  // block start (shifted at the end)
+            const bool interior = xs - p >= 0 && xs + XB - 1 + kw - 1 - p < W;
+            V acc[CB][NV];
+#pragma GCC unroll 8
+            for (index_t c = 0; c < CB; ++c) {
+                const T bv = bias ? bias[co0 + c] : T(0);
+#pragma GCC unroll 4
+                for (index_t k = 0; k < NV; ++k) acc[c][k] = bv - V{};
+            }
+            for (index_t ci = 0; ci < C; ++ci) {
+                const T* plane = in + (b * C + ci) * H * W;
+                for (index_t ky = 0; ky < kh; ++ky) {
+                    const index_t y = oy - p + ky;
+                    if (y < 0 || y >= H) continue;
+                    const T* row = plane + y * W;
+                    const T* wrow = w + (base + co0 * so + ci * si + ky * sy);
+                    for (index_t kx = 0; kx < kw; ++kx) {
+                        const index_t off = xs + kx - p;
+                        V v[NV];
+                        if (interior) {
+                            std::memcpy(v, row + off, sizeof v);
+                        } else {
+                            T t[XB];
+                            for (index_t j = 0; j < XB; ++j) {
+                                const index_t x = off + j;
+                                t[j] = x >= 0 && x < W ? row[x] : T(0);
+                            }
+                            std::memcpy(v, t, sizeof v);
+                        }
+                        const T* wp = wrow + kx * sx;
+#pragma GCC unroll 8
+                        for (index_t c = 0; c < CB; ++c) {
+                            const V wv = wp[c * so] - V{};  // splat (s - 0 is s for every s, so it folds)
+#pragma GCC unroll 4
+                            for (index_t k = 0; k < NV; ++k) acc[c][k] += wv * v[k];
+                        }
+                    }
+                }
+            }
+            const index_t j0 = x0 - xs, xn = ow - xs < XB ? ow - xs : XB;
+#pragma GCC unroll 8
+            for (index_t c = 0; c < CB; ++c) {
+                T* dst = out + ((b * cout + co0 + c) * oh + oy) * ow + xs;
+                T res[XB];
+                std::memcpy(res, acc[c], sizeof res);
+                if (accumulate)
+                    for (index_t j = j0; j < xn; ++j) dst[j] += res[j];
+                else
+                    for (index_t j = j0; j < xn; ++j) dst[j] = res[j];
+            }
+        }
+    });
+}
+#endif
+
+/// conv2d_direct8 (two 64-byte vectors per block row with AVX-512, one otherwise) when the output
+/// channels come in eights and CUDA is off; else conv2d_direct with 64-column blocks on wide rows,
+/// 32 on narrow ones (measured on 28..224 maps).
 template <backend_policy B, class T>
 void conv2d_direct_any(T* out, const T* in, const T* w, const T* bias, const conv2d_dims& d, index_t base, index_t so,
                        index_t si, index_t sy, index_t sx, bool accumulate) {
+#if !VASOMIM_HAS_CUDA
+#if defined(__AVX512F__)
+    constexpr index_t nv = 2;
+#else
+    constexpr index_t nv = 1;
+#endif
+    if (d.cout % 8 == 0) {
+        conv2d_direct8<nv, B>(out, in, w, bias, d, base, so, si, sy, sx, accumulate);
+        return;
+    }
+#endif
     if (d.ow() >= 48)
         conv2d_direct<64, B>(out, in, w, bias, d, base, so, si, sy, sx, accumulate);
     else
@@ -248,9 +343,17 @@ void conv2d_backward(T* din, T* dw, T* db, const T* dout, const T* in, const T* 
         T* cols = scratch;
         if (dw) {
             T* part = scratch + n * K * ohw;
-            detail::im2col<B>(cols, in, d);
-            gemm_batched<B>(transpose::no, transpose::yes, cout, K, ohw, T(1), dout, ohw, cout * ohw, cols, ohw,
-                            K * ohw, T(0), part, K, cout * K, n);
+            // host backends: the columns of a few output rows at a time (about 4 MB for the batch), so
+            // that they are read back from cache, not memory; devices: all rows in one GEMM
+            index_t rows = d.oh();
+            if constexpr (backend_traits<B>::host_accessible)
+                rows = std::max<index_t>(1, std::min<index_t>(d.oh(), (index_t{1} << 20) / std::max<index_t>(1, n * K * d.ow())));
+            for (index_t oy0 = 0; oy0 < d.oh(); oy0 += rows) {
+                const index_t nr = std::min(rows, d.oh() - oy0), chunk = nr * d.ow();
+                detail::im2col<B>(cols, in, d, oy0, nr);
+                gemm_batched<B>(transpose::no, transpose::yes, cout, K, chunk, T(1), dout + oy0 * d.ow(), ohw, cout * ohw,
+                                cols, chunk, K * chunk, oy0 == 0 ? T(0) : T(1), part, K, cout * K, n);
+            }
             parallel_for<B>(cout * K, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
                 T s = T(0);
                 for (index_t b = 0; b < n; ++b) s += part[b * cout * K + i];
