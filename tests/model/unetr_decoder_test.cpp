@@ -143,6 +143,62 @@ TEST(UnetrDecoder, Patch8HasThreeStages) {
     EXPECT_EQ(m.table().find("decoder.decoder4.transp_conv.conv.weight").shape, (shape{16, 8, 2, 2}));  // E -> 4f
 }
 
+TEST(UnetrDecoder, InitialisationIsTorchsConvolutionDefault) {
+    // torch's Conv2d / ConvTranspose2d default (MONAI's): U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+    // weights and biases, fan_in = numel / shape[0] of the weight; the encoder keeps MAE's init
+    model::segmentation_config c;
+    c.encoder = {64, 16, 3, 32, 4, 2, 4};
+    c.unetr.feature_size = 8;
+    c.unetr.norm_affine = true;
+    unetr_model<one_backend, float> m(c);
+    m.init(3);
+    index_t convs = 0;
+    for (const auto& e : m.table().entries()) {
+        if (!e.name.starts_with("decoder.")) continue;
+        const auto v = m.parameter(e.name);
+        if (e.shape.rank() == 1 && e.name.find(".norm") != std::string::npos) {  // affine norms: 1 / 0
+            for (float x : v) EXPECT_EQ(x, e.name.ends_with(".weight") ? 1.f : 0.f) << e.name;
+            continue;
+        }
+        const std::string w = e.name.ends_with(".bias") ? e.name.substr(0, e.name.size() - 5) + ".weight" : e.name;
+        const auto& we = m.table().find(w);
+        ASSERT_EQ(we.shape.rank(), 4u) << e.name;
+        const double bound = 1.0 / std::sqrt(double(we.numel()) / double(we.shape[0]));
+        double sum = 0, sq = 0, mx = 0;
+        for (float x : v) {
+            sum += x;
+            sq += double(x) * x;
+            mx = std::max(mx, std::abs(double(x)));
+        }
+        EXPECT_LE(mx, bound * (1 + 1e-6)) << e.name;
+        if (v.size() >= 2000) {  // the moments of U(-b, b): mean 0, variance b^2 / 3
+            const double nn = double(v.size()), mean = sum / nn, var = sq / nn - mean * mean;
+            EXPECT_GT(mx, 0.98 * bound) << e.name;
+            EXPECT_LT(std::abs(mean), 5 * bound / std::sqrt(3 * nn)) << e.name;
+            EXPECT_NEAR(var / (bound * bound / 3), 1.0, 8 / std::sqrt(nn)) << e.name;
+        }
+        ++convs;
+    }
+    EXPECT_GT(convs, 20);
+    // transposed weights [in, out, 2, 2]: fan_in = out * 4, as torch computes it (E = 32 -> 8f = 64)
+    const auto t = m.parameter("decoder.decoder5.transp_conv.conv.weight");
+    double mx = 0;
+    for (float x : t) mx = std::max(mx, std::abs(double(x)));
+    EXPECT_LE(mx, 1.0 / std::sqrt(64.0 * 4) * (1 + 1e-6));
+    EXPECT_GT(mx, 0.95 / std::sqrt(64.0 * 4));
+    const auto b = m.parameter("decoder.out.conv.conv.bias");  // fan_in 8 x 1 x 1
+    EXPECT_NE(b[0], 0.f);
+    EXPECT_LE(std::abs(b[0]), 1 / std::sqrt(8.f));
+    // the encoder as MAE's: xavier_uniform patch embedding, zero biases
+    const auto pe = m.parameter("patch_embed.proj.weight");
+    const double xb = std::sqrt(6.0 / (32 + 3 * 16 * 16));
+    double pmx = 0;
+    for (float x : pe) pmx = std::max(pmx, std::abs(double(x)));
+    EXPECT_LE(pmx, xb * (1 + 1e-6));
+    EXPECT_GT(pmx, 0.98 * xb);
+    for (float x : m.parameter("blocks.0.attn.qkv.bias")) EXPECT_EQ(x, 0.f);
+}
+
 TEST(UnetrDecoder, FiniteDifferencesThroughDecoderAndEncoder) {
     using B = one_backend;
     model::segmentation_config c;

@@ -21,7 +21,9 @@
 // order, then the decoder), activations in one arena sized per batch.
 //
 // Initialisation: init(seed) is MAE's (xavier_uniform linears and patch embedding, zero biases,
-// LayerNorm 1/0, cls token N(0, 0.02^2), sin-cos position embedding); load_encoder() takes the
+// LayerNorm 1/0, cls token N(0, 0.02^2), sin-cos position embedding), except the decoder's
+// convolutions (decoder::unetr), which get torch's Conv2d / ConvTranspose2d default as MONAI leaves
+// it: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = numel / shape[0] of the weight; load_encoder() takes the
 // encoder from a pre-training checkpoint, a timm encoder export or any state dict with timm/MAE
 // encoder names ("module." stripped), resampling the position embedding bicubically when the
 // pre-training grid differs, and reports every mismatch at once with the dimensions that differ.
@@ -128,6 +130,13 @@ public:
                 backend_traits<B>::copy_from_host(host.data(), n, p);
             } else if (e.name == "cls_token") {
                 fill_normal<B>(p, n, gen, 0, T(0), T(0.02));
+            } else if (const double fan_in = torch_conv_fan_in(e.name); fan_in > 0) {
+                // decoder convolutions: torch's default Conv2d / ConvTranspose2d init, which MONAI
+                // keeps: kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the
+                // weight, the same bound for the bias; fan_in = numel / shape[0] of the weight (for
+                // [in, out, kh, kw] transposed weights that is out * kh * kw, as torch computes it)
+                const T a = static_cast<T>(1.0 / std::sqrt(fan_in));
+                fill_uniform<B>(p, n, gen, 0, -a, a);
             } else if (e.name.ends_with(".bias")) {
                 backend_traits<B>::fill(p, n, T(0));
             } else if (e.name.find("norm") != std::string::npos && e.shape.rank() == 1) {
@@ -299,6 +308,18 @@ public:
     }
 
 private:
+    /// fan_in of torch's default initialisation when `name` is a convolution weight of the decoder
+    /// (rank 4, under "decoder.") or the bias of one: numel / shape[0] of the weight; 0 otherwise.
+    double torch_conv_fan_in(const std::string& name) const {
+        if (!name.starts_with("decoder.")) return 0;
+        std::string w = name;
+        if (name.ends_with(".bias")) w = name.substr(0, name.size() - 5) + ".weight";
+        if (!table_.contains(w)) return 0;
+        const auto& e = table_.find(w);
+        if (e.shape.rank() != 4) return 0;
+        return static_cast<double>(e.numel()) / static_cast<double>(e.shape[0]);
+    }
+
     template <class E>
     static void detail_require(bool ok, const std::string& what) {
         if (!ok) throw E(what);

@@ -36,14 +36,15 @@
 // so that a converter of a MONAI checkpoint maps names 1:1 (strip "decoder.", MONAI's "vit.*" maps
 // to the encoder separately). Transposed-convolution weights are [in, out, 2, 2] as torch's.
 //
-// Initialisation is segmentation_model::init's for every tensor: xavier_uniform with fan_out =
-// shape[0] and fan_in = the rest (so [in, out, 2, 2] for the transposed convolutions), affine norm
-// weights 1, biases 0 (MONAI leaves torch's default kaiming_uniform(a = sqrt(5)) in place; the
-// instance norm after each residual-block convolution makes that convolution's scale immaterial,
-// the transposed and output convolutions' scale is not).
+// Initialisation (segmentation_model::init) is torch's default for Conv2d / ConvTranspose2d, which
+// MONAI leaves in place: kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
+// fan_in = numel / shape[0] of the weight (so out * 2 * 2 for the [in, out, 2, 2] transposed
+// convolutions, as torch computes it), the output convolution's bias from the same bound; affine
+// norm weights 1, biases 0.
 //
 // The decoder is a short tape of operations over nodes (feature maps, each with a value and a
-// gradient buffer in the model's arena); backward runs the tape in reverse and accumulates.
+// gradient buffer in the model's arena); backward runs the tape in reverse, the first contribution
+// to a gradient overwriting it and later ones accumulating (no buffer is cleared first).
 // LeakyReLU and the residual sum run in place on the second norm's output.
 
 #include <algorithm>
@@ -259,41 +260,60 @@ public:
     /// read (others null).
     const T* backward(const T* P, T* G, const encoder_outputs<T>& e, const T* dlogits, std::vector<const T*>& g_hidden) {
         const index_t n = e.n, L = cfg_.encoder.num_patches(), E = cfg_.encoder.embed_dim;
-        for (std::size_t i = 1; i < nodes_.size(); ++i)
-            backend_traits<B>::fill(acts_.g[i], static_cast<std::size_t>(count(static_cast<int>(i), n)), T(0));
+        // No gradient buffer is cleared: the first contribution to a node's gradient overwrites
+        // it, later ones accumulate (written_); a gradient read before any write is cleared then.
+        written_.assign(nodes_.size(), false);
+        auto first = [&](int id) {  // whether the next write to node id's gradient is its first
+            const bool f = !written_[static_cast<std::size_t>(id)];
+            written_[static_cast<std::size_t>(id)] = true;
+            return f;
+        };
+        auto gout_of = [&](int id) {
+            if (first(id))
+                backend_traits<B>::fill(acts_.g[static_cast<std::size_t>(id)], static_cast<std::size_t>(count(id, n)), T(0));
+            return acts_.g[static_cast<std::size_t>(id)];
+        };
         T* scratch = acts_.scratch;
         nn::conv2d_backward<B>(acts_.g[static_cast<std::size_t>(last_)], G + out_w_, G + out_b_, dlogits, val(last_),
-                               P + out_w_, out_dims(n), scratch, true);
+                               P + out_w_, out_dims(n), scratch, !first(last_));
         for (auto it = ops_.rbegin(); it != ops_.rend(); ++it) {
             const op& o = *it;
-            T* gout = acts_.g[static_cast<std::size_t>(o.out)];
+            T* gout = gout_of(o.out);
             T* ga = acts_.g[static_cast<std::size_t>(o.a)];
             switch (o.k) {
             case kind::conv:
                 nn::conv2d_backward<B>(ga, G + o.w, static_cast<T*>(nullptr), gout, val(o.a), P + o.w, conv_dims(o, n),
-                                       scratch, true);
+                                       scratch, ga && !first(o.a));
                 break;
             case kind::tconv:
                 nn::conv_transpose2d_backward<B>(ga, G + o.w, static_cast<T*>(nullptr), gout, val(o.a), P + o.w,
-                                                 tconv_dims(o, n), scratch, true);
+                                                 tconv_dims(o, n), scratch, ga && !first(o.a));
                 break;
             case kind::norm: {
                 const auto s = static_cast<std::size_t>(o.stat);
                 nn::instance_norm_backward<B>(ga, o.w >= 0 ? G + o.w : nullptr, o.bias >= 0 ? G + o.bias : nullptr, gout,
                                               val(o.a), acts_.mean[s], acts_.rstd[s], o.w >= 0 ? P + o.w : nullptr,
-                                              norm_dims(o, n), true);
+                                              norm_dims(o, n), ga && !first(o.a));
                 break;
             }
             case kind::lrelu:  // in place: the gradient of the output becomes that of the input
                 nn::leaky_relu_backward<B>(gout, gout, acts_.v[static_cast<std::size_t>(o.out)], count(o.out, n));
                 break;
-            case kind::add:
-                if (T* gb = acts_.g[static_cast<std::size_t>(o.b)]) detail::accumulate<B>(gb, gout, count(o.out, n));
+            case kind::add:  // out is a (in place); b gets a copy or a sum
+                if (T* gb = acts_.g[static_cast<std::size_t>(o.b)]) {
+                    if (first(o.b))
+                        backend_traits<B>::copy(gout, static_cast<std::size_t>(count(o.out, n)), gb);
+                    else
+                        detail::accumulate<B>(gb, gout, count(o.out, n));
+                }
                 break;
             case kind::concat: {
                 const auto& na = nodes_[static_cast<std::size_t>(o.a)];
-                nn::channel_concat_backward<B>(ga, acts_.g[static_cast<std::size_t>(o.b)], gout, n, na.c,
-                                               nodes_[static_cast<std::size_t>(o.b)].c, na.s * na.s, true);
+                const index_t cb = nodes_[static_cast<std::size_t>(o.b)].c, hw = na.s * na.s;
+                T* gb = acts_.g[static_cast<std::size_t>(o.b)];
+                // each half on its own, overwritten or accumulated as its node needs
+                if (ga) nn::channel_concat_backward<B>(ga, static_cast<T*>(nullptr), gout, n, na.c, cb, hw, !first(o.a));
+                if (gb) nn::channel_concat_backward<B>(static_cast<T*>(nullptr), gb, gout, n, na.c, cb, hw, !first(o.b));
                 break;
             }
             }
@@ -411,6 +431,7 @@ private:
     int last_ = 0, norms_ = 0;
     index_t out_w_ = 0, out_b_ = 0;
     activations acts_;
+    std::vector<bool> written_;  // backward: whether a node's gradient holds a contribution yet
     const T* img_ = nullptr;
 };
 
