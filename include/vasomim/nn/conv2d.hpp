@@ -176,12 +176,17 @@ bool use_direct_conv(const conv2d_dims& d) {
 template <class T>
 struct conv_vec {
     typedef T type __attribute__((vector_size(64)));
+    // the same vector at any address of a T: loaded straight into a register (a memcpy into a
+    // vector variable went through the stack in two halves, and the reload stalled on them)
+    typedef T unaligned __attribute__((vector_size(64), aligned(alignof(T)), may_alias));
 };
+inline constexpr index_t conv2d_direct8_max_kw = 16;  ///< wider kernels take conv2d_direct
 template <index_t NV, backend_policy B, class T>
 void conv2d_direct8(T* out, const T* in, const T* w, const T* bias, const conv2d_dims& d, index_t base, index_t so,
                     index_t si, index_t sy, index_t sx, bool accumulate) {
     using V = typename conv_vec<T>::type;
-    constexpr index_t CB = 8, L = static_cast<index_t>(64 / sizeof(T)), XB = NV * L;
+    using VU = typename conv_vec<T>::unaligned;
+    constexpr index_t CB = 8, L = static_cast<index_t>(64 / sizeof(T)), XB = NV * L, max_kw = conv2d_direct8_max_kw;
     const index_t C = d.cin, H = d.h, W = d.w, kh = d.kh, kw = d.kw, p = d.pad, cout = d.cout;
     const index_t oh = d.oh(), ow = d.ow(), ncb = cout / CB;
     parallel_for<B>(d.n * ncb * oh, [=](std::int64_t r) {
@@ -204,19 +209,21 @@ void conv2d_direct8(T* out, const T* in, const T* w, const T* bias, const conv2d
                     if (y < 0 || y >= H) continue;
                     const T* row = plane + y * W;
                     const T* wrow = w + (base + co0 * so + ci * si + ky * sy);
-                    for (index_t kx = 0; kx < kw; ++kx) {
-                        const index_t off = xs + kx - p;
-                        V v[NV];
-                        if (interior) {
-                            std::memcpy(v, row + off, sizeof v);
-                        } else {
-                            T t[XB];
-                            for (index_t j = 0; j < XB; ++j) {
-                                const index_t x = off + j;
-                                t[j] = x >= 0 && x < W ? row[x] : T(0);
-                            }
-                            std::memcpy(v, t, sizeof v);
+                    // edge blocks: the block's span of the row (XB + kw - 1 values, zeros outside)
+                    // copied once for all kx
+                    T t[XB + max_kw - 1];
+                    const T* src = row + xs - p;
+                    if (!interior) {
+                        for (index_t j = 0; j < XB + kw - 1; ++j) {
+                            const index_t x = xs - p + j;
+                            t[j] = x >= 0 && x < W ? row[x] : T(0);
                         }
+                        src = t;
+                    }
+                    for (index_t kx = 0; kx < kw; ++kx) {
+                        V v[NV];
+#pragma GCC unroll 4
+                        for (index_t k = 0; k < NV; ++k) v[k] = *reinterpret_cast<const VU*>(src + kx + k * L);
                         const T* wp = wrow + kx * sx;
 #pragma GCC unroll 8
                         for (index_t c = 0; c < CB; ++c) {
@@ -255,7 +262,7 @@ void conv2d_direct_any(T* out, const T* in, const T* w, const T* bias, const con
 #else
     constexpr index_t nv = 1;
 #endif
-    if (d.cout % 8 == 0) {
+    if (d.cout % 8 == 0 && d.kw <= conv2d_direct8_max_kw) {
         conv2d_direct8<nv, B>(out, in, w, bias, d, base, so, si, sy, sx, accumulate);
         return;
     }
