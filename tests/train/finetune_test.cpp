@@ -39,7 +39,9 @@ std::vector<data::segmentation_sample> synthetic(std::size_t n, std::uint64_t se
     std::vector<data::segmentation_sample> out;
     for (std::size_t i = 0; i < n; ++i) {
         auto a = data::make_synthetic_angiogram(o, seed, i);
-        out.push_back({"s" + std::to_string(i), a.image, a.mask});
+        std::string name = "s";  // appended, not "s" + ...: GCC 12 -O3 warns falsely (-Wrestrict)
+        name += std::to_string(i);
+        out.push_back({name, a.image, a.mask});
     }
     return out;
 }
