@@ -217,6 +217,10 @@ step() {  # name folder command... : runs unless folder/DONE exists; the log in 
         tail -n 20 "$out/logs/$name.log" >&2
         die "$name failed (log: $out/logs/$name.log)"
     fi
+    # vasomim-pretrain exits 0 when a signal stops it (it saves a checkpoint): not a finished step
+    if grep -q '^done: .*(interrupted)' "$out/logs/$name.log"; then
+        die "$name was interrupted (log: $out/logs/$name.log); run the script again to redo it"
+    fi
     echo "$(( $(date +%s) - t0 ))" >"$dir/DONE"
     log "$name: $(( $(date +%s) - t0 )) s"
 }
