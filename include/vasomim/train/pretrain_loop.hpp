@@ -37,6 +37,7 @@
 #include "vasomim/train/checkpoint.hpp"
 #include "vasomim/train/interrupt.hpp"
 #include "vasomim/train/panel.hpp"
+#include "vasomim/train/progress.hpp"
 
 namespace vasomim::train {
 
@@ -72,14 +73,6 @@ struct pretrain_summary {
     std::optional<std::filesystem::path> last_checkpoint;
 };
 
-namespace detail {
-inline std::string clock_text(double seconds) {
-    const auto s = static_cast<long>(std::max(0.0, seconds));
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
-    return buf;
-}
-}  // namespace detail
 
 /// Runs (or resumes) pre-training of `model` on `loader`'s batches as one rank of `comm`; returns
 /// what happened. Only rank 0 writes to `log`.
@@ -246,15 +239,8 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
             std::snprintf(row, sizeof row, "%llu,%lld,%.6g,%.6f,%.6f,%.6f,%.1f\n", static_cast<unsigned long long>(step),
                           static_cast<long long>(epoch), ctx.lr, l.loss, l.rec, l.cons, inst);
             if (root) csv << row << std::flush;  // readable while the run goes on, complete after a crash
-            if (o.show_progress && root) {
-                const double done = double(step) / double(end);
-                const int width = 24, filled = static_cast<int>(done * width);
-                const double eta = rate > 0 ? double(end - step) * double(global_batch) / rate : 0;
-                std::fprintf(stderr, "\r epoch %lld/%lld [%-*s] %3.0f%%  loss %.4f  lr %.2e  %.0f img/s  ETA %s ",
-                             static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs), width,
-                             std::string(static_cast<std::size_t>(filled), '=').c_str(), 100 * done, l.loss, ctx.lr,
-                             rate, detail::clock_text(eta).c_str());
-            }
+            if (o.show_progress && root)
+                draw_progress(stderr, epoch + 1, o.epochs, step, end, l.loss, ctx.lr, rate, double(global_batch));
             const bool boundary = step % o.accum_iter == 0;
             const bool epoch_end = step % per_epoch == 0;
             if (boundary && (o.checkpoint_every ? step % o.checkpoint_every == 0 : epoch_end)) save(step);
