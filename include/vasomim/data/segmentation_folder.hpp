@@ -24,6 +24,7 @@
 
 #include "vasomim/core/error.hpp"
 #include "vasomim/io/image.hpp"
+#include "vasomim/io/image_files.hpp"
 
 namespace vasomim::data {
 
@@ -39,25 +40,6 @@ struct segmentation_sample {
     xt::xtensor<std::uint8_t, 2> image, mask;
 };
 
-namespace detail {
-/// The files of `dir` with an extension read_gray8 reads (not DICOM), sorted by name.
-inline std::vector<std::filesystem::path> labelled_folder_images(const std::filesystem::path& dir) {
-    std::vector<std::filesystem::path> out;
-    std::error_code ec;
-    std::filesystem::directory_iterator it(dir, ec);
-    if (ec) throw io_error("cannot list the folder '" + dir.string() + "': " + ec.message());
-    for (const auto& e : it) {
-        std::string x = e.path().extension().string();
-        std::transform(x.begin(), x.end(), x.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-        if (e.is_regular_file(ec) && (x == ".png" || x == ".jpg" || x == ".jpeg" || x == ".bmp" || x == ".tif" ||
-                                      x == ".tiff" || x == ".pgm" || x == ".npy"))
-            out.push_back(e.path());
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-}
-}  // namespace detail
-
 /// The images of DIR/images paired with their masks in DIR/masks (see the header comment). An
 /// image without a mask is an error naming both folders, unless `allow_unlabelled`.
 inline std::vector<labelled_file> list_labelled_files(const std::filesystem::path& dir, const std::string& mask_suffix = "auto",
@@ -70,7 +52,8 @@ inline std::vector<labelled_file> list_labelled_files(const std::filesystem::pat
     if (mask_suffix == "auto") suffixes = {"", "_gt", "_mask", "_label"};
     else suffixes = {mask_suffix};
     std::vector<labelled_file> out;
-    for (const auto& p : detail::labelled_folder_images(images)) {
+    for (const auto& p : io::list_image_files(images)) {
+        if (io::has_dicom_extension(p)) continue;  // masks pair by file stem; cine runs are not labelled here
         labelled_file f{p.stem().string(), p, {}};
         for (const auto& s : suffixes) {
             for (const std::string& ext : {std::string(".png"), p.extension().string()}) {
