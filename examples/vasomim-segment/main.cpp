@@ -60,9 +60,13 @@ std::vector<fs::path> expand(const std::vector<fs::path>& inputs) {
     std::vector<fs::path> out;
     for (const auto& p : inputs) {
         if (fs::is_directory(p)) {
-            const auto files = data::detail::labelled_folder_images(p);
-            if (files.empty()) throw config_error("folder " + p.string() + " holds no images");
-            out.insert(out.end(), files.begin(), files.end());
+            std::size_t found = 0;
+            for (const auto& f : io::list_image_files(p))
+                if (!io::has_dicom_extension(f)) {  // outputs are named by file stem
+                    out.push_back(f);
+                    ++found;
+                }
+            if (found == 0) throw config_error("folder " + p.string() + " holds no images");
         } else {
             out.push_back(p);  // a missing or unreadable file is reported when it is read
         }
