@@ -16,11 +16,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 seconds=${1:-25}
 shift || true
-# dicom is run by name only (tools/fuzz.sh 60 dicom) until its open finding is guarded: an RLE
-# frame whose segment offset lies past its fragment crashes Debian's DCMTK 3.6.7 inside
-# DcmRLEDecoder::decompress (input: tests/data/fuzz/open/dicom_rle_segment_offset_past_fragment.dcm);
-# io::dicom_reader must check RLE segment headers before DCMTK decodes a frame.
-all=(png_decode image npy safetensors checkpoint folder_dataset)
+all=(png_decode image npy safetensors checkpoint folder_dataset dicom)
 targets=("${@:-${all[@]}}")
 out=build/fuzz
 mkdir -p "$out"

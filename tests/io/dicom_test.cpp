@@ -197,6 +197,18 @@ TEST(DicomReader, RefusesGarbageMissingPixelsAndMissingFiles) {
     EXPECT_THROW(io::read_gray8(dicom_dir / "missing.dcm#3"), io_error);
 }
 
+// Found by tests/fuzz/dicom_fuzz.cpp: frame 1's second RLE segment offset (2,687,352) lies past its
+// 1,168-byte fragment; DCMTK 3.6.7's RLE decoder read out of bounds on it. Refused before DCMTK.
+TEST(DicomReader, RefusesRleSegmentOffsetsPastTheFragment) {
+    const fs::path file = dicom_dir / "rle_segment_offset_past_fragment.dcm";
+    io::dicom_reader r(file);
+    EXPECT_NO_THROW((void)r.frame_gray8(0));
+    const std::string m = what_of([&] { (void)r.frame_gray8(1); });
+    EXPECT_NE(m.find("rle_segment_offset_past_fragment.dcm#1' is damaged RLE data"), std::string::npos) << m;
+    EXPECT_NE(m.find("segment 1 starts at byte 2687352 of a 1168-byte fragment"), std::string::npos) << m;
+    EXPECT_THROW((void)io::read_gray8(file.string() + "#1"), format_error);
+}
+
 TEST(DicomReader, RefusesFramesPastTheEndNamingFileAndFrame) {
     io::dicom_reader r(dicom_dir / "multi16_rle.dcm");
     EXPECT_THROW(r.frame_gray8(3), value_error);

@@ -63,6 +63,8 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcxfer.h>
@@ -304,6 +306,7 @@ public:
                                info_.transfer_syntax + ")");
         pixels_ = dynamic_cast<DcmPixelData*>(el);
         if (pixels_ == nullptr) throw format_error("read_dicom: '" + name() + "': Pixel Data is not pixel data");
+        xfer_ = xfer;
         if (!detail::dicom_xfer_supported(xfer))
             throw format_error("read_dicom: '" + name() + "': transfer syntax '" + info_.transfer_syntax + "' (" +
                                DcmXfer(xfer).getXferID() + ") is not supported (supported: uncompressed, RLE, JPEG "
@@ -427,6 +430,46 @@ public:
 
 private:
     std::string name() const { return path_.string(); }
+
+    /// DCMTK 3.6.7's RLE decoder trusts the segment offsets of a frame's RLE header and reads past
+    /// the fragment when one lies beyond it (found by tests/fuzz/dicom_fuzz.cpp). The header is
+    /// checked here first (PS3.5 G.5: one fragment per frame; 64 bytes, the segment count - one per
+    /// byte of each sample - then the offsets, the first 64, increasing, inside the fragment).
+    void check_rle_frame(std::size_t k) const {
+        auto fail = [&](const std::string& why) {
+            return format_error("read_dicom: '" + frame_name(k) + "' is damaged RLE data: " + why);
+        };
+        DcmPixelSequence* seq = nullptr;
+        if (pixels_->getEncapsulatedRepresentation(xfer_, nullptr, seq).bad() || seq == nullptr)
+            throw fail("no encapsulated pixel data");
+        if (seq->card() != info_.frames + 1)
+            throw fail(std::to_string(seq->card()) + " items for " + std::to_string(info_.frames) +
+                       " frames (RLE takes an offset table and one fragment per frame)");
+        DcmPixelItem* item = nullptr;
+        Uint8* bytes = nullptr;
+        if (seq->getItem(item, static_cast<unsigned long>(k + 1)).bad() || item == nullptr ||
+            item->getUint8Array(bytes).bad())
+            throw fail("its fragment cannot be read");
+        const Uint32 len = item->getLength();
+        if (len < 64 || bytes == nullptr) throw fail("a fragment of " + std::to_string(len) + " bytes (the header alone is 64)");
+        auto le32 = [&](std::size_t i) {
+            return Uint32(bytes[4 * i]) | Uint32(bytes[4 * i + 1]) << 8 | Uint32(bytes[4 * i + 2]) << 16 |
+                   Uint32(bytes[4 * i + 3]) << 24;
+        };
+        const Uint32 segments = le32(0);
+        const Uint32 expected = static_cast<Uint32>(info_.samples_per_pixel) * ((info_.bits_allocated + 7u) / 8u);
+        if (segments != expected)
+            throw fail(std::to_string(segments) + " segments where " + std::to_string(expected) + " are expected");
+        Uint32 previous = 0;
+        for (Uint32 i = 0; i < segments; ++i) {
+            const Uint32 offset = le32(1 + i);
+            if ((i == 0 && offset != 64) || (i > 0 && offset <= previous) || offset >= len)
+                throw fail("segment " + std::to_string(i) + " starts at byte " + std::to_string(offset) + " of a " +
+                           std::to_string(len) + "-byte fragment");
+            previous = offset;
+        }
+    }
+
     std::string frame_name(std::size_t k) const { return frame_ref_string(path_, k); }
 
     /// Decodes frame k into gray_ (stored values, luminance for colour) and returns their range.
@@ -434,6 +477,7 @@ private:
         if (k >= info_.frames)
             throw value_error("read_dicom: frame " + std::to_string(k) + " is past the end of '" + name() + "' (" +
                               std::to_string(info_.frames) + " frames, numbered from 0)");
+        if (xfer_ == EXS_RLELossless) check_rle_frame(k);
         buffer_.resize(frame_bytes_ + 1);
         Uint32 start = (k == next_frame_) ? next_fragment_ : 0;
         OFString model;
@@ -552,6 +596,7 @@ private:
     dicom_options options_;
     std::unique_ptr<DcmFileFormat> file_;
     DcmPixelData* pixels_ = nullptr;
+    E_TransferSyntax xfer_ = EXS_Unknown;
     DcmFileCache cache_;
     dicom_info info_;
     bool planar_ = false;
