@@ -1,11 +1,16 @@
 // Finite-difference gradient checks (double) of the UNeXt layers on every backend (conv2d dense,
 // grouped and depthwise; batch norm in training and eval; 2x2 max pooling; ReLU; bilinear x2
 // upsampling; token shift; shifted-MLP block; overlapping patch embedding), plus forward checks
-// against direct host references.
+// against direct host references, and synchronised batch norm over two half batches in two threads.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "nn/gradcheck.hpp"
@@ -55,6 +60,34 @@ std::vector<double> conv_reference(const std::vector<double>& x, const std::vect
                 }
     return out;
 }
+
+/// A cross_rank_sum for two "ranks" in two threads of one process: each call waits for the other
+/// rank's and both get the element-wise sum, as an allreduce would.
+class two_rank_sum {
+public:
+    void operator()(double* v, index_t n) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        const int round = round_;
+        if (arrived_ == 0) acc_.assign(v, v + n);
+        else
+            for (index_t i = 0; i < n; ++i) acc_[sz(i)] += v[i];
+        if (++arrived_ == 2) {
+            arrived_ = 0;
+            result_ = acc_;  // kept until both have read it: the next round needs both ranks
+            ++round_;
+            done_.notify_all();
+        } else {
+            done_.wait(lock, [&] { return round_ != round; });
+        }
+        std::copy(result_.begin(), result_.begin() + n, v);
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable done_;
+    std::vector<double> acc_, result_;
+    int arrived_ = 0, round_ = 0;
+};
 
 template <class B>
 class NnConvLayers : public ::testing::Test {
@@ -166,6 +199,70 @@ TYPED_TEST(NnConvLayers, BatchNormTrainingGradientsAndRunningStats) {
             EXPECT_NEAR(ho[sz(c * d.hw)], (x0[sz(c * d.hw)] - nm) / std::sqrt(nv + 1e-5), 1e-12);
         }
     }
+}
+
+TYPED_TEST(NnConvLayers, SyncBatchNormOfTwoHalvesIsTheWholeBatchs) {
+    using B = TypeParam;
+    const nn::batch_norm_dims whole{4, 3, 10}, half{2, 3, 10};
+    const index_t n = whole.n * whole.c * whole.hw, nh = n / 2;
+    auto x0 = test::random_vector(sz(n), 21);
+    for (auto& v : x0) v = 2 * v + 0.5;
+    const auto g0 = test::random_vector(sz(n), 22);
+    const std::vector<double> w0{0.5, 1.5, -1.0}, b0{0.1, 0.0, -0.2}, rm0{0.1, -0.2, 0.3}, rv0{1.0, 0.5, 2.0};
+    struct result {
+        std::vector<double> out, dx, dw, db, rm, rv;
+    };
+    // forward and backward (training) of images [first, first + d.n) of the batch
+    auto run = [&](const nn::batch_norm_dims& d, index_t first, const cross_rank_sum& sum) {
+        const index_t m = d.n * d.c * d.hw, at = first * d.c * d.hw;
+        auto x = up<B>(std::vector<double>(x0.begin() + at, x0.begin() + at + m));
+        auto g = up<B>(std::vector<double>(g0.begin() + at, g0.begin() + at + m));
+        auto w = up<B>(w0), b = up<B>(b0), rm = up<B>(rm0), rv = up<B>(rv0);
+        auto out = zeros<B>(m), mean = zeros<B>(d.c), rstd = zeros<B>(d.c), dx = zeros<B>(m);
+        auto dw = zeros<B>(d.c), db = zeros<B>(d.c), sums = zeros<B>(nn::sync_batch_norm_scratch(d.c));
+        nn::sync_batch_norm_forward<B>(out.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(), w.data(),
+                                       b.data(), d, true, sum, sums.data());
+        nn::sync_batch_norm_backward<B>(dx.data(), dw.data(), db.data(), g.data(), x.data(), mean.data(), rstd.data(),
+                                        w.data(), d, true, sum, sums.data());
+        return result{out.to_host(), dx.to_host(), dw.to_host(), db.to_host(), rm.to_host(), rv.to_host()};
+    };
+    const result all = run(whole, 0, {});  // no hook: batch_norm_forward / _backward
+
+    // one rank (a sum that adds nothing): the plain path bit for bit
+    const result alone = run(whole, 0, [](double*, index_t) {});
+    EXPECT_EQ(alone.out, all.out);
+    EXPECT_EQ(alone.dx, all.dx);
+    EXPECT_EQ(alone.dw, all.dw);
+    EXPECT_EQ(alone.db, all.db);
+    EXPECT_EQ(alone.rm, all.rm);
+    EXPECT_EQ(alone.rv, all.rv);
+
+    // two ranks with half the batch each: the whole batch's outputs, input gradients and running
+    // statistics; the weight and bias gradients are shares that add up to the whole batch's
+    two_rank_sum sum;
+    result first, second;
+    std::thread other([&] { second = run(half, 2, std::ref(sum)); });
+    first = run(half, 0, std::ref(sum));
+    other.join();
+    for (index_t i = 0; i < nh; ++i) {
+        EXPECT_NEAR(first.out[sz(i)], all.out[sz(i)], 1e-12) << i;
+        EXPECT_NEAR(second.out[sz(i)], all.out[sz(nh + i)], 1e-12) << i;
+        EXPECT_NEAR(first.dx[sz(i)], all.dx[sz(i)], 1e-12) << i;
+        EXPECT_NEAR(second.dx[sz(i)], all.dx[sz(nh + i)], 1e-12) << i;
+    }
+    for (index_t c = 0; c < whole.c; ++c) {
+        EXPECT_NEAR(first.dw[sz(c)] + second.dw[sz(c)], all.dw[sz(c)], 1e-12);
+        EXPECT_NEAR(first.db[sz(c)] + second.db[sz(c)], all.db[sz(c)], 1e-12);
+        EXPECT_NEAR(first.rm[sz(c)], all.rm[sz(c)], 1e-12);
+        EXPECT_NEAR(first.rv[sz(c)], all.rv[sz(c)], 1e-12);
+        EXPECT_EQ(first.rm[sz(c)], second.rm[sz(c)]);
+        EXPECT_EQ(first.rv[sz(c)], second.rv[sz(c)]);
+    }
+    // without the sum a half batch normalises by its own statistics: far from the whole batch's
+    const result own = run(half, 0, {});
+    double apart = 0;
+    for (index_t i = 0; i < nh; ++i) apart = std::max(apart, std::abs(own.out[sz(i)] - all.out[sz(i)]));
+    EXPECT_GT(apart, 1e-2);
 }
 
 TYPED_TEST(NnConvLayers, MaxPoolReluUpsample) {

@@ -3,8 +3,13 @@
 // and updates running_mean / running_var with momentum 0.1 (unbiased variance for running_var);
 // eval normalises with the running statistics. eps 1e-5. Per-channel sums run over n*h*w elements
 // and cancel strongly in the backward, so they accumulate in double.
+// sync_batch_norm_forward / _backward: the same over the batches of every rank of data-parallel
+// training (PyTorch SyncBatchNorm), through a host-side cross_rank_sum.
+
+#include <vector>
 
 #include "vasomim/backend/algorithms.hpp"
+#include "vasomim/core/cross_rank_sum.hpp"
 #include "vasomim/core/scalar_math.hpp"
 #include "vasomim/nn/detail/row_kernels.hpp"
 
@@ -77,6 +82,114 @@ void batch_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T
         if (!dx) return;
         const T m = static_cast<T>(n * hw), sc = w[ch] * rs;
         const T mg = training ? sg / m : T(0), kx = training ? rs * sgx / m : T(0);
+        for (index_t i = 0; i < n; ++i) {
+            const index_t k0 = (i * c + ch) * hw;
+            const T* g = dout + k0;
+            const T* xr = x + k0;
+            T* o = dx + k0;
+            for (index_t j = 0; j < hw; ++j) o[j] = sc * (g[j] - mg - (xr[j] - mu) * kx);
+        }
+    });
+}
+
+namespace detail {
+/// Sums k doubles of backend memory across ranks, with `count` (host) appended; returns the global count.
+template <backend_policy B>
+double sum_across_ranks(double* sums, index_t k, double count, const cross_rank_sum& sum) {
+    std::vector<double> host(static_cast<std::size_t>(k + 1));
+    backend_traits<B>::copy_to_host(sums, static_cast<std::size_t>(k), host.data());
+    host[static_cast<std::size_t>(k)] = count;
+    sum(host.data(), k + 1);
+    backend_traits<B>::copy_from_host(host.data(), static_cast<std::size_t>(k), sums);
+    return host[static_cast<std::size_t>(k)];
+}
+}  // namespace detail
+
+/// Doubles of backend memory that sync_batch_norm_* need for c channels.
+inline constexpr index_t sync_batch_norm_scratch(index_t c) { return 2 * c; }
+
+/// Synchronised BatchNorm (PyTorch SyncBatchNorm): batch_norm_forward over the union of every
+/// rank's batch. In training, `sum` adds up across ranks the per-channel sums and the element count,
+/// then the sums of squares about the global mean (two passes, like the local path, so that N ranks
+/// x batch b match one process x batch N b to double round-off); the running statistics take the
+/// global mean and unbiased variance (global count). `sums`: sync_batch_norm_scratch(c) doubles of
+/// backend memory. In eval, or with an empty `sum`, it is batch_norm_forward.
+template <backend_policy B, class T>
+void sync_batch_norm_forward(T* out, T* mean, T* rstd, T* running_mean, T* running_var, const T* x, const T* w,
+                             const T* b, const batch_norm_dims& d, bool training, const cross_rank_sum& sum,
+                             double* sums, double momentum = batch_norm_momentum, double eps = batch_norm_eps) {
+    if (!training || !sum) {
+        batch_norm_forward<B>(out, mean, rstd, running_mean, running_var, x, w, b, d, training, momentum, eps);
+        return;
+    }
+    const index_t n = d.n, c = d.c, hw = d.hw;
+    parallel_for<B>(c, [=] VASOMIM_HOST_DEVICE(std::int64_t ch) {
+        double s = 0;
+        for (index_t i = 0; i < n; ++i) s += detail::lane_sum<double>(x + (i * c + ch) * hw, static_cast<const T*>(nullptr), hw);
+        sums[ch] = s;
+    });
+    const double m = detail::sum_across_ranks<B>(sums, c, static_cast<double>(n * hw), sum);
+    parallel_for<B>(c, [=] VASOMIM_HOST_DEVICE(std::int64_t ch) {
+        const double mud = sums[ch] / m;
+        double vd = 0;
+        for (index_t i = 0; i < n; ++i)
+            vd += detail::lane_sum_centered<double>(x + (i * c + ch) * hw, static_cast<const T*>(nullptr), mud, hw);
+        sums[c + ch] = vd;
+    });
+    detail::sum_across_ranks<B>(sums + c, c, 0.0, sum);
+    const T mom = static_cast<T>(momentum);
+    parallel_for<B>(c, [=] VASOMIM_HOST_DEVICE(std::int64_t ch) {
+        const double mud = sums[ch] / m, vd = sums[c + ch];
+        const T mu = static_cast<T>(mud), v = static_cast<T>(vd);
+        const T rs = static_cast<T>(1.0 / scalar::sqrt_(vd / m + eps));
+        running_mean[ch] = (T(1) - mom) * running_mean[ch] + mom * mu;
+        const T unbiased = m > 1 ? v / static_cast<T>(m - 1) : v;
+        running_var[ch] = (T(1) - mom) * running_var[ch] + mom * unbiased;
+        mean[ch] = mu;
+        rstd[ch] = rs;
+        const T sc = rs * w[ch], sh = b[ch] - mu * rs * w[ch];
+        for (index_t i = 0; i < n; ++i) {
+            const T* xr = x + (i * c + ch) * hw;
+            T* o = out + (i * c + ch) * hw;
+            for (index_t j = 0; j < hw; ++j) o[j] = xr[j] * sc + sh;
+        }
+    });
+}
+
+/// Backward of sync_batch_norm_forward: dw, db accumulate this rank's share (the gradient sum
+/// across ranks completes them, as DDP does for SyncBatchNorm); dx (may alias dout) takes the sums
+/// of dy and dy (x - mean) and the count over every rank through `sum`. With dx null no collective
+/// is made (every rank must pass a null dx for the same layers). In eval, or with an empty `sum`,
+/// it is batch_norm_backward.
+template <backend_policy B, class T>
+void sync_batch_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* mean, const T* rstd,
+                              const T* w, const batch_norm_dims& d, bool training, const cross_rank_sum& sum,
+                              double* sums) {
+    if (!training || !sum) {
+        batch_norm_backward<B>(dx, dw, db, dout, x, mean, rstd, w, d, training);
+        return;
+    }
+    const index_t n = d.n, c = d.c, hw = d.hw;
+    parallel_for<B>(c, [=] VASOMIM_HOST_DEVICE(std::int64_t ch) {
+        const T mu = mean[ch], rs = rstd[ch];
+        double sgd = 0, sgxd = 0;
+        for (index_t i = 0; i < n; ++i) {
+            const index_t k = (i * c + ch) * hw;
+            sgd += detail::lane_sum<double>(dout + k, static_cast<const T*>(nullptr), hw);
+            sgxd += detail::lane_sum_centered<double>(x + k, dout + k, static_cast<double>(mu), hw);
+        }
+        if (dw) dw[ch] += static_cast<T>(sgxd * static_cast<double>(rs));
+        if (db) db[ch] += static_cast<T>(sgd);
+        sums[ch] = sgd;
+        sums[c + ch] = sgxd;
+    });
+    if (!dx) return;
+    const double total = detail::sum_across_ranks<B>(sums, 2 * c, static_cast<double>(n * hw), sum);
+    const T m = static_cast<T>(total);
+    parallel_for<B>(c, [=] VASOMIM_HOST_DEVICE(std::int64_t ch) {
+        const T mu = mean[ch], rs = rstd[ch];
+        const T sg = static_cast<T>(sums[ch]), sgx = static_cast<T>(sums[c + ch] * static_cast<double>(rs));
+        const T sc = w[ch] * rs, mg = sg / m, kx = rs * sgx / m;
         for (index_t i = 0; i < n; ++i) {
             const index_t k0 = (i * c + ch) * hw;
             const T* g = dout + k0;
