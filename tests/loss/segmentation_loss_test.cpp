@@ -77,6 +77,52 @@ TYPED_TEST(SegmentationLoss, BceDiceValuesAndGradients) {
     EXPECT_DOUBLE_EQ(loss::hard_dice<B>(tzp.data(), tt.data(), n, scratch.data()), 1.0);
 }
 
+TYPED_TEST(SegmentationLoss, GlobalBceDiceOfTwoHalvesIsTheWholeBatchs) {
+    // the released loss (one Dice over the batch) with the batch split between two "ranks": each
+    // half's cross_rank_sum adds the other half's sums (recorded first), as an allreduce would
+    using B = TypeParam;
+    const index_t n = 24, half = n / 2;
+    std::vector<double> t(n);
+    for (index_t i = 0; i < n; ++i) t[static_cast<std::size_t>(i)] = (i * 5 % 3 == 0) ? 1.0 : 0.0;
+    const auto z0 = test::random_vector(static_cast<std::size_t>(n), 4, 2.0);
+    auto tz = up<B>(z0), tt = up<B>(t);
+    tensor<double, B> scratch(shape{n + 3}), dz(shape{n});
+    const double whole = loss::bce_dice_loss<B>(tz.data(), tt.data(), 1, n, scratch.data(), dz.data());
+    const auto dwhole = dz.to_host();
+    // one process: the same loss
+    EXPECT_NEAR(loss::global_bce_dice_loss<B>(tz.data(), tt.data(), n, scratch.data(), dz.data(), {}), whole, 1e-12);
+    std::vector<double> sums[2];
+    auto part = [&](int r, const cross_rank_sum& sum, tensor<double, B>& g) {
+        return loss::global_bce_dice_loss<B>(tz.data() + r * half, tt.data() + r * half, half, scratch.data(), g.data(), sum);
+    };
+    tensor<double, B> g0(shape{half}), g1(shape{half});
+    for (int r : {0, 1}) part(r, [&](double* v, index_t k) { sums[r].assign(v, v + k); }, g0);
+    auto add = [&](int other) {
+        return [&, other](double* v, index_t k) {
+            for (index_t i = 0; i < k; ++i) v[i] += sums[other][static_cast<std::size_t>(i)];
+        };
+    };
+    EXPECT_NEAR(part(0, add(1), g0), whole, 1e-12);
+    EXPECT_NEAR(part(1, add(0), g1), whole, 1e-12);
+    const auto d0 = g0.to_host(), d1 = g1.to_host();
+    for (index_t i = 0; i < half; ++i) {
+        EXPECT_NEAR(d0[static_cast<std::size_t>(i)], dwhole[static_cast<std::size_t>(i)], 1e-15) << i;
+        EXPECT_NEAR(d1[static_cast<std::size_t>(i)], dwhole[static_cast<std::size_t>(half + i)], 1e-15) << i;
+    }
+    // hard Dice: the whole batch's too
+    const double hard = loss::hard_dice<B>(tz.data(), tt.data(), n, scratch.data());
+    std::vector<double> hs[2];
+    for (int r : {0, 1})
+        loss::hard_dice<B>(tz.data() + r * half, tt.data() + r * half, half, scratch.data(),
+                           [&](double* v, index_t k) { hs[r].assign(v, v + k); });
+    EXPECT_DOUBLE_EQ(loss::hard_dice<B>(tz.data(), tt.data(), half, scratch.data(),
+                                        [&](double* v, index_t) {
+                                            v[0] += hs[1][0];
+                                            v[1] += hs[1][1];
+                                        }),
+                     hard);
+}
+
 TYPED_TEST(SegmentationLoss, ConsistencyGradientWithRespectToPredictions) {
     using B = TypeParam;
     const loss::consistency_dims d{1, 3, 32, 32, 16};

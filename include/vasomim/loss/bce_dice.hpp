@@ -4,10 +4,13 @@
 //   soft Dice on sigmoid(z) per sample (smooth 1e-5, as UNeXt's losses.py), 1 - mean Dice,
 //   and the segmentor's training loss 0.5 * BCE + 0.5 * (1 - Dice) (DESIGN 4.4).
 // Each returns the loss and, when dz is given, writes (or adds, `accumulate`) weight * dL/dz.
+// Under data parallelism global_bce_dice_loss and hard_dice take their sums over every rank's
+// elements (a cross_rank_sum), so that they equal one process's over the global batch.
 
 #include <cstdint>
 
 #include "vasomim/backend/algorithms.hpp"
+#include "vasomim/core/cross_rank_sum.hpp"
 #include "vasomim/core/functional.hpp"
 #include "vasomim/core/scalar_math.hpp"
 
@@ -80,14 +83,51 @@ T bce_dice_loss(const T* z, const T* t, index_t batch, index_t per, T* scratch, 
     return T(0.5) * bce + T(0.5) * dice;
 }
 
-/// Hard Dice of (sigmoid(z) > 0.5, i.e. z > 0) against a binary target, over n elements (host value).
+/// The segmentor's loss as released (bce_dice_loss with ONE Dice over the whole batch) when the
+/// batch is split across ranks: this rank holds n of its elements, and `across` sums over every
+/// rank the BCE total and count and the Dice's intersection and p + t sums. The loss, and dz (this
+/// rank's part of the global loss's gradient), are then those of one process with the whole batch,
+/// so the parameter gradients are to be summed across ranks, not averaged. Empty `across`: one
+/// process (sums in double, unlike bce_dice_loss). scratch holds n elements.
 template <backend_policy B, class T>
-double hard_dice(const T* z, const T* t, index_t n, T* scratch) {
+T global_bce_dice_loss(const T* z, const T* t, index_t n, T* scratch, T* dz, const cross_rank_sum& across) {
+    const auto count = static_cast<std::size_t>(n);
+    auto total = [&] { return backend_traits<B>::transform_reduce(scratch, count, 0.0, identity{}, plus{}); };
+    double v[4];
+    parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        const T u = z[i], a = u < T(0) ? -u : u;
+        scratch[i] = (u > T(0) ? u : T(0)) - u * t[i] + scalar::log1p_(scalar::exp_(-a));
+    });
+    v[0] = total();
+    parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { scratch[i] = scalar::sigmoid(z[i]) * t[i]; });
+    v[1] = total();
+    parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { scratch[i] = scalar::sigmoid(z[i]) + t[i]; });
+    v[2] = total();
+    v[3] = static_cast<double>(n);
+    if (across) across(v, 4);
+    const double inter = 2 * v[1] + dice_smooth, denom = v[2] + dice_smooth;
+    if (dz) {
+        const T sb = static_cast<T>(0.5 / v[3]), ti = static_cast<T>(inter), td = static_cast<T>(denom);
+        parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+            const T p = scalar::sigmoid(z[i]);
+            const T dd = (T(2) * t[i] * td - ti) / (td * td);
+            dz[i] = sb * (p - t[i]) - T(0.5) * dd * p * (T(1) - p);
+        });
+    }
+    return static_cast<T>(0.5 * (v[0] / v[3]) + 0.5 * (1 - inter / denom));
+}
+
+/// Hard Dice of (sigmoid(z) > 0.5, i.e. z > 0) against a binary target, over n elements (host
+/// value); with `across`, over every rank's elements.
+template <backend_policy B, class T>
+double hard_dice(const T* z, const T* t, index_t n, T* scratch, const cross_rank_sum& across = {}) {
     parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { scratch[i] = (z[i] > T(0) ? T(1) : T(0)) * t[i]; });
-    const double inter = backend_traits<B>::reduce(scratch, static_cast<std::size_t>(n), T(0), plus{});
+    double v[2];
+    v[0] = backend_traits<B>::reduce(scratch, static_cast<std::size_t>(n), T(0), plus{});
     parallel_for<B>(n, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { scratch[i] = (z[i] > T(0) ? T(1) : T(0)) + t[i]; });
-    const double sum = backend_traits<B>::reduce(scratch, static_cast<std::size_t>(n), T(0), plus{});
-    return sum > 0 ? 2 * inter / sum : 1.0;
+    v[1] = backend_traits<B>::reduce(scratch, static_cast<std::size_t>(n), T(0), plus{});
+    if (across) across(v, 2);
+    return v[1] > 0 ? 2 * v[0] / v[1] : 1.0;
 }
 
 }  // namespace vasomim::loss
