@@ -17,9 +17,11 @@
 //   - an error on any rank is printed as "rank r of N: ..." and ends the whole job (run_guarded,
 //     MPI_Abort) so that no rank waits forever in a collective; Ctrl-C on any rank is agreed on by
 //     all at the next step boundary.
-// train::train_segmentor takes a communicator with per-rank BatchNorm statistics (DDP's default):
-// the released loss takes one Dice over the whole batch, which a shard's Dice is not either; SyncBN
-// would need BatchNorm's per-channel sums reduced across ranks in forward and backward.
+// train::train_segmentor takes a communicator too, with synchronised BatchNorm (SyncBatchNorm: the
+// per-channel sums reduced across ranks in forward and backward) and the released loss's one Dice
+// (and BCE mean) over the global batch; each rank's gradient is then its share of the global
+// loss's, and the shares are summed: N ranks x batch b train like one process x batch N b too.
+// Layers and losses get the reduction as a cross_rank_sum (core/), so nn/ and loss/ need no dist/.
 #include "vasomim/dist/communicator.hpp"
 #include "vasomim/dist/data_parallel.hpp"
 #include "vasomim/dist/mpi.hpp"

@@ -11,11 +11,14 @@
 // VasoMIM applies it to the 3-channel ImageNet-normalised image and reconstruction); in_channels 1
 // is a configuration for users who segment the gray image alone.
 // Input height and width must be multiples of 32.
+// Under data parallelism the BatchNorms can be synchronised across ranks (synchronise_batch_norm:
+// SyncBatchNorm, nn/batch_norm.hpp), so that N ranks x batch b train as one process x batch N b.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vasomim/core/philox.hpp"
@@ -118,6 +121,14 @@ public:
     T* param(const std::string& name) { return params_.data() + table_.find(name).offset; }
     T* grad(const std::string& name) { return grads_.data() + table_.find(name).offset; }
     void zero_grad() { grads_.fill(T(0)); }
+
+    /// Data parallelism: in training, every BatchNorm takes its statistics over the batches of all
+    /// ranks, reducing its per-channel sums through `sum` in forward and backward (SyncBatchNorm).
+    /// Empty (the default): each process's own batch.
+    void synchronise_batch_norm(cross_rank_sum sum) {
+        bn_sum_ = std::move(sum);
+        if (bn_sum_ && bn_sums_.numel() == 0) bn_sums_ = tensor<double, B>(shape{sync_batch_norm_scratch(64)});
+    }
 
     /// The released initialisation: PyTorch's default Conv2d init (uniform +-1/sqrt(fan_in), weight
     /// and bias) for the encoder/decoder/head convolutions; timm-style _init_weights inside the
@@ -366,12 +377,12 @@ private:
     }
 
     void bn_forward(const bn_ref& r, T* out, T* stats, const T* x, index_t c, index_t hw) {
-        batch_norm_forward<B>(out, stats, stats + c, P(r.mean), P(r.var), x, P(r.w), P(r.b), batch_norm_dims{n_, c, hw},
-                              training_);
+        sync_batch_norm_forward<B>(out, stats, stats + c, P(r.mean), P(r.var), x, P(r.w), P(r.b),
+                                   batch_norm_dims{n_, c, hw}, training_, bn_sum_, bn_sums_.data());
     }
     void bn_backward(const bn_ref& r, T* dx, const T* dout, const T* x, const T* stats, index_t c, index_t hw) {
-        batch_norm_backward<B>(dx, G(r.w), G(r.b), dout, x, stats, stats + c, P(r.w), batch_norm_dims{n_, c, hw},
-                               training_);
+        sync_batch_norm_backward<B>(dx, G(r.w), G(r.b), dout, x, stats, stats + c, P(r.w), batch_norm_dims{n_, c, hw},
+                                    training_, bn_sum_, bn_sums_.data());
     }
 
     /// Backward through tokens -> shifted block -> LayerNorm -> image: gimg (the image gradient,
@@ -504,6 +515,8 @@ private:
     const T* x_ = nullptr;
     index_t n_ = 0, h_ = 0, w_ = 0;
     bool training_ = false;
+    cross_rank_sum bn_sum_;      ///< SyncBatchNorm's reduction (empty: per-process statistics)
+    tensor<double, B> bn_sums_;  ///< its per-channel sums (widest BatchNorm: 64 channels)
 };
 
 }  // namespace vasomim::nn

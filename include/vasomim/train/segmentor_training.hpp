@@ -6,14 +6,14 @@
 // what the consistency loss feeds it: the 3-channel ImageNet-normalised image as released
 // (in_channels 3), or its channel mean for a 1-channel UNeXt-S (segmentor_input).
 //
-// Data parallelism (train_segmentor with a communicator, dist/): per-rank BatchNorm statistics, as
-// PyTorch DDP without SyncBatchNorm: each rank normalises its own batch, the gradients are averaged
-// across ranks before every Adam step, and the running statistics are rank 0's (broadcast at the
-// end, DDP's broadcast_buffers). The released loss takes ONE Dice over the batch, so each rank's
-// Dice is over its own shard: N ranks x batch b are not one process x batch N b here (unlike
-// pre-training, whose losses are per-sample means). Synchronised statistics (and a global Dice)
-// would need BatchNorm's forward and backward to reduce their per-channel sums across ranks; the
-// segmentor is small and trained briefly, so per-rank statistics were chosen.
+// Data parallelism (train_segmentor with a communicator, dist/): N ranks x batch b train as one
+// process x batch N b, step for step, up to float round-off (issue 18). The BatchNorms are
+// synchronised (SyncBatchNorm: per-channel sums reduced across ranks in forward and backward,
+// nn/batch_norm.hpp) and the loss takes its BCE mean and its ONE Dice over the global batch
+// (loss::global_bce_dice_loss), so every rank's backward pass yields its share of the global
+// loss's gradient: the shares are summed across ranks (not averaged) before every Adam step.
+// Every rank computes the same running statistics; rank 0's are broadcast at the end all the same.
+// One process runs exactly as without a communicator.
 
 #include <cmath>
 #include <cstdint>
@@ -23,6 +23,7 @@
 
 #include <xtensor/xtensor.hpp>
 
+#include "vasomim/core/cross_rank_sum.hpp"
 #include "vasomim/core/error.hpp"
 #include "vasomim/core/tensor.hpp"
 #include "vasomim/data/loader.hpp"
@@ -34,6 +35,13 @@
 
 namespace vasomim::train {
 
+/// What one training iteration measured.
+struct segmentor_step {
+    double loss = 0;  ///< 0.5 BCE + 0.5 (1 - Dice)
+    double dice = 0;  ///< hard Dice of S > 0 against the labels on this batch (the global one
+                      ///< under data parallelism)
+};
+
 struct segmentor_training_options {
     std::int64_t iterations = 200;  ///< length of the poly schedule
     double lr = 1e-3;               ///< Adam base learning rate
@@ -42,12 +50,8 @@ struct segmentor_training_options {
     /// iterations, epochs = ceil(iterations / iterations_per_epoch), as released; 0: per iteration.
     std::int64_t iterations_per_epoch = 0;
     std::int64_t log_every = 50;    ///< iterations between log lines (0: none)
-};
-
-/// What one training iteration measured.
-struct segmentor_step {
-    double loss = 0;  ///< 0.5 BCE + 0.5 (1 - Dice)
-    double dice = 0;  ///< hard Dice of S > 0 against the labels on this batch
+    /// Called by train_segmentor after every iteration with its number (1-based) and measures.
+    std::function<void(std::int64_t iteration, const segmentor_step&)> on_step = {};
 };
 
 /// Adam + poly(0.9) over UNeXt-S in training mode (BatchNorm batch statistics, running statistics
@@ -87,10 +91,12 @@ public:
         backend_traits<B>::copy_from_host(labels, static_cast<std::size_t>(npix), t_.data());
         net_.forward(z_.data(), x_.data(), n, h, w, true);
         // as released: the Dice term over the whole batch as one sample
-        const float l = loss::bce_dice_loss<B>(z_.data(), t_.data(), 1, npix, scratch_.data(), dz_.data());
+        const float l = across_ranks_ ? loss::global_bce_dice_loss<B>(z_.data(), t_.data(), npix, scratch_.data(),
+                                                                      dz_.data(), across_ranks_)
+                                      : loss::bce_dice_loss<B>(z_.data(), t_.data(), 1, npix, scratch_.data(), dz_.data());
         if (!std::isfinite(l))
             throw numeric_error("segmentor training: non-finite loss at iteration " + std::to_string(opt_.steps()));
-        const double d = loss::hard_dice<B>(z_.data(), t_.data(), npix, scratch_.data());
+        const double d = loss::hard_dice<B>(z_.data(), t_.data(), npix, scratch_.data(), across_ranks_);
         net_.zero_grad();
         net_.backward(static_cast<float*>(nullptr), dz_.data());
         if (reduce_gradients) reduce_gradients(net_.gradients().data(), net_.gradients().numel());
@@ -100,14 +106,24 @@ public:
 
     std::int64_t steps() const { return opt_.steps(); }
 
+    /// Data parallelism (train_segmentor sets it from its communicator): `across` sums host doubles
+    /// across ranks; the network's BatchNorms synchronise and the loss and Dice are the global
+    /// batch's. reduce_gradients must then sum the gradients across ranks (they are shares of the
+    /// global loss's gradient). Empty: one process. The network keeps the hook until it is reset.
+    void synchronise(cross_rank_sum across) {
+        across_ranks_ = across;
+        net_.synchronise_batch_norm(std::move(across));
+    }
+
     /// Called on the gradient buffer after each backward pass, before the Adam step (data
-    /// parallelism: dist::gradient_averager). Empty: nothing.
+    /// parallelism: the sum across ranks, dist::gradient_averager). Empty: nothing.
     std::function<void(float* grads, index_t n)> reduce_gradients;
 
 private:
     nn::unext<B, float>& net_;
     segmentor_training_options o_;
     optim::adam<B, float> opt_;
+    cross_rank_sum across_ranks_;
     tensor<float, B> x_, t_, z_, dz_, scratch_;
 };
 
@@ -139,7 +155,8 @@ inline std::vector<float> segmentor_input(const xt::xtensor<float, 4>& images, i
 /// after epoch, the poly factor stepped per epoch of the loader (unless o.iterations_per_epoch says
 /// otherwise); returns the last step's measures. Logs a line every o.log_every iterations.
 /// With a communicator: this rank's part of data-parallel training (the loader's rank / world
-/// must be the communicator's; see the top of this file); the returned measures are this rank's.
+/// must be the communicator's; see the top of this file); the returned measures are the global
+/// batch's, the same on every rank.
 template <backend_policy B, class Dataset, dist::communicator Comm>
 segmentor_step train_segmentor(nn::unext<B, float>& net, data::prefetch_loader<Dataset>& loader,
                                const segmentor_training_options& o, std::ostream& log_to, Comm& comm) {
@@ -155,8 +172,16 @@ segmentor_step train_segmentor(nn::unext<B, float>& net, data::prefetch_loader<D
     if (per_epoch.iterations_per_epoch == 0) per_epoch.iterations_per_epoch = static_cast<std::int64_t>(loader.batches_per_epoch());
     segmentor_trainer<B> trainer(net, per_epoch);
     dist::broadcast_from_root<B>(comm, net.parameters());  // every rank starts from rank 0's weights
-    dist::gradient_averager<B, Comm> average(comm);
-    if (comm.size() > 1) trainer.reduce_gradients = [&average](float* g, index_t n) { average(g, n); };
+    // the gradients are shares of the global loss's: summed across ranks, not averaged
+    dist::gradient_averager<B, Comm> sum_gradients(comm, dist::gradient_scaling::prescaled);
+    struct unhook {  // the network must not keep a hook on this communicator past this call
+        nn::unext<B, float>& net;
+        ~unhook() { net.synchronise_batch_norm({}); }
+    } guard{net};
+    if (comm.size() > 1) {
+        trainer.synchronise([&comm](double* v, index_t n) { comm.allreduce_sum_host(v, n); });
+        trainer.reduce_gradients = [&sum_gradients](float* g, index_t n) { sum_gradients(g, n); };
+    }
     segmentor_step last;
     for (std::int64_t epoch = 0; trainer.steps() < o.iterations; ++epoch) {
         loader.start_epoch(epoch);
@@ -167,14 +192,14 @@ segmentor_step train_segmentor(nn::unext<B, float>& net, data::prefetch_loader<D
             const auto h = static_cast<index_t>(b->images.shape()[2]), w = static_cast<index_t>(b->images.shape()[3]);
             const auto input = segmentor_input(b->images, net.config().in_channels);
             last = trainer.step(input.data(), b->masks.data(), n, h, w);
+            if (o.on_step) o.on_step(trainer.steps(), last);
             if (o.log_every > 0 && (trainer.steps() % o.log_every == 0 || trainer.steps() == o.iterations))
                 log << "  segmentor iteration " << trainer.steps() << "/" << o.iterations << ": loss " << last.loss
-                    << ", Dice vs pseudo-labels " << last.dice << (comm.size() > 1 ? " (rank 0's shard)" : "")
-                    << "\n";
+                    << ", Dice vs pseudo-labels " << last.dice << "\n";
         }
     }
-    // The weights are the same on every rank (same start, averaged gradients); the running
-    // statistics (per-rank BatchNorm) are made rank 0's.
+    // The weights are the same on every rank (same start, summed gradients), and so should the
+    // running statistics be (global ones): rank 0's are broadcast in case of round-off.
     if (comm.size() > 1) {
         std::vector<float> staging;
         for (const auto& e : net.table().entries())
