@@ -20,9 +20,9 @@
 // the other channel count is refused with the option to use.
 //
 // Under `mpirun -np N` (built with MPI) it trains on N data-parallel ranks: --batch images per rank,
-// each rank drawing its own samples, rank 0's initial weights broadcast, gradients averaged before
-// every Adam step, per-rank BatchNorm statistics (train/segmentor_training.hpp says why); rank 0
-// prints, evaluates and writes the weights.
+// each rank drawing its own samples, rank 0's initial weights broadcast, synchronised BatchNorm and
+// the loss's one Dice over the global batch, gradients summed before every Adam step
+// (train/segmentor_training.hpp); rank 0 prints, evaluates and writes the weights.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -262,7 +262,8 @@ int main(int argc, char** argv) {
         if (!init.empty()) load_init(net, init, init_prefix, !ip->empty());
         dist::broadcast_from_root<B>(comm, net.parameters());  // every rank starts from rank 0's weights
         if (comm.size() > 1)
-            std::printf("data parallel: %d ranks x batch %d, per-rank BatchNorm statistics\n", comm.size(), batch);
+            std::printf("data parallel: %d ranks x batch %d, synchronised BatchNorm, Dice over the global batch\n",
+                        comm.size(), batch);
         const index_t C = channels, n = batch, S = size;
         xt::xtensor<float, 4> img = xt::xtensor<float, 4>::from_shape({std::size_t(n), std::size_t(3), std::size_t(S), std::size_t(S)});
         std::vector<float> lab(static_cast<std::size_t>(n * S * S));
@@ -274,8 +275,12 @@ int main(int argc, char** argv) {
             const std::size_t global = std::size_t(batch) * static_cast<std::size_t>(comm.size());
             const auto per_epoch = static_cast<std::int64_t>((train.size() + global - 1) / global);
             vasomim::train::segmentor_trainer<B> trainer(net, {.iterations = iterations, .lr = lr, .iterations_per_epoch = per_epoch});
-            dist::gradient_averager<B, communicator> average(comm);
-            if (comm.size() > 1) trainer.reduce_gradients = [&average](float* g, index_t count) { average(g, count); };
+            // each rank's gradient is its share of the global batch's loss: summed, not averaged
+            dist::gradient_averager<B, communicator> sum(comm, dist::gradient_scaling::prescaled);
+            if (comm.size() > 1) {
+                trainer.synchronise([&comm](double* v, index_t count) { comm.allreduce_sum_host(v, count); });
+                trainer.reduce_gradients = [&sum](float* g, index_t count) { sum(g, count); };
+            }
             for (int it = 0; it < iterations; ++it) {
                 for (index_t b = 0; b < n; ++b) {
                     const auto& s = train[static_cast<std::size_t>(rng.integer(0, static_cast<std::int64_t>(train.size()) - 1))];
@@ -292,8 +297,9 @@ int main(int argc, char** argv) {
                     std::fflush(stdout);
                 }
             }
+            trainer.synchronise({});  // the evaluation below runs on rank 0 alone
         }
-        if (!root) return 0;  // rank 0 writes and evaluates (its own BatchNorm statistics)
+        if (!root) return 0;  // rank 0 writes and evaluates (the running statistics are the same on every rank)
         if (iterations > 0) {
             io::save_parameters(out, net.table(), net.parameters(),
                                 {{"model", "UNeXt-S"},
