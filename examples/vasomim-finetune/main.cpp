@@ -7,6 +7,10 @@
 // first validation image | its mask | the prediction: true positives green, false positives red,
 // false negatives blue), best.safetensors (for vasomim-segment) and checkpoint-*.safetensors
 // (for --resume).
+//
+// Under `mpirun -np N` (built with MPI) it trains on N data-parallel ranks (train/finetune.hpp):
+// --batch-size images per rank, a global batch of N times that, stepping as one process with the
+// global batch would; rank 0's initial weights are broadcast, rank 0 validates, prints and writes.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -18,6 +22,9 @@
 #include <omp.h>
 
 #include "vasomim/backend/backends.hpp"
+#include "vasomim/dist/data_parallel.hpp"
+#include "vasomim/dist/mpi.hpp"
+#include "vasomim/dist/single.hpp"
 #include "vasomim/train/finetune.hpp"
 #include "vasomim/train/finetune_presets.hpp"
 
@@ -26,6 +33,11 @@ namespace {
 using namespace vasomim;
 namespace fs = std::filesystem;
 using B = default_backend;
+#if VASOMIM_HAS_MPI
+using communicator = dist::mpi;  // the ranks of mpirun -np N (a world of one when started by hand)
+#else
+using communicator = dist::single;
+#endif
 
 struct options {
     std::string preset = "tiny", decoder = "linear", init = "scratch", train_spec, val_spec, mask_suffix = "auto";
@@ -37,7 +49,7 @@ struct options {
 
 template <class Decoder>
 int run(const options& o, const std::vector<data::segmentation_sample>& train_set,
-        const std::vector<data::segmentation_sample>& val_set) {
+        const std::vector<data::segmentation_sample>& val_set, communicator& comm) {
     train::finetuner<B, Decoder> t(o.p.model, o.run);
     if (o.init != "scratch" && !o.run.resume_from) {
         t.network().load_encoder(o.init, &std::cout);
@@ -48,11 +60,14 @@ int run(const options& o, const std::vector<data::segmentation_sample>& train_se
     std::printf("vasomim-finetune: preset %s, backend %s, %zu training / %zu validation images, %llu steps/epoch, "
                 "%lld epochs\n  model: %s\n  output: %s\n",
                 o.preset.c_str(), backend_traits<B>::name, train_set.size(), val_set.size(),
-                static_cast<unsigned long long>(t.steps_per_epoch(train_set.size())),
+                static_cast<unsigned long long>(t.steps_per_epoch(train_set.size(), std::size_t(comm.size()))),
                 static_cast<long long>(o.run.epochs), o.run.signature.c_str(), o.run.output.c_str());
+    if (comm.size() > 1)
+        std::printf("data parallel: %d ranks x batch %zu = global batch %zu\n", comm.size(), o.run.batch_size,
+                    o.run.batch_size * std::size_t(comm.size()));
     std::fflush(stdout);
     train::install_interrupt_handler();
-    const auto s = t.run(train_set, val_set, std::cout);
+    const auto s = t.run(train_set, val_set, std::cout, comm);
     if (s.best)
         std::printf("best: epoch %lld, validation Dice %.4f -> %s\n", static_cast<long long>(s.best_epoch), s.best_dice,
                     s.best->c_str());
@@ -63,6 +78,10 @@ int run(const options& o, const std::vector<data::segmentation_sample>& train_se
 }  // namespace
 
 int main(int argc, char** argv) {
+#if VASOMIM_HAS_MPI
+    dist::mpi_environment mpi_env(argc, argv);
+#endif
+    communicator comm;
     CLI::App app{"vasomim-finetune: fine-tune a ViT encoder + segmentation decoder on labelled angiograms "
                  "(BCE + Dice, AdamW with layer-wise lr decay, warmup + cosine), validating Dice / clDice every epoch"};
     options o;
@@ -104,7 +123,7 @@ int main(int argc, char** argv) {
     app.add_flag("--norm-affine", norm_affine, "UNETR decoder: affine instance norms (MONAI: off)");
     app.add_option("--epochs", epochs, "epochs");
     app.add_option("--warmup-epochs", warmup, "linear warmup epochs");
-    app.add_option("--batch-size", batch, "images per step");
+    app.add_option("--batch-size", batch, "images per step (per rank under mpirun)");
     app.add_option("--lr", lr, "peak learning rate of the top layer");
     app.add_option("--min-lr", min_lr, "final learning rate");
     app.add_option("--layer-decay", ld, "layer-wise lr decay (1: none; default: the preset's with --init, 1 from scratch; --resume of a run "
@@ -132,8 +151,9 @@ int main(int argc, char** argv) {
     app.add_flag("!--no-panels", o.run.panels, "no PNG panels");
     app.add_option("--threads", o.threads, "OpenMP threads (0: all cores)");
     CLI11_PARSE(app, argc, argv);
+    if (comm.rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) return 1;  // rank 0 prints
 
-    try {
+    return dist::run_guarded(comm, "vasomim-finetune", [&]() -> int {
         o.p = train::finetune_preset_by_name(o.preset);
         auto& e = o.p.model.encoder;
         if (img_size) e.img_size = *img_size;
@@ -200,12 +220,6 @@ int main(int argc, char** argv) {
         std::printf("data: %s, training %s .. %s (%zu), validation %s .. %s (%zu)\n", o.data.c_str(),
                     train_stems.front().c_str(), train_stems.back().c_str(), train_stems.size(), val.front().c_str(),
                     val.back().c_str(), val.size());
-        return train::dispatch_decoder(o.decoder, [&]<class D>() { return run<D>(o, train_set, val_set); });
-    } catch (const vasomim::error& e) {
-        std::fprintf(stderr, "vasomim-finetune: %s\n", e.what());
-        return 2;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "vasomim-finetune: unexpected error: %s\n", e.what());
-        return 1;
-    }
+        return train::dispatch_decoder(o.decoder, [&]<class D>() { return run<D>(o, train_set, val_set, comm); });
+    });
 }

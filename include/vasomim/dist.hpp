@@ -22,6 +22,8 @@
 // (and BCE mean) over the global batch; each rank's gradient is then its share of the global
 // loss's, and the shares are summed: N ranks x batch b train like one process x batch N b too.
 // Layers and losses get the reduction as a cross_rank_sum (core/), so nn/ and loss/ need no dist/.
+// train::finetuner::run takes one as well: per-image losses, so each rank's gradient is weighted by
+// its share of the global batch's images and the shares are summed (train/finetune.hpp).
 #include "vasomim/dist/communicator.hpp"
 #include "vasomim/dist/data_parallel.hpp"
 #include "vasomim/dist/mpi.hpp"

@@ -21,6 +21,16 @@
 //
 // The decoder is a template parameter (model::decoder::linear, or any decoder of
 // model/segmentation_model.hpp's interface).
+//
+// Data parallelism (run with a communicator, dist/; issue 18): batch_size is per rank and a step
+// takes a global batch of ranks x batch_size images, positions [k N b, (k+1) N b) of the epoch's
+// order, rank r the slice [r b, (r+1) b) of it (the last global batch may leave a rank fewer
+// images, or none); drop path is keyed by the global position. The loss's BCE mean and mean
+// per-image Dice are over the global batch: each rank's gradient is scaled by its share of the
+// images and the shares summed across ranks, so N ranks x batch b step as one process x batch
+// N b. Rank 0's initial weights are broadcast; every rank resumes from the same checkpoint; only
+// rank 0 validates and writes (CSV files, panels, best.safetensors, checkpoints after a barrier);
+// Ctrl-C on any rank is agreed on by all after the step.
 
 #include <charconv>
 #include <chrono>
@@ -29,6 +39,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -36,6 +47,7 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <unistd.h>
 #include <vector>
 
@@ -45,6 +57,8 @@
 #include "vasomim/core/philox.hpp"
 #include "vasomim/data/joint_augment.hpp"
 #include "vasomim/data/segmentation_folder.hpp"
+#include "vasomim/dist/data_parallel.hpp"
+#include "vasomim/dist/single.hpp"
 #include "vasomim/io/safetensors.hpp"
 #include "vasomim/metrics/segmentation_metrics.hpp"
 #include "vasomim/model/segmentation_model.hpp"
@@ -80,6 +94,8 @@ struct finetune_options {
     std::size_t keep_checkpoints = 2;
     bool panels = true;
     bool show_progress = ::isatty(STDERR_FILENO) != 0;
+    /// Called after every step with its number (0-based) and loss (the global batch's).
+    std::function<void(std::uint64_t step, double loss)> on_step = {};
 };
 
 /// What one epoch measured.
@@ -245,26 +261,38 @@ public:
     const optim::adamw<B, T>& optimiser() const { return opt_; }
     const finetune_options& options() const { return o_; }
 
-    /// Steps per epoch for `n` training images (the last batch may be smaller).
-    std::uint64_t steps_per_epoch(std::size_t n) const { return (n + o_.batch_size - 1) / o_.batch_size; }
+    /// Steps per epoch for `n` training images on `world` ranks (the last batch may be smaller).
+    std::uint64_t steps_per_epoch(std::size_t n, std::size_t world = 1) const {
+        const std::size_t global = o_.batch_size * world;
+        return (n + global - 1) / global;
+    }
 
-    /// The training images of step `number` of epoch `epoch` (indices into the training set).
-    std::vector<std::size_t> batch_indices(std::size_t n, std::int64_t epoch, std::uint64_t number) const {
+    /// Images of the global batch of step `number` of an epoch of `n` on `world` ranks.
+    std::size_t global_batch_size(std::size_t n, std::uint64_t number, std::size_t world = 1) const {
+        const std::size_t global = o_.batch_size * world, first = static_cast<std::size_t>(number) * global;
+        return std::min(n, first + global) - std::min(n, first);
+    }
+
+    /// The training images of step `number` of epoch `epoch` (indices into the training set): rank
+    /// `rank`'s slice of the global batch of `world` ranks (possibly empty).
+    std::vector<std::size_t> batch_indices(std::size_t n, std::int64_t epoch, std::uint64_t number, std::size_t rank = 0,
+                                           std::size_t world = 1) const {
         std::vector<std::size_t> order(n);
         std::iota(order.begin(), order.end(), std::size_t(0));
         const philox g(o_.seed, 0x5e9f000000000000ull ^ static_cast<std::uint64_t>(epoch));
         std::vector<std::uint32_t> keys(n);
         for (std::size_t i = 0; i < n; ++i) keys[i] = g.bits(i);
         std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
-        const std::size_t first = static_cast<std::size_t>(number) * o_.batch_size;
+        const std::size_t first = std::min(n, static_cast<std::size_t>(number) * o_.batch_size * world + rank * o_.batch_size);
         const std::size_t last = std::min(n, first + o_.batch_size);
         return {order.begin() + std::ptrdiff_t(first), order.begin() + std::ptrdiff_t(last)};
     }
 
     /// The augmented batch of (epoch, number): images [n, 3, S, S] and masks [n, 1, S, S] on the host.
     std::pair<std::vector<T>, std::vector<T>> make_batch(const std::vector<data::segmentation_sample>& train,
-                                                         std::int64_t epoch, std::uint64_t number) const {
-        const auto idx = batch_indices(train.size(), epoch, number);
+                                                         std::int64_t epoch, std::uint64_t number, std::size_t rank = 0,
+                                                         std::size_t world = 1) const {
+        const auto idx = batch_indices(train.size(), epoch, number, rank, world);
         const auto S = static_cast<std::size_t>(o_.augment.size);
         std::vector<T> images(idx.size() * 3 * S * S), masks(idx.size() * S * S);
         for (std::size_t j = 0; j < idx.size(); ++j) {
@@ -276,18 +304,39 @@ public:
         return {std::move(images), std::move(masks)};
     }
 
-    /// One optimiser step at global step `step` with learning rate `lr`; returns the loss.
-    double train_step(const std::vector<T>& images, const std::vector<T>& masks, std::uint64_t step, double lr) {
+    /// This rank's part of a data-parallel step (see the top of this file).
+    struct rank_share {
+        std::uint64_t first_sample = 0;  ///< global position of this rank's first image (drop path)
+        double weight = 1;               ///< this rank's images / the global batch's
+        std::function<void(T* grads, index_t n)> sum_gradients;  ///< across ranks, in place
+    };
+
+    /// One optimiser step at global step `step` with learning rate `lr`; returns the loss of these
+    /// images. With `share`, the gradient (none without images) is scaled by share->weight and
+    /// summed across ranks before the update.
+    double train_step(const std::vector<T>& images, const std::vector<T>& masks, std::uint64_t step, double lr,
+                      const rank_share* share = nullptr) {
         const index_t S = net_.config().img_size(), n = static_cast<index_t>(masks.size()) / (S * S);
-        const auto x = tensor<T, B>::from_host(images, shape{n, 3, S, S});
-        const auto m = tensor<T, B>::from_host(masks, shape{n, 1, S, S});
         net_.zero_grad();
-        const model::drop_path_key key{step, step * o_.batch_size};
-        net_.forward(x, &key);
-        const double loss = net_.loss(m.data());
-        if (!std::isfinite(loss))
-            throw numeric_error("fine-tuning: non-finite loss " + std::to_string(loss) + " at step " + std::to_string(step));
-        net_.backward();
+        double loss = 0;
+        if (n > 0) {
+            const auto x = tensor<T, B>::from_host(images, shape{n, 3, S, S});
+            const auto m = tensor<T, B>::from_host(masks, shape{n, 1, S, S});
+            const model::drop_path_key key{step, share ? share->first_sample : step * o_.batch_size};
+            net_.forward(x, &key);
+            loss = net_.loss(m.data());
+            if (!std::isfinite(loss))
+                throw numeric_error("fine-tuning: non-finite loss " + std::to_string(loss) + " at step " + std::to_string(step));
+            net_.backward();
+        }
+        if (share) {
+            T* g = net_.grads().data();
+            if (share->weight != 1) {
+                const T w = static_cast<T>(share->weight);
+                parallel_for<B>(net_.grads().numel(), [=] VASOMIM_HOST_DEVICE(std::int64_t i) { g[i] *= w; });
+            }
+            share->sum_gradients(g, net_.grads().numel());
+        }
         opt_.set_lr(lr);
         opt_.step(net_.params(), net_.grads());
         return loss;
@@ -316,11 +365,35 @@ public:
     /// Runs (or resumes) the schedule on `train`, validating on `val` after each epoch.
     finetune_summary run(const std::vector<data::segmentation_sample>& train,
                          const std::vector<data::segmentation_sample>& val, std::ostream& log) {
+        dist::single one;
+        return run(train, val, log, one);
+    }
+
+    /// The same as one rank of `comm` (see the top of this file); every rank passes the same sets.
+    /// Only rank 0 writes to `log`; the summary's validation and best entries are rank 0's.
+    template <dist::communicator Comm>
+    finetune_summary run(const std::vector<data::segmentation_sample>& train,
+                         const std::vector<data::segmentation_sample>& val, std::ostream& log_to, Comm& comm) {
         namespace fs = std::filesystem;
+        const bool root = comm.rank() == 0;
+        const auto world = static_cast<std::size_t>(comm.size()), rank = static_cast<std::size_t>(comm.rank());
+        std::ostream silent(nullptr);
+        std::ostream& log = root ? log_to : silent;
+        if (world > 1) {
+            static_assert(std::is_same_v<T, float> || std::is_same_v<Comm, dist::single>,
+                          "data-parallel fine-tuning sums float gradients");
+            std::ostringstream c;  // the same run on every rank, checked before any work
+            c << o_.signature << " | seed=" << o_.seed << " epochs=" << o_.epochs << " warmup=" << o_.warmup_epochs
+              << " lr=" << o_.lr << " min_lr=" << o_.min_lr << " ld=" << o_.layer_decay << " wd=" << o_.weight_decay
+              << " dp=" << o_.drop_path << " batch/rank=" << o_.batch_size << " max_steps=" << o_.max_steps
+              << " train=" << train.size() << " val=" << val.size() << " resume="
+              << (o_.resume_from ? o_.resume_from->string() : std::string("-")) << " output=" << o_.output.string();
+            dist::check_same_configuration(comm, c.str());
+        }
         if (train.empty()) throw config_error("fine-tuning: the training set is empty");
         if (val.empty()) throw config_error("fine-tuning: the validation set is empty");
         check_tiles(val);
-        const std::uint64_t per_epoch = steps_per_epoch(train.size());
+        const std::uint64_t per_epoch = steps_per_epoch(train.size(), world);
         const std::uint64_t total = per_epoch * static_cast<std::uint64_t>(o_.epochs);
         const std::uint64_t end = o_.max_steps ? std::min(total, o_.max_steps) : total;
         const fs::path steps_csv = o_.output / "steps.csv", epochs_csv = o_.output / "log.csv",
@@ -340,26 +413,28 @@ public:
             step = s.step;
             summary.last_checkpoint = path;
             log << "resumed from " << path.string() << " at step " << step << "\n";
-            const auto epoch_rows = detail::cut_csv(epochs_csv, 1, step);
-            for (const auto& r : epoch_rows)
-                if (r.size() > 4 && std::stod(r[4]) > summary.best_dice) {
-                    summary.best_dice = std::stod(r[4]);
-                    summary.best_epoch = std::stoll(r[0]);
+            if (root) {  // the logs are cut back to the checkpoint, the best Dice read back
+                const auto epoch_rows = detail::cut_csv(epochs_csv, 1, step);
+                for (const auto& r : epoch_rows)
+                    if (r.size() > 4 && std::stod(r[4]) > summary.best_dice) {
+                        summary.best_dice = std::stod(r[4]);
+                        summary.best_epoch = std::stoll(r[0]);
+                    }
+                const auto step_rows = detail::cut_csv(steps_csv, 0, step);
+                const auto epoch_now = static_cast<std::int64_t>(step / per_epoch);
+                for (const auto& r : step_rows)
+                    if (r.size() > 3 && std::stoll(r[1]) == epoch_now + 1) {
+                        epoch_loss_sum += std::stod(r[3]);
+                        ++epoch_loss_count;
+                    }
+                if (fs::exists(best_path) && summary.best_dice >= 0) {
+                    // the CSV rounds; best.safetensors holds the exact value of its epoch
+                    summary.best = best_path;
+                    const auto meta = io::read_safetensors(best_path.string()).metadata;
+                    const auto e = meta.find("epoch"), d = meta.find("val_dice");
+                    if (e != meta.end() && d != meta.end() && e->second == std::to_string(summary.best_epoch))
+                        summary.best_dice = std::stod(d->second);
                 }
-            const auto step_rows = detail::cut_csv(steps_csv, 0, step);
-            const auto epoch_now = static_cast<std::int64_t>(step / per_epoch);
-            for (const auto& r : step_rows)
-                if (r.size() > 3 && std::stoll(r[1]) == epoch_now + 1) {
-                    epoch_loss_sum += std::stod(r[3]);
-                    ++epoch_loss_count;
-                }
-            if (fs::exists(best_path) && summary.best_dice >= 0) {
-                // the CSV rounds; best.safetensors holds the exact value of its epoch
-                summary.best = best_path;
-                const auto meta = io::read_safetensors(best_path.string()).metadata;
-                const auto e = meta.find("epoch"), d = meta.find("val_dice");
-                if (e != meta.end() && d != meta.end() && e->second == std::to_string(summary.best_epoch))
-                    summary.best_dice = std::stod(d->second);
             }
         } else if (!o_.overwrite) {
             for (const auto& f : {steps_csv, epochs_csv, best_path})
@@ -369,7 +444,7 @@ public:
             if (!list_checkpoints(o_.output).empty())
                 throw config_error("output folder " + o_.output.string() +
                                    " holds checkpoints of a previous run; --resume continues it, --overwrite replaces it");
-        } else {
+        } else if (root) {
             for (const auto& c : list_checkpoints(o_.output)) {
                 fs::remove(optimiser_path(c));
                 fs::remove(c);
@@ -377,39 +452,72 @@ public:
             fs::remove(best_path);
         }
         summary.first_step = step;
-        fs::create_directories(o_.output);
+        if (root) fs::create_directories(o_.output);
+        comm.barrier();  // rank 0 has cleared and made the folder
         const bool fresh = step == 0;
-        std::ofstream scsv(steps_csv, fresh ? std::ios::trunc : std::ios::app);
-        std::ofstream ecsv(epochs_csv, fresh ? std::ios::trunc : std::ios::app);
-        if (!scsv) throw io_error("cannot write " + steps_csv.string());
-        if (!ecsv) throw io_error("cannot write " + epochs_csv.string());
-        if (fresh) {
+        std::ofstream scsv, ecsv;
+        if (root) {
+            scsv.open(steps_csv, fresh ? std::ios::trunc : std::ios::app);
+            ecsv.open(epochs_csv, fresh ? std::ios::trunc : std::ios::app);
+            if (!scsv) throw io_error("cannot write " + steps_csv.string());
+            if (!ecsv) throw io_error("cannot write " + epochs_csv.string());
+        }
+        if (root && fresh) {
             scsv << "step,epoch,lr,loss,images_per_s\n";
             ecsv << "epoch,step,lr,train_loss,val_dice,val_dice_std,val_cldice,val_cldice_std,val_sensitivity,"
                     "val_precision,best_dice,seconds\n";
         }
         const optim::warmup_cosine schedule{o_.lr, o_.min_lr, o_.warmup_epochs, double(o_.epochs)};
+        rank_share share;  // data parallelism: this rank's part of each step
+        std::optional<dist::gradient_averager<B, Comm>> sum;
+        if constexpr (std::is_same_v<T, float>) {
+            if (world > 1) {
+                dist::broadcast_from_root<B>(comm, net_.params());  // every rank starts from rank 0's weights
+                sum.emplace(comm, dist::gradient_scaling::prescaled);  // the shares are weighted: summed
+                share.sum_gradients = [&sum](T* g, index_t count) { (*sum)(g, count); };
+            }
+        }
         auto save = [&](std::uint64_t at) {
-            summary.last_checkpoint = save_checkpoint(o_.output, *this, {at, o_.seed, o_.signature}, o_.keep_checkpoints);
+            comm.barrier();  // every rank has finished step `at`
+            if (root)
+                summary.last_checkpoint = save_checkpoint(
+                    o_.output, *this, {at, o_.seed, o_.signature, world, world > 1 ? world * o_.batch_size : 0},
+                    o_.keep_checkpoints);
+            else
+                summary.last_checkpoint = checkpoint_path(o_.output, at);
         };
         auto epoch_start = std::chrono::steady_clock::now();
         auto t_last = epoch_start;
         double rate = 0, lr = 0, last_loss = 0;
         while (step < end) {
-            if (interrupted()) {
+            if (world == 1 && interrupted()) {  // with more ranks: agreed on after each step, below
                 summary.interrupted = true;
                 break;
             }
             const auto epoch = static_cast<std::int64_t>(step / per_epoch);
             const std::uint64_t number = step % per_epoch;
-            const auto [images, masks] = make_batch(train, epoch, number);
+            const auto [images, masks] = make_batch(train, epoch, number, rank, world);
             lr = schedule.at_iteration(static_cast<index_t>(step), static_cast<index_t>(per_epoch));
-            last_loss = train_step(images, masks, step, lr);
+            double n = double(masks.size()) / double(o_.augment.size * o_.augment.size);
+            bool stop = false;
+            if (world > 1) {
+                const std::size_t global = global_batch_size(train.size(), number, world);
+                share.first_sample = step * world * o_.batch_size + rank * o_.batch_size;
+                share.weight = n / double(global);
+                const double mine = train_step(images, masks, step, lr, &share);
+                double v[2] = {mine * share.weight, interrupted() ? 1.0 : 0.0};  // the global loss; any Ctrl-C
+                comm.allreduce_sum_host(v, 2);
+                last_loss = v[0];
+                stop = v[1] > 0;
+                n = double(global);
+            } else {
+                last_loss = train_step(images, masks, step, lr);
+            }
+            if (o_.on_step) o_.on_step(step, last_loss);
             ++step;
             ++summary.steps;
             epoch_loss_sum += last_loss;
             ++epoch_loss_count;
-            const double n = double(masks.size()) / double(o_.augment.size * o_.augment.size);
             const auto now = std::chrono::steady_clock::now();
             const double dt = std::chrono::duration<double>(now - t_last).count();
             t_last = now;
@@ -418,10 +526,15 @@ public:
             char row[128];
             std::snprintf(row, sizeof row, "%llu,%lld,%.6g,%.6f,%.2f\n", static_cast<unsigned long long>(step),
                           static_cast<long long>(epoch + 1), lr, last_loss, inst);
-            scsv << row << std::flush;
-            if (o_.show_progress)
-                draw_progress(stderr, epoch + 1, o_.epochs, step, end, last_loss, lr, rate, double(o_.batch_size));
-            if (step % per_epoch == 0) {  // the epoch's end: validate, keep the best, checkpoint, log
+            if (root) scsv << row << std::flush;
+            if (o_.show_progress && root)
+                draw_progress(stderr, epoch + 1, o_.epochs, step, end, last_loss, lr, rate, double(o_.batch_size * world));
+            if (step % per_epoch == 0 && !root) {  // rank 0 validates and writes
+                save(step);
+                epoch_loss_sum = 0;
+                epoch_loss_count = 0;
+                epoch_start = t_last = std::chrono::steady_clock::now();
+            } else if (step % per_epoch == 0) {  // the epoch's end: validate, keep the best, checkpoint, log
                 epoch_record r;
                 r.epoch = epoch + 1;
                 r.step = step;
@@ -469,8 +582,12 @@ public:
                 epoch_loss_count = 0;
                 epoch_start = t_last = std::chrono::steady_clock::now();
             }
+            if (stop) {  // Ctrl-C on some rank, agreed on by all
+                summary.interrupted = true;
+                break;
+            }
         }
-        if (o_.show_progress && step % per_epoch != 0) std::fputc('\n', stderr);
+        if (o_.show_progress && root && step % per_epoch != 0) std::fputc('\n', stderr);
         if (summary.steps > 0 && step % per_epoch != 0) save(step);  // stopped mid-epoch (Ctrl-C or max_steps)
         if (summary.interrupted)
             log << "interrupted at step " << step << "; last checkpoint: "
