@@ -23,6 +23,41 @@ struct batch_norm_dims {
     index_t n, c, hw;
 };
 
+namespace detail {
+/// Channel ch of every image: out = x * sc + sh.
+template <class T>
+VASOMIM_HOST_DEVICE inline void scale_shift_channel(T* out, const T* x, index_t ch, index_t n, index_t c, index_t hw,
+                                                    T sc, T sh) {
+    for (index_t i = 0; i < n; ++i) {
+        const T* xr = x + (i * c + ch) * hw;
+        T* o = out + (i * c + ch) * hw;
+        for (index_t j = 0; j < hw; ++j) o[j] = xr[j] * sc + sh;
+    }
+}
+
+/// Running statistics (momentum mom) from a batch mean mu and the sum v of squared deviations
+/// over m elements (unbiased variance, as torch).
+template <class T>
+VASOMIM_HOST_DEVICE inline void update_running_stats(T& running_mean, T& running_var, T mu, T v, double m, T mom) {
+    running_mean = (T(1) - mom) * running_mean + mom * mu;
+    const T unbiased = m > 1 ? v / static_cast<T>(m - 1) : v;
+    running_var = (T(1) - mom) * running_var + mom * unbiased;
+}
+
+/// Input gradient of channel ch of every image: sc (dout - mg - (x - mu) kx); dx may alias dout.
+template <class T>
+VASOMIM_HOST_DEVICE inline void batch_norm_dx_channel(T* dx, const T* dout, const T* x, index_t ch, index_t n, index_t c,
+                                                      index_t hw, T sc, T mg, T mu, T kx) {
+    for (index_t i = 0; i < n; ++i) {
+        const index_t k0 = (i * c + ch) * hw;
+        const T* g = dout + k0;
+        const T* xr = x + k0;
+        T* o = dx + k0;
+        for (index_t j = 0; j < hw; ++j) o[j] = sc * (g[j] - mg - (xr[j] - mu) * kx);
+    }
+}
+}  // namespace detail
+
 /// Forward. mean and rstd (length c) are written for backward: batch statistics when training,
 /// the running ones in eval. Training updates running_mean / running_var in place.
 template <backend_policy B, class T>
@@ -44,21 +79,14 @@ void batch_norm_forward(T* out, T* mean, T* rstd, T* running_mean, T* running_va
             mu = static_cast<T>(mud);
             const T v = static_cast<T>(vd);
             rs = static_cast<T>(1.0 / scalar::sqrt_(vd / static_cast<double>(m) + eps));
-            running_mean[ch] = (T(1) - mom) * running_mean[ch] + mom * mu;
-            const T unbiased = m > 1 ? v / static_cast<T>(m - 1) : v;
-            running_var[ch] = (T(1) - mom) * running_var[ch] + mom * unbiased;
+            detail::update_running_stats(running_mean[ch], running_var[ch], mu, v, static_cast<double>(m), mom);
         } else {
             mu = running_mean[ch];
             rs = T(1) / scalar::sqrt_(running_var[ch] + e);
         }
         mean[ch] = mu;
         rstd[ch] = rs;
-        const T sc = rs * w[ch], sh = b[ch] - mu * rs * w[ch];
-        for (index_t i = 0; i < n; ++i) {
-            const T* xr = x + (i * c + ch) * hw;
-            T* o = out + (i * c + ch) * hw;
-            for (index_t j = 0; j < hw; ++j) o[j] = xr[j] * sc + sh;
-        }
+        detail::scale_shift_channel(out, x, ch, n, c, hw, rs * w[ch], b[ch] - mu * rs * w[ch]);
     });
 }
 
@@ -82,13 +110,7 @@ void batch_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T
         if (!dx) return;
         const T m = static_cast<T>(n * hw), sc = w[ch] * rs;
         const T mg = training ? sg / m : T(0), kx = training ? rs * sgx / m : T(0);
-        for (index_t i = 0; i < n; ++i) {
-            const index_t k0 = (i * c + ch) * hw;
-            const T* g = dout + k0;
-            const T* xr = x + k0;
-            T* o = dx + k0;
-            for (index_t j = 0; j < hw; ++j) o[j] = sc * (g[j] - mg - (xr[j] - mu) * kx);
-        }
+        detail::batch_norm_dx_channel(dx, dout, x, ch, n, c, hw, sc, mg, mu, kx);
     });
 }
 
@@ -142,17 +164,10 @@ void sync_batch_norm_forward(T* out, T* mean, T* rstd, T* running_mean, T* runni
         const double mud = sums[ch] / m, vd = sums[c + ch];
         const T mu = static_cast<T>(mud), v = static_cast<T>(vd);
         const T rs = static_cast<T>(1.0 / scalar::sqrt_(vd / m + eps));
-        running_mean[ch] = (T(1) - mom) * running_mean[ch] + mom * mu;
-        const T unbiased = m > 1 ? v / static_cast<T>(m - 1) : v;
-        running_var[ch] = (T(1) - mom) * running_var[ch] + mom * unbiased;
+        detail::update_running_stats(running_mean[ch], running_var[ch], mu, v, m, mom);
         mean[ch] = mu;
         rstd[ch] = rs;
-        const T sc = rs * w[ch], sh = b[ch] - mu * rs * w[ch];
-        for (index_t i = 0; i < n; ++i) {
-            const T* xr = x + (i * c + ch) * hw;
-            T* o = out + (i * c + ch) * hw;
-            for (index_t j = 0; j < hw; ++j) o[j] = xr[j] * sc + sh;
-        }
+        detail::scale_shift_channel(out, x, ch, n, c, hw, rs * w[ch], b[ch] - mu * rs * w[ch]);
     });
 }
 
@@ -189,14 +204,7 @@ void sync_batch_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, co
     parallel_for<B>(c, [=] VASOMIM_HOST_DEVICE(std::int64_t ch) {
         const T mu = mean[ch], rs = rstd[ch];
         const T sg = static_cast<T>(sums[ch]), sgx = static_cast<T>(sums[c + ch] * static_cast<double>(rs));
-        const T sc = w[ch] * rs, mg = sg / m, kx = rs * sgx / m;
-        for (index_t i = 0; i < n; ++i) {
-            const index_t k0 = (i * c + ch) * hw;
-            const T* g = dout + k0;
-            const T* xr = x + k0;
-            T* o = dx + k0;
-            for (index_t j = 0; j < hw; ++j) o[j] = sc * (g[j] - mg - (xr[j] - mu) * kx);
-        }
+        detail::batch_norm_dx_channel(dx, dout, x, ch, n, c, hw, w[ch] * rs, sg / m, mu, rs * sgx / m);
     });
 }
 
