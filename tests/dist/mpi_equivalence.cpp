@@ -251,54 +251,32 @@ run_result train_unext(C& comm, std::size_t batch, std::int64_t iterations) {
     return r;
 }
 
-/// Parameters of UNeXt-S whose gradient is zero in exact arithmetic: the biases of the convolutions
-/// that feed a training-mode BatchNorm (it subtracts them again with the batch mean), about 1e-10
-/// in float where their weights' are about 1e-3. Adam (eps 1e-8) turns that round-off into steps
-/// of up to about lr, different for every order of summation, so one process and two ranks part
-/// by up to about lr per step there, and in those BatchNorms' running means, which follow them.
-bool batch_norm_null_direction(const std::string& name) {
-    for (const char* conv : {"encoder1", "encoder2", "encoder3", "decoder1", "decoder2", "decoder3", "decoder4"})
-        if (name == std::string(conv) + ".bias") return true;
-    return name.ends_with(".running_mean");
-}
-
 TEST(DataParallel, SegmentorTwoRanksEqualOneProcessWithTheGlobalBatch) {
     // SyncBatchNorm and the Dice of the global batch (train/segmentor_training.hpp)
     const std::int64_t steps = 7;
-    const double lr = train::segmentor_training_options{}.lr;
     dist::single one;
     const auto reference = train_unext(one, 4, steps);
     const auto parallel = train_unext(*world_comm, 2, steps);
     expect_same_losses(parallel.losses, reference.losses);
     ASSERT_EQ(parallel.params.size(), reference.params.size());
-    // the parameters after `steps` steps: within 1e-4 of the largest, but for the null directions
+    // the parameters and running statistics after `steps` steps: within 1e-4 of the largest (the
+    // biases of the convolutions before a BatchNorm, whose gradient is zero in exact arithmetic,
+    // keep their initial values: nn/unext.hpp, bn_fed_bias_grad)
+    expect_same_params(parallel.params, reference.params);
     nn::unext<B, float> start(nn::unext_config{.in_channels = 3});
     start.init(1);
-    std::vector<float> rest_parallel, rest_reference;
-    float largest = 0, null_worst = 0;
-    for (const auto& e : start.table().entries())
-        for (index_t i = e.offset; i < e.offset + e.numel(); ++i) {
-            const float a = parallel.params[std::size_t(i)], b = reference.params[std::size_t(i)];
-            largest = std::max(largest, std::abs(b));
-            if (batch_norm_null_direction(e.name)) {
-                null_worst = std::max(null_worst, std::abs(a - b));
-            } else {
-                rest_parallel.push_back(a);
-                rest_reference.push_back(b);
-            }
-        }
-    expect_same_params(rest_parallel, rest_reference);
-    EXPECT_LE(null_worst, float(double(steps) * lr));
     double loss_diff = 0;
-    float rest_worst = 0;
+    float worst = 0, largest = 0;
     for (std::size_t i = 0; i < std::min(parallel.losses.size(), reference.losses.size()); ++i)
         loss_diff = std::max(loss_diff, std::abs(parallel.losses[i] - reference.losses[i]) / std::abs(reference.losses[i]));
-    for (std::size_t i = 0; i < rest_parallel.size(); ++i)
-        rest_worst = std::max(rest_worst, std::abs(rest_parallel[i] - rest_reference[i]));
+    for (std::size_t i = 0; i < parallel.params.size(); ++i) {
+        worst = std::max(worst, std::abs(parallel.params[i] - reference.params[i]));
+        largest = std::max(largest, std::abs(reference.params[i]));
+    }
     if (world_comm->rank() == 0)
         std::printf("segmentor, %zu steps: largest relative loss difference %.3g; largest parameter difference %.3g "
-                    "(largest parameter %.3g), %.3g in the BatchNorm null directions\n",
-                    reference.losses.size(), loss_diff, double(rest_worst), double(largest), double(null_worst));
+                    "(largest parameter %.3g)\n",
+                    reference.losses.size(), loss_diff, double(worst), double(largest));
     // every rank ends with the same weights and running statistics, bit for bit
     const auto all = world_comm->allgather_host(dist::text_hash(
         std::string(reinterpret_cast<const char*>(parallel.params.data()), parallel.params.size() * sizeof(float))));

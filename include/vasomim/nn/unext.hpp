@@ -267,7 +267,8 @@ public:
             if (s < 4) bn_backward(r_.dbn[s], gB, gB, a_.dc[s], a_.dbs[s], co, hh * ww);
             const T* in = s == 0 ? a_.bott : (s <= 2 ? a_.dimg[s - 1] : a_.ds[s - 1]);
             const conv2d_dims d{n, ci, hh, ww, co, 3, 3, 1, 1, 1};
-            conv2d_backward<B>(gA, G(r_.dec[s].w), G(r_.dec[s].b), gB, in, P(r_.dec[s].w), d, scratch_);
+            conv2d_backward<B>(gA, G(r_.dec[s].w), s < 4 ? bn_fed_bias_grad(r_.dec[s]) : G(r_.dec[s].b), gB, in, P(r_.dec[s].w), d,
+                               scratch_);
             if (s >= 1 && s <= 2) {  // through dnorm and dblock of the previous stage
                 const int k = s - 1;
                 const token_dims td{n, hh, ww, ci};
@@ -299,7 +300,7 @@ public:
             const index_t ci = s == 0 ? cfg_.in_channels : enc[s - 1];
             const conv2d_dims d{n, ci, hh, ww, enc[s], 3, 3, 1, 1, 1};
             T* din = s == 0 ? dx : gskip(4 - s);
-            conv2d_backward<B>(din, G(r_.enc[s].w), G(r_.enc[s].b), gA, s == 0 ? x_ : a_.t[s - 1], P(r_.enc[s].w), d,
+            conv2d_backward<B>(din, G(r_.enc[s].w), bn_fed_bias_grad(r_.enc[s]), gA, s == 0 ? x_ : a_.t[s - 1], P(r_.enc[s].w), d,
                                scratch_, s > 0);
         }
     }
@@ -380,6 +381,12 @@ private:
         sync_batch_norm_forward<B>(out, stats, stats + c, P(r.mean), P(r.var), x, P(r.w), P(r.b),
                                    batch_norm_dims{n_, c, hw}, training_, bn_sum_, bn_sums_.data());
     }
+    /// The bias gradient of a convolution that feeds a BatchNorm: none in training mode, where the
+    /// BatchNorm subtracts the batch mean again, so that the gradient is zero in exact arithmetic.
+    /// Computed in float it is round-off (~1e-10 against ~1e-3 for the weights) that Adam turns into
+    /// steps changing nothing but the running means, different for every order of summation (one
+    /// process against several ranks, issue 18); it stays exactly 0 instead.
+    T* bn_fed_bias_grad(const pair_ref& conv) { return training_ ? nullptr : G(conv.b); }
     void bn_backward(const bn_ref& r, T* dx, const T* dout, const T* x, const T* stats, index_t c, index_t hw) {
         sync_batch_norm_backward<B>(dx, G(r.w), G(r.b), dout, x, stats, stats + c, P(r.w), batch_norm_dims{n_, c, hw},
                                     training_, bn_sum_, bn_sums_.data());
