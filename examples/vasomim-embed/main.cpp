@@ -45,9 +45,10 @@ model::exported_tensors read_encoder(const std::string& weights, index_t num_hea
         raw = io::read_safetensors(weights);
     }
     const std::string format = raw.metadata["format"];
-    if (fs::is_directory(weights, ec) || format == model::pretrain_format) {
+    if (fs::is_directory(weights, ec) || format == model::pretrain_format || format == model::finetune_format) {
         const auto ck = model::read_pretrain_checkpoint(weights);
-        std::printf("pre-training checkpoint: %s (step %s)\n", ck.path.c_str(), ck.meta("step").c_str());
+        std::printf("%s checkpoint: %s (step %s)\n", ck.is_finetune() ? "fine-tuning" : "pre-training", ck.path.c_str(),
+                    ck.meta("step").c_str());
         auto ex = model::timm_encoder(ck, num_heads);
         cfg = model::encoder_config_from_metadata(ex.metadata, ck.path.string());
         return ex;

@@ -24,7 +24,8 @@ constexpr const char* footer = R"(
   timm.models.vision_transformer.VisionTransformer(img_size, patch_size, in_chans, embed_dim, depth,
       num_heads, mlp_ratio=4, qkv_bias=True, num_classes=0, global_pool='token',
       norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6))
-(cls_token, pos_embed, patch_embed.proj, blocks.i, norm; decoder, mask token and segmentor dropped);
+(cls_token, pos_embed, patch_embed.proj, blocks.i, norm; decoder, mask token and segmentor dropped),
+from a pre-training checkpoint or a fine-tuning one (its fine-tuned encoder; segmentation decoder dropped);
 the file's metadata holds that configuration ("timm_constructor") and the source checkpoint.
 With --images X.npy --features F.npy the library's encoder, read back from the exported file, runs
 on every patch of the float32 images [n, c, H, W] and writes its final normed tokens [n, 1 + L, D];
@@ -47,7 +48,8 @@ int main(int argc, char** argv) {
     std::string checkpoint, output, what = "encoder", images, features;
     index_t num_heads = 0;
     app.add_option("CHECKPOINT", checkpoint,
-                   "pre-training checkpoint (checkpoint-*.safetensors) or a run folder (its latest checkpoint)")
+                   "pre-training checkpoint (checkpoint-*.safetensors) or a run folder (its latest checkpoint); a "
+                   "fine-tuning checkpoint (vasomim-finetune's best.safetensors, ...) exports its encoder")
         ->required();
     app.add_option("-o,--output", output, "output .safetensors file")->required();
     app.add_option("--what", what, "encoder: timm VisionTransformer state dict; state-dict: the whole checkpoint, "

@@ -167,6 +167,18 @@ TEST_F(finetune_fixture, BestCheckpointIsTheEpochOfHighestValidationDice) {
     EXPECT_EQ(spec.config.encoder.embed_dim, 32);
     EXPECT_EQ(spec.config.encoder.depth, 2);
     EXPECT_EQ(spec.scale, 1.0);
+    // it and the rolling checkpoints say fine-tuning; its fine-tuned encoder exports for timm, the
+    // pre-training model's released state dict it does not hold
+    EXPECT_EQ(f.metadata.at("format"), train::finetune_checkpoint_format);
+    const auto latest = train::latest_checkpoint(dir / "best");
+    ASSERT_TRUE(latest.has_value());
+    EXPECT_EQ(io::read_safetensors(latest->string()).metadata.at("format"), train::finetune_checkpoint_format);
+    const auto ck = model::read_pretrain_checkpoint(dir / "best" / "best.safetensors");
+    EXPECT_TRUE(ck.is_finetune());
+    const auto ex = model::timm_encoder(ck);
+    EXPECT_EQ(ex.metadata.at("format"), model::timm_encoder_format);
+    for (const auto& t : ex.tensors) EXPECT_FALSE(t.name.starts_with("decoder")) << t.name;
+    EXPECT_THROW(model::released_state_dict(ck), format_error);
 }
 
 TEST_F(finetune_fixture, UnetrDecoderTrainsAndResumesExactly) {

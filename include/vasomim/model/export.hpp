@@ -39,8 +39,9 @@
 
 namespace vasomim::model {
 
-/// The `format` metadata of pre-training checkpoints (train/checkpoint.hpp) and of the exports.
-inline constexpr const char* pretrain_format = "vasomim-pretrain-1";
+/// The `format` metadata of training checkpoints (train/checkpoint.hpp) and of the exports.
+inline constexpr const char* pretrain_format = train::pretrain_checkpoint_format;
+inline constexpr const char* finetune_format = train::finetune_checkpoint_format;
 inline constexpr const char* timm_encoder_format = "vasomim-timm-vit-encoder-1";
 inline constexpr const char* released_state_dict_format = "vasomim-released-state-dict-1";
 /// Prefix of the segmentor in the released model's state dict.
@@ -318,11 +319,15 @@ struct pretrain_checkpoint {
             if (t.name.starts_with(train::segmentor_prefix)) return true;
         return false;
     }
+    /// Written by fine-tuning (encoder + segmentation decoder) rather than pre-training.
+    bool is_finetune() const { return meta("format") == finetune_format; }
 };
 
 /// Reads a pre-training checkpoint: a file, or a folder (its latest checkpoint-*.safetensors).
+/// A fine-tuning checkpoint (vasomim-finetune's checkpoints and best.safetensors) is taken too: its
+/// encoder has the same names, so its encoder exports alike (is_finetune() tells them apart).
 /// Throws io_error for a missing path or a folder without checkpoints, and format_error for a file
-/// that is not a pre-training checkpoint, naming every metadata entry and encoder tensor it lacks.
+/// that is neither, naming every metadata entry and encoder tensor it lacks.
 inline pretrain_checkpoint read_pretrain_checkpoint(const std::filesystem::path& path) {
     std::error_code ec;
     pretrain_checkpoint ck;
@@ -337,11 +342,11 @@ inline pretrain_checkpoint read_pretrain_checkpoint(const std::filesystem::path&
     }
     ck.file = io::read_safetensors(ck.path.string());
     std::vector<std::string> missing;
-    const bool format_ok = ck.meta("format") == pretrain_format;
-    if (!format_ok)
-        missing.push_back(ck.meta("format").empty()
-                              ? std::string("metadata 'format' = '") + pretrain_format + "'"
-                              : std::string("metadata 'format' = '") + pretrain_format + "' (it says '" + ck.meta("format") + "')");
+    const bool format_ok = ck.meta("format") == pretrain_format || ck.meta("format") == finetune_format;
+    if (!format_ok) {
+        const std::string wanted = std::string("metadata 'format' = '") + pretrain_format + "' (or '" + finetune_format + "')";
+        missing.push_back(ck.meta("format").empty() ? wanted : wanted + " (it says '" + ck.meta("format") + "')");
+    }
     for (const char* key : {"step", "seed", "signature"})
         if (ck.meta(key).empty()) missing.push_back(std::string("metadata '") + key + "'");
     if (!missing.empty()) {
@@ -371,6 +376,9 @@ inline exported_tensors timm_encoder(const pretrain_checkpoint& ck, index_t num_
 /// file). num_batches_tracked is written as 0 (the library keeps no count; PyTorch uses it only for
 /// BatchNorm with momentum=None, and the released segmentor is frozen in eval mode).
 inline exported_tensors released_state_dict(const pretrain_checkpoint& ck) {
+    if (ck.is_finetune())
+        throw format_error("'" + ck.path.string() + "' is a fine-tuning checkpoint: it holds a segmentation decoder, not "
+                           "the pre-training model that the released state dict describes; export its encoder instead");
     exported_tensors out;
     const std::string seg = train::segmentor_prefix;
     for (const auto& t : ck.file.tensors) {

@@ -28,6 +28,11 @@ namespace vasomim::train {
 /// Name prefix of the frozen segmentor's tensors inside a pre-training checkpoint.
 inline constexpr const char* segmentor_prefix = "segmentor.";
 
+/// The `format` metadata of the training checkpoints: pre-training (vasomim-pretrain) and
+/// fine-tuning (vasomim-finetune's rolling checkpoints and best.safetensors).
+inline constexpr const char* pretrain_checkpoint_format = "vasomim-pretrain-1";
+inline constexpr const char* finetune_checkpoint_format = "vasomim-finetune-1";
+
 /// Run state stored beside the parameters.
 struct run_state {
     std::uint64_t step = 0;       ///< completed optimiser iterations
@@ -35,6 +40,7 @@ struct run_state {
     std::string signature;        ///< configuration the parameters belong to (checked on resume)
     std::uint64_t world_size = 1;    ///< data-parallel ranks that wrote it (information: any number may resume)
     std::uint64_t global_batch = 0;  ///< samples per iteration over all ranks (0: not recorded)
+    const char* format = pretrain_checkpoint_format;  ///< the file's `format` metadata
 };
 
 inline std::filesystem::path checkpoint_path(const std::filesystem::path& dir, std::uint64_t step) {
@@ -90,7 +96,7 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& dir, const Mo
                                std::vector<float>(sp.begin() + e.offset, sp.begin() + e.offset + e.numel())});
     }
     io::write_safetensors(path.string(), tensors,
-                          {{"format", "vasomim-pretrain-1"},
+                          {{"format", state.format},
                            {"step", std::to_string(state.step)},
                            {"seed", std::to_string(state.seed)},
                            {"signature", state.signature},

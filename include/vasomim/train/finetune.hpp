@@ -481,7 +481,8 @@ public:
             comm.barrier();  // every rank has finished step `at`
             if (root)
                 summary.last_checkpoint = save_checkpoint(
-                    o_.output, *this, {at, o_.seed, o_.signature, world, world > 1 ? world * o_.batch_size : 0},
+                    o_.output, *this, {at, o_.seed, o_.signature, world, world > 1 ? world * o_.batch_size : 0,
+                                    finetune_checkpoint_format},
                     o_.keep_checkpoints);
             else
                 summary.last_checkpoint = checkpoint_path(o_.output, at);
@@ -548,7 +549,7 @@ public:
                     summary.best_dice = r.validation.mean.dice;
                     summary.best_epoch = r.epoch;
                     io::save_parameters(best_path.string(), net_.table(), net_.params(),
-                                        {{"format", "vasomim-finetune-1"},
+                                        {{"format", finetune_checkpoint_format},
                                          {"signature", o_.signature},
                                          {"epoch", std::to_string(r.epoch)},
                                          {"step", std::to_string(step)},
