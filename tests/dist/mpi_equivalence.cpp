@@ -133,6 +133,29 @@ void expect_same_params(const std::vector<float>& a, const std::vector<float>& b
     EXPECT_GT(worst + largest, 0.0f);
 }
 
+/// Prints (rank 0) the largest relative loss difference and parameter difference of two runs.
+void report_differences(const char* what, const run_result& parallel, const run_result& reference) {
+    double loss_diff = 0;
+    float param_diff = 0, largest = 0;
+    for (std::size_t i = 0; i < std::min(parallel.losses.size(), reference.losses.size()); ++i)
+        loss_diff = std::max(loss_diff, std::abs(parallel.losses[i] - reference.losses[i]) / std::abs(reference.losses[i]));
+    for (std::size_t i = 0; i < std::min(parallel.params.size(), reference.params.size()); ++i) {
+        param_diff = std::max(param_diff, std::abs(parallel.params[i] - reference.params[i]));
+        largest = std::max(largest, std::abs(reference.params[i]));
+    }
+    if (world_comm->rank() == 0)
+        std::printf("%s, %zu steps: largest relative loss difference %.3g; largest parameter difference %.3g "
+                    "(largest parameter %.3g)\n",
+                    what, reference.losses.size(), loss_diff, double(param_diff), double(largest));
+}
+
+/// Every rank holds the same parameters, bit for bit.
+void expect_ranks_agree(const std::vector<float>& params) {
+    const auto all = world_comm->allgather_host(
+        dist::text_hash(std::string(reinterpret_cast<const char*>(params.data()), params.size() * sizeof(float))));
+    EXPECT_TRUE(std::all_of(all.begin(), all.end(), [&](auto h) { return h == all[0]; }));
+}
+
 fs::path local_dir(const std::string& name) {  // this rank's own folder
     return shared_dir / ("rank" + std::to_string(world_comm->rank())) / name;
 }
@@ -170,10 +193,7 @@ void check_equivalence(Model make()) {
     world_comm->barrier();
     expect_same_losses(parallel.losses, reference.losses);
     expect_same_params(parallel.params, reference.params);
-    // The ranks hold the same parameters bit for bit.
-    const auto all = world_comm->allgather_host(dist::text_hash(
-        std::string(reinterpret_cast<const char*>(parallel.params.data()), parallel.params.size() * sizeof(float))));
-    EXPECT_TRUE(std::all_of(all.begin(), all.end(), [&](auto h) { return h == all[0]; }));
+    expect_ranks_agree(parallel.params);
 
     // The same with the gradient sum after the backward pass instead of overlapped with it.
     const auto after = train(make, *world_comm, 2, shared_dir / "after", 6, std::nullopt, false);
@@ -265,22 +285,9 @@ TEST(DataParallel, SegmentorTwoRanksEqualOneProcessWithTheGlobalBatch) {
     expect_same_params(parallel.params, reference.params);
     nn::unext<B, float> start(nn::unext_config{.in_channels = 3});
     start.init(1);
-    double loss_diff = 0;
-    float worst = 0, largest = 0;
-    for (std::size_t i = 0; i < std::min(parallel.losses.size(), reference.losses.size()); ++i)
-        loss_diff = std::max(loss_diff, std::abs(parallel.losses[i] - reference.losses[i]) / std::abs(reference.losses[i]));
-    for (std::size_t i = 0; i < parallel.params.size(); ++i) {
-        worst = std::max(worst, std::abs(parallel.params[i] - reference.params[i]));
-        largest = std::max(largest, std::abs(reference.params[i]));
-    }
-    if (world_comm->rank() == 0)
-        std::printf("segmentor, %zu steps: largest relative loss difference %.3g; largest parameter difference %.3g "
-                    "(largest parameter %.3g)\n",
-                    reference.losses.size(), loss_diff, double(worst), double(largest));
+    report_differences("segmentor", parallel, reference);
     // every rank ends with the same weights and running statistics, bit for bit
-    const auto all = world_comm->allgather_host(dist::text_hash(
-        std::string(reinterpret_cast<const char*>(parallel.params.data()), parallel.params.size() * sizeof(float))));
-    EXPECT_TRUE(std::all_of(all.begin(), all.end(), [&](auto h) { return h == all[0]; }));
+    expect_ranks_agree(parallel.params);
     EXPECT_NE(parallel.params, start.parameters().to_host());
 }
 
@@ -332,21 +339,8 @@ TEST(DataParallel, FinetuneTwoRanksEqualOneProcessWithTheGlobalBatch) {
     EXPECT_EQ(reference.losses.size(), 4u);
     expect_same_losses(parallel.losses, reference.losses);
     expect_same_params(parallel.params, reference.params);
-    double loss_diff = 0;
-    float param_diff = 0, largest = 0;
-    for (std::size_t i = 0; i < std::min(parallel.losses.size(), reference.losses.size()); ++i)
-        loss_diff = std::max(loss_diff, std::abs(parallel.losses[i] - reference.losses[i]) / std::abs(reference.losses[i]));
-    for (std::size_t i = 0; i < std::min(parallel.params.size(), reference.params.size()); ++i) {
-        param_diff = std::max(param_diff, std::abs(parallel.params[i] - reference.params[i]));
-        largest = std::max(largest, std::abs(reference.params[i]));
-    }
-    if (world_comm->rank() == 0)
-        std::printf("fine-tuning, %zu steps: largest relative loss difference %.3g; largest parameter difference %.3g "
-                    "(largest parameter %.3g)\n",
-                    reference.losses.size(), loss_diff, double(param_diff), double(largest));
-    const auto all = world_comm->allgather_host(dist::text_hash(
-        std::string(reinterpret_cast<const char*>(parallel.params.data()), parallel.params.size() * sizeof(float))));
-    EXPECT_TRUE(std::all_of(all.begin(), all.end(), [&](auto h) { return h == all[0]; }));
+    report_differences("fine-tuning", parallel, reference);
+    expect_ranks_agree(parallel.params);
     // rank 0 wrote the logs and checkpoints: one row per step
     if (world_comm->rank() == 0) {
         std::ifstream steps(shared_dir / "finetune_parallel" / "steps.csv");
