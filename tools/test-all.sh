@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything with -Wall -Wextra -Werror and runs the whole test
 # suite (cpu, thrust-omp, thrust-cpp; the loader's threads also under ThreadSanitizer; the
-# pre-training program's fault tests; 2 MPI ranks against one process), compiles the CUDA tests and
-# the pre-training program for the CUDA backend with nvcc (sm_90; run only where a GPU is present),
+# pre-training program's fault tests; 2 MPI ranks against one process; pydicom's test files against
+# pydicom), compiles the CUDA tests and the pre-training program for the CUDA backend with nvcc
+# (sm_90; run only where a GPU is present),
 # runs the suite again under AddressSanitizer + UndefinedBehaviorSanitizer (cpu and thrust-omp),
 # builds a separate project against the installed package, then fuzzes every file reader for a
 # short, fixed budget (tools/fuzz.sh; seed FUZZ_SEED=1, FUZZ_RUNS=40000 inputs, at most
@@ -22,6 +23,10 @@ cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DVASOMIM_WERROR=ON -
 cmake --build build/ci -j "$jobs"
 
 step "tests"
+# Real DICOM files that no one here wrote: pydicom's own test files and their pixels as pydicom
+# decodes them (DicomReader.MatchesPydicomTestFiles compares every file both can read).
+/usr/bin/python3 tools/make_dicom_fixtures.py --pydicom-files "$root/build/pydicom-refs" >/dev/null
+export VASOMIM_PYDICOM_REFS="$root/build/pydicom-refs"
 ctest --test-dir build/ci --output-on-failure -j "$jobs"
 
 if [[ -x build/ci/tests/vasomim_tests_cuda ]]; then

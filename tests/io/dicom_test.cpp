@@ -228,8 +228,8 @@ TEST(DicomReader, FramesOfARunFollowTheSelection) {
 }
 
 // Real files no one here wrote: pydicom's test files with references made by
-// `tools/make_dicom_fixtures.py --pydicom-files DIR`; run with VASOMIM_PYDICOM_REFS=DIR (skipped
-// otherwise). Files the library refuses are listed with the reason.
+// `tools/make_dicom_fixtures.py --pydicom-files DIR`; run with VASOMIM_PYDICOM_REFS=DIR, as
+// tools/test-all.sh (CI) does (skipped otherwise). Files the library refuses are listed with the reason.
 TEST(DicomReader, MatchesPydicomTestFiles) {
     const char* dir = std::getenv("VASOMIM_PYDICOM_REFS");
     if (dir == nullptr || !fs::is_directory(dir)) GTEST_SKIP() << "VASOMIM_PYDICOM_REFS not set";
