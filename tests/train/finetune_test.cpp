@@ -131,6 +131,17 @@ TEST_F(finetune_fixture, ResumeContinuesExactly) {
     };
     EXPECT_EQ(rows(dir / "straight" / "log.csv", 1), rows(dir / "resumed" / "log.csv", 1));
     EXPECT_EQ(rows(dir / "straight" / "steps.csv", 1), rows(dir / "resumed" / "steps.csv", 1));
+    // the log says who wrote the checkpoint; a resume with another batch size says that the
+    // schedule changes (steps count global batches)
+    EXPECT_NE(log.str().find("(written by 1 rank, global batch 2; now 1 rank x 2)"), std::string::npos) << log.str();
+    EXPECT_EQ(log.str().find("note: the global batch"), std::string::npos) << log.str();
+    std::ostringstream rebatched_log;
+    o.batch_size = 3;
+    tuner rebatched(small_config(), o);
+    rebatched.run(train_set, val_set, rebatched_log);
+    EXPECT_NE(rebatched_log.str().find("note: the global batch was 2 and is now 3"), std::string::npos)
+        << rebatched_log.str();
+    o.batch_size = 2;
     // a resume with another seed is refused
     o.seed = 9;
     tuner other(small_config(), o);

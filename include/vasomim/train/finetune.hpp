@@ -412,7 +412,14 @@ public:
                                    ", this run uses " + std::to_string(o_.seed));
             step = s.step;
             summary.last_checkpoint = path;
-            log << "resumed from " << path.string() << " at step " << step << "\n";
+            const std::uint64_t global_batch = world * o_.batch_size;
+            log << "resumed from " << path.string() << " at step " << step << " (written by " << s.world_size
+                << (s.world_size == 1 ? " rank" : " ranks");
+            if (s.global_batch) log << ", global batch " << s.global_batch;
+            log << "; now " << world << (world == 1 ? " rank" : " ranks") << " x " << o_.batch_size << ")\n";
+            if (s.global_batch && s.global_batch != global_batch)
+                log << "note: the global batch was " << s.global_batch << " and is now " << global_batch
+                    << ": steps keep their numbers, so the epochs and the schedule are not those of the first run\n";
             if (root) {  // the logs are cut back to the checkpoint, the best Dice read back
                 const auto epoch_rows = detail::cut_csv(epochs_csv, 1, step);
                 for (const auto& r : epoch_rows)
@@ -481,8 +488,7 @@ public:
             comm.barrier();  // every rank has finished step `at`
             if (root)
                 summary.last_checkpoint = save_checkpoint(
-                    o_.output, *this, {at, o_.seed, o_.signature, world, world > 1 ? world * o_.batch_size : 0,
-                                    finetune_checkpoint_format},
+                    o_.output, *this, {at, o_.seed, o_.signature, world, world * o_.batch_size, finetune_checkpoint_format},
                     o_.keep_checkpoints);
             else
                 summary.last_checkpoint = checkpoint_path(o_.output, at);
