@@ -17,6 +17,7 @@
 #include <ostream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "vasomim/core/error.hpp"
@@ -201,6 +202,41 @@ std::pair<std::filesystem::path, run_state> load_latest_intact_checkpoint(const 
         }
     }
     throw config_error("--resume: no intact checkpoint in " + dir.string() + ":" + skipped);
+}
+
+/// What a resumed run needs to know about itself.
+struct run_geometry {
+    std::uint64_t seed = 0;        ///< the seed of this run: a checkpoint of another seed is refused
+    std::uint64_t world_size = 1;  ///< data-parallel ranks now
+    std::uint64_t batch_size = 1;  ///< samples per rank and iteration now
+};
+
+/// `--resume PATH` of the training loops: loads the checkpoint PATH, or the newest intact one when
+/// PATH is a folder (load_latest_intact_checkpoint), refuses one written with another seed
+/// (config_error: the streams would differ), and says on `log` where the run resumes, who wrote the
+/// checkpoint and, when the global batch changed, that steps keep their numbers so the epochs and the
+/// schedule are no longer those of the first run. Returns the path loaded and its run state.
+template <class Model>
+std::pair<std::filesystem::path, run_state> resume_run(std::filesystem::path path, Model& model,
+                                                       const std::string& expected_signature,
+                                                       const run_geometry& now, std::ostream& log) {
+    run_state s;
+    if (std::filesystem::is_directory(path))
+        std::tie(path, s) = load_latest_intact_checkpoint(path, model, expected_signature, log);
+    else
+        s = load_checkpoint(path, model, expected_signature);
+    if (s.seed != now.seed)
+        throw config_error("checkpoint " + path.string() + " was written with seed " + std::to_string(s.seed) +
+                           ", this run uses " + std::to_string(now.seed));
+    const auto ranks = [](std::uint64_t n) { return std::to_string(n) + (n == 1 ? " rank" : " ranks"); };
+    log << "resumed from " << path.string() << " at step " << s.step << " (written by " << ranks(s.world_size);
+    if (s.global_batch) log << ", global batch " << s.global_batch;
+    log << "; now " << ranks(now.world_size) << " x " << now.batch_size << ")\n";
+    const std::uint64_t global_batch = now.world_size * now.batch_size;
+    if (s.global_batch && s.global_batch != global_batch)
+        log << "note: the global batch was " << s.global_batch << " and is now " << global_batch
+            << ": steps keep their numbers, so the epochs and the schedule are not those of the first run\n";
+    return {path, s};
 }
 
 }  // namespace vasomim::train

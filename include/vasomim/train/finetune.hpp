@@ -403,23 +403,10 @@ public:
         double epoch_loss_sum = 0;
         std::uint64_t epoch_loss_count = 0;
         if (o_.resume_from) {
-            fs::path path = *o_.resume_from;
-            run_state s;
-            if (fs::is_directory(path)) std::tie(path, s) = load_latest_intact_checkpoint(path, *this, o_.signature, log);
-            else s = load_checkpoint(path, *this, o_.signature);
-            if (s.seed != o_.seed)
-                throw config_error("checkpoint " + path.string() + " was written with seed " + std::to_string(s.seed) +
-                                   ", this run uses " + std::to_string(o_.seed));
+            const auto [path, s] = resume_run(*o_.resume_from, *this, o_.signature,
+                                              {.seed = o_.seed, .world_size = world, .batch_size = o_.batch_size}, log);
             step = s.step;
             summary.last_checkpoint = path;
-            const std::uint64_t global_batch = world * o_.batch_size;
-            log << "resumed from " << path.string() << " at step " << step << " (written by " << s.world_size
-                << (s.world_size == 1 ? " rank" : " ranks");
-            if (s.global_batch) log << ", global batch " << s.global_batch;
-            log << "; now " << world << (world == 1 ? " rank" : " ranks") << " x " << o_.batch_size << ")\n";
-            if (s.global_batch && s.global_batch != global_batch)
-                log << "note: the global batch was " << s.global_batch << " and is now " << global_batch
-                    << ": steps keep their numbers, so the epochs and the schedule are not those of the first run\n";
             if (root) {  // the logs are cut back to the checkpoint, the best Dice read back
                 const auto epoch_rows = detail::cut_csv(epochs_csv, 1, step);
                 for (const auto& r : epoch_rows)

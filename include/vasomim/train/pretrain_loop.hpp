@@ -108,24 +108,10 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
     pretrain_summary summary;
     std::uint64_t step = 0;
     if (o.resume_from) {
-        fs::path path = *o.resume_from;
-        run_state s;
-        if (fs::is_directory(path))  // the newest intact one: damaged ones are skipped and named on `log`
-            std::tie(path, s) = load_latest_intact_checkpoint(path, model, o.signature, log);
-        else
-            s = load_checkpoint(path, model, o.signature);
-        if (s.seed != o.seed)
-            throw config_error("checkpoint " + path.string() + " was written with seed " + std::to_string(s.seed) +
-                               ", this run uses " + std::to_string(o.seed));
+        const auto [path, s] = resume_run(*o.resume_from, model, o.signature,
+                                          {.seed = o.seed, .world_size = world, .batch_size = lo.batch_size}, log);
         step = s.step;
         summary.last_checkpoint = path;
-        log << "resumed from " << path.string() << " at step " << step << " (written by " << s.world_size
-            << (s.world_size == 1 ? " rank" : " ranks");
-        if (s.global_batch) log << ", global batch " << s.global_batch;
-        log << "; now " << world << (world == 1 ? " rank" : " ranks") << " x " << lo.batch_size << ")\n";
-        if (s.global_batch && s.global_batch != global_batch)
-            log << "note: the global batch was " << s.global_batch << " and is now " << global_batch
-                << ": steps keep their numbers, so the epochs and the schedule are not those of the first run\n";
     }
     summary.first_step = step;
     // Every rank starts from rank 0's weights (DDP's broadcast at construction).
