@@ -57,7 +57,9 @@ cmake --build build/consumer -j "$jobs"
 build/consumer/consumer
 
 step "sanitizers (address, undefined)"
-cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+# -g1: line tables only, enough for the sanitizers' stack traces (file:line); full -g makes this
+# template-heavy build about 1.7x slower to compile (vasomim_step_test: 129 s against 75 s).
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
   -DVASOMIM_WERROR=ON -DVASOMIM_SANITIZE=address,undefined -DVASOMIM_ENABLE_CUDA=OFF -DVASOMIM_NATIVE=OFF \
   -DVASOMIM_BUILD_EXAMPLES=OFF -DVASOMIM_BUILD_BENCHMARKS=OFF
 cmake --build build/asan -j "$jobs"
