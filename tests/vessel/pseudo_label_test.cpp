@@ -294,6 +294,72 @@ TEST(PseudoLabelHost, CheckedFloatPathEqualsTheDoubleCast) {
     EXPECT_GT(vessel::detail::checked_sato(big.view(), o.sato(), o.border).rechecked, 0u);
 }
 
+// The mask's choice of doubtful pixels (mask_recheck) against brute force: values crowded into a
+// few levels, many of them doubtful (their exact value one above or below the float one), and
+// checked_sato's loop replayed with the exact values. Whatever it leaves in doubt, the threshold,
+// the kept pixels and the first pixel of the maximum (which fix the grown mask) must be those of
+// the exact values.
+TEST(PseudoLabelHost, MaskRecheckDecidesWhatTheMaskDependsOn) {
+    std::mt19937 gen(2026);
+    std::size_t left_alone = 0, doubtful = 0;
+    for (int trial = 0; trial < 3000; ++trial) {
+        const std::size_t n = 1 + gen() % 80;
+        const int levels = 1 + static_cast<int>(gen() % 6), base = trial % 3 == 0 ? 0 : static_cast<int>(gen() % 250);
+        const double q = std::array{0.0, 10.0, 50.0, 92.0, 99.0, 100.0}[gen() % 6];
+        std::vector<int> exact(n), now(n);
+        std::vector<vessel::detail::doubtful_pixel> pending;
+        std::array<std::size_t, 256> hist{}, exact_hist{};
+        for (std::size_t p = 0; p < n; ++p) {
+            exact[p] = std::min(255, base + static_cast<int>(gen() % static_cast<unsigned>(levels)));
+            now[p] = exact[p];
+            if (gen() % 3 == 0) {  // doubtful: the float value one off, or right
+                const int low = std::max(0, exact[p] - static_cast<int>(gen() % 2)), high = std::min(255, low + 1);
+                if (low < high) {
+                    now[p] = gen() % 2 ? low : high;
+                    pending.push_back({static_cast<std::int64_t>(p), static_cast<std::uint8_t>(now[p]),
+                                       static_cast<std::uint8_t>(low), static_cast<std::uint8_t>(high)});
+                }
+            }
+            ++hist[static_cast<std::size_t>(now[p])];
+            ++exact_hist[static_cast<std::size_t>(exact[p])];
+        }
+        doubtful += pending.size();
+        const vessel::detail::mask_recheck choose{q};
+        for (;;) {  // checked_sato's loop
+            const auto sel = choose(hist, pending);
+            if (sel.empty()) break;
+            std::vector<char> done(pending.size(), 0);
+            for (std::size_t k : sel) {
+                const auto p = static_cast<std::size_t>(pending[k].index);
+                --hist[static_cast<std::size_t>(now[p])];
+                now[p] = exact[p];
+                ++hist[static_cast<std::size_t>(now[p])];
+                done[k] = 1;
+            }
+            std::vector<vessel::detail::doubtful_pixel> rest;
+            for (std::size_t k = 0; k < pending.size(); ++k)
+                if (!done[k]) rest.push_back(pending[k]);
+            pending = rest;
+        }
+        left_alone += pending.size();
+        SCOPED_TRACE("trial " + std::to_string(trial));
+        const double t = percentile_of_histogram(hist, q);
+        ASSERT_EQ(t, percentile_of_histogram(exact_hist, q));
+        const int lowest = std::max(1, static_cast<int>(std::ceil(t)));
+        int top = 0;
+        for (std::size_t p = 0; p < n; ++p) {
+            ASSERT_EQ(now[p] >= lowest, exact[p] >= lowest) << "pixel " << p;
+            top = std::max(top, exact[p]);
+        }
+        if (top >= lowest) {
+            EXPECT_EQ(std::find(now.begin(), now.end(), top) - now.begin(),
+                      std::find(exact.begin(), exact.end(), top) - exact.begin());
+        }
+    }
+    // It does leave pixels alone (else it would be recheck_all).
+    EXPECT_GT(left_alone, doubtful / 10) << doubtful << " doubtful";
+}
+
 // pseudo_label (mask only) folds the border, the histogram of the percentile and the region growing
 // into the filter's last pass; pseudo_label_steps_of runs the steps one by one. Their masks and
 // thresholds must agree for every mode, polarity, border and percentile, on noise and on vessels.
@@ -331,6 +397,17 @@ TEST(PseudoLabelHost, FoldedTailEqualsTheSteps) {
         for (const char* m : {"reflect", "nearest", "mirror", "wrap"})
             for (bool black : {true, false})
                 for (index_t border : {0, 5}) check(*img, m, black, border, 92.0);
+    // Noise, where many values are in doubt (mask_recheck leaves most of them), at percentiles
+    // that put the threshold among them.
+    std::vector<std::uint8_t> noise(97 * 83);
+    std::uint32_t state = 12345;
+    for (auto& v : noise) {
+        state = state * 1664525u + 1013904223u;
+        v = static_cast<std::uint8_t>(state >> 24);
+    }
+    const auto rnd = tensor<std::uint8_t, backend::cpu>::from_host(noise, shape{97, 83});
+    for (double q : {30.0, 60.0, 92.0, 97.0})
+        for (bool black : {true, false}) check(rnd, "reflect", black, 3, q);
     // Other percentiles, and a border that covers the band image (an all-zero mask).
     for (const auto* img : {&syn, &band})
         for (index_t border : {3, 40})

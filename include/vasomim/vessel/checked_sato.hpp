@@ -21,6 +21,8 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "vasomim/backend/cpu.hpp"
@@ -124,9 +126,30 @@ struct cascade_plan_key {
     bool operator==(const cascade_plan_key&) const = default;
 };
 
+/// A pixel whose uint8 value the float pass cannot decide: the cast of its float value is `value`,
+/// the exact (double) one lies in [low, high] (low < high).
+struct doubtful_pixel {
+    std::int64_t index;  ///< row-major pixel index
+    std::uint8_t value, low, high;
+};
+
+/// checked_sato's default choice of the doubtful pixels to recompute: all of them, so that every
+/// value inside the border is exact. A choice is called with the histogram of the values (doubtful
+/// pixels counted at `value`, recomputed ones at their exact value) and the doubtful pixels not
+/// yet recomputed, and returns the positions in that list to recompute next; checked_sato calls it
+/// again after each recomputation until it returns none. A choice that leaves pixels undecided
+/// (pseudo_label's mask_recheck) vouches for the result it needs, not for those pixels' values.
+struct recheck_all {
+    std::vector<std::size_t> operator()(const std::array<std::size_t, 256>&, const std::vector<doubtful_pixel>& pending) const {
+        std::vector<std::size_t> all(pending.size());
+        for (std::size_t q = 0; q < all.size(); ++q) all[q] = q;
+        return all;
+    }
+};
+
 /// Per-thread scratch and results of combine_row (padded apart: threads write them per row).
 struct alignas(64) combine_part {
-    std::vector<std::int64_t> suspects;
+    std::vector<doubtful_pixel> suspects;
     byte_histograms hist{};
     std::vector<float> best, low, high;
     std::vector<std::uint8_t> flag;
@@ -203,13 +226,17 @@ inline void combine_row(combine_rows_args a, std::int64_t i, combine_part& tp) {
     for (std::int64_t j = jlo; j < jhi; ++j) any |= frow[j];
     if (!any) return;
     for (std::int64_t j = jlo; j < jhi; ++j)
-        if (frow[j]) tp.suspects.push_back(i * cols + j);
+        if (frow[j]) {
+            const auto byte = [](float v) { return static_cast<std::uint8_t>(std::min(std::max(v, 0.0f), 255.0f)); };
+            tp.suspects.push_back({i * cols + j, vrow[j], byte(lo_[j]), byte(hi_[j])});
+        }
 }
 
 struct checked_sato_result {
     tensor<double, backend::cpu> response;
     tensor<std::uint8_t, backend::cpu> value;  ///< to_uint8(response), exact inside the checked region
-    std::size_t rechecked = 0;                 ///< pixels recomputed in double
+    std::size_t doubtful = 0;                  ///< pixels whose uint8 cast the float pass left in doubt
+    std::size_t rechecked = 0;                 ///< of those, the pixels recomputed in double
     std::size_t cascaded = 0;                  ///< sigmas continued by the scale cascade (scale_cascade.hpp)
     /// With pipeline_tail: the histogram of `value` (counts of 0..255).
     std::array<std::size_t, 256> histogram{};
@@ -219,11 +246,15 @@ struct checked_sato_result {
 /// pixels at least `border` from every edge (outside, the cast of the float response). Without
 /// with_response only the uint8 values are produced (the response stays empty). With
 /// pipeline_tail the pseudo-label's next steps ride along in the same pass over each row: values
-/// outside the border are set to 0 and the histogram of the values is counted.
-template <class T>
+/// outside the border are set to 0 and the histogram of the values is counted; then `choose`
+/// (recheck_all's interface) may leave doubtful pixels alone that the caller's result does not
+/// depend on (they keep the cast of their float value, within one of the exact one). Without
+/// pipeline_tail every doubtful pixel is recomputed.
+template <class T, class Choose = recheck_all>
     requires std::is_integral_v<T>
 checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image, const sato_options& o,
-                                 std::int64_t border, bool with_response = true, bool pipeline_tail = false) {
+                                 std::int64_t border, bool with_response = true, bool pipeline_tail = false,
+                                 const Choose& choose = {}) {
     using R = float;
     require_image(image, "pseudo_label");
     check_ridge_options(o, "pseudo_label");
@@ -494,17 +525,17 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
             tp.hist[0][0] += static_cast<std::size_t>(cols);
         }
     }
-    std::vector<std::int64_t> suspects;
-    for (const auto& tp : parts) suspects.insert(suspects.end(), tp.suspects.begin(), tp.suspects.end());
+    std::vector<doubtful_pixel> pending;
+    for (const auto& tp : parts) pending.insert(pending.end(), tp.suspects.begin(), tp.suspects.end());
     if (pipeline_tail)
         for (const auto& tp : parts) {
             const auto h = merged(tp.hist);
             for (std::size_t v = 0; v < 256; ++v) res.histogram[v] += h[v];
         }
-    res.rechecked = suspects.size();
-    if (suspects.empty()) return res;
+    res.doubtful = pending.size();
+    if (pending.empty()) return res;
 
-    // Exact recomputation in double at the suspects (as the double pipeline: exact kernels, no
+    // Exact recomputation in double at the doubtful pixels (as the double pipeline: exact kernels, no
     // centring), only for the sigmas that can hold the maximum. The samples sign * image come from
     // the centred float plane plus its centre where that plane holds them exactly (8- and 16-bit
     // pixels), else from a double copy.
@@ -524,44 +555,71 @@ checked_sato_result checked_sato(const tensor_view<const T, backend::cpu>& image
     }
     const std::vector<pixel_hessian>& sw = wsp.sw;
     auto cast = [](double v) -> int { return v >= 255 ? 255 : (v > 0 ? static_cast<int>(v) : 0); };
-    const auto ns_count = static_cast<std::int64_t>(suspects.size());
-    std::vector<std::uint8_t> before(pipeline_tail ? suspects.size() : 0);  // for the histogram
-    // One parallel region for the double copy and the recheck (a barrier between them costs far
-    // less than a second fork / join when idle threads sleep, OMP_WAIT_POLICY=passive).
+    // Recomputes pending[q] for every q in sel, and fixes the histogram.
+    std::vector<std::uint8_t> before;
+    auto recheck = [&](const std::vector<std::size_t>& sel) {
+        const auto count = static_cast<std::int64_t>(sel.size());
+        before.resize(pipeline_tail ? sel.size() : 0);
+        const bool copy = !from_xf && res.rechecked == 0;  // the double copy, made once
+        // One parallel region for the double copy and the recheck (a barrier between them costs
+        // far less than a second fork / join when idle threads sleep, OMP_WAIT_POLICY=passive).
 #pragma omp parallel
-    {
-        if constexpr (!from_xf) {
+        {
+            if constexpr (!from_xf) {
+                if (copy) {
 #pragma omp for schedule(static)
-            for (std::int64_t i = 0; i < rows; ++i) copy_signed_row(image, i, sign, xd + i * cols);
-        }
-        std::vector<double> scratch;
-#pragma omp for schedule(dynamic, 4)
-        for (std::int64_t q = 0; q < ns_count; ++q) {
-            const std::int64_t p = suspects[static_cast<std::size_t>(q)];
-            const std::int64_t i = p / cols, j = p % cols;
-            double low = 0;
-            for (std::size_t k = 0; k < ns; ++k) low = std::max(low, static_cast<double>(ps[k][p]) - err[k]);
-            double best = 0;
-            for (std::size_t k = 0; k < ns; ++k) {
-                if (static_cast<double>(ps[k][p]) + err[k] < low) continue;  // cannot hold the maximum
-                double hh[3];
-                if constexpr (from_xf) sw[k].at(xf.data(), centre, cols, i, j, hh, scratch);
-                else sw[k].at(xd, 0.0, cols, i, j, hh, scratch);
-                const double hrr = hh[0], hrc = hh[1], hcc = hh[2];
-                double l1, l2;
-                eigenvalues2(hrr, hrc, hcc, l1, l2);
-                best = std::max(best, o.sigmas[k] * o.sigmas[k] * std::max(l1, 0.0));
+                    for (std::int64_t i = 0; i < rows; ++i) copy_signed_row(image, i, sign, xd + i * cols);
+                }
             }
-            if (out) out[p] = best;
-            if (pipeline_tail) before[static_cast<std::size_t>(q)] = val[p];
-            val[p] = static_cast<std::uint8_t>(cast(best));
+            std::vector<double> scratch;
+#pragma omp for schedule(dynamic, 4)
+            for (std::int64_t q = 0; q < count; ++q) {
+                const std::int64_t p = pending[sel[static_cast<std::size_t>(q)]].index;
+                const std::int64_t i = p / cols, j = p % cols;
+                double low = 0;
+                for (std::size_t k = 0; k < ns; ++k) low = std::max(low, static_cast<double>(ps[k][p]) - err[k]);
+                double best = 0;
+                for (std::size_t k = 0; k < ns; ++k) {
+                    if (static_cast<double>(ps[k][p]) + err[k] < low) continue;  // cannot hold the maximum
+                    double hh[3];
+                    if constexpr (from_xf) sw[k].at(xf.data(), centre, cols, i, j, hh, scratch);
+                    else sw[k].at(xd, 0.0, cols, i, j, hh, scratch);
+                    const double hrr = hh[0], hrc = hh[1], hcc = hh[2];
+                    double l1, l2;
+                    eigenvalues2(hrr, hrc, hcc, l1, l2);
+                    best = std::max(best, o.sigmas[k] * o.sigmas[k] * std::max(l1, 0.0));
+                }
+                if (out) out[p] = best;
+                if (pipeline_tail) before[static_cast<std::size_t>(q)] = val[p];
+                val[p] = static_cast<std::uint8_t>(cast(best));
+            }
         }
+        if (pipeline_tail)
+            for (std::size_t q = 0; q < sel.size(); ++q) {
+                --res.histogram[before[q]];
+                ++res.histogram[val[pending[sel[q]].index]];
+            }
+        res.rechecked += sel.size();
+    };
+    if (!pipeline_tail) {
+        recheck(recheck_all{}(res.histogram, pending));
+        return res;
     }
-    if (pipeline_tail)
-        for (std::size_t q = 0; q < suspects.size(); ++q) {
-            --res.histogram[before[q]];
-            ++res.histogram[val[suspects[q]]];
-        }
+    for (;;) {
+        auto sel = choose(std::as_const(res.histogram), std::as_const(pending));
+        if (sel.empty()) break;
+        std::sort(sel.begin(), sel.end());
+        sel.erase(std::unique(sel.begin(), sel.end()), sel.end());
+        if (sel.back() >= pending.size()) throw std::out_of_range("checked_sato: a choice named a pixel past the list");
+        recheck(sel);
+        // What is left in doubt, in its order.
+        std::vector<char> done(pending.size(), 0);
+        for (std::size_t q : sel) done[q] = 1;
+        std::size_t w = 0;
+        for (std::size_t q = 0; q < pending.size(); ++q)
+            if (!done[q]) pending[w++] = pending[q];
+        pending.resize(w);
+    }
     return res;
 }
 

@@ -148,7 +148,8 @@ fov_pseudo_label_result<B> fov_pseudo_label(tensor_view<T, B> image, const fov_p
     if (o.min_component < 0)
         throw value_error("fov_pseudo_label: min_component must be >= 0, got " + std::to_string(o.min_component));
     detail::check_fov_options(o.fov);
-    auto s = detail::pseudo_label_run(image, o.released, false);  // uint8 values, border, released mask
+    // uint8 values, border, released mask
+    auto s = detail::pseudo_label_run(image, o.released, detail::pseudo_label_parts::values);
     const std::int64_t rows = image.dim(0), cols = image.dim(1);
     const std::size_t n = static_cast<std::size_t>(rows * cols);
     fov_pseudo_label_result<B> r;

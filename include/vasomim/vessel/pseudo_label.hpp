@@ -180,23 +180,39 @@ inline void check_percentile(std::size_t n, double q) {
 }
 }  // namespace detail
 
-/// numpy.percentile(q) of n uint8 values given by their histogram (hist[v]: how many equal v).
-inline double percentile_of_histogram(const std::array<std::size_t, 256>& hist, double q) {
+namespace detail {
+/// numpy.percentile's virtual index (n - 1) q / 100 of n sorted values: the positions lo and hi of
+/// the two values it interpolates between, and the fraction.
+struct percentile_position {
+    std::size_t lo, hi;
+    double frac;
+};
+inline percentile_position percentile_position_of(std::size_t n, double q) {
+    check_percentile(n, q);
+    const double virt = static_cast<double>(n - 1) * (q / 100.0);
+    const auto lo = static_cast<std::size_t>(std::floor(virt));
+    return {lo, std::min(lo + 1, n - 1), virt - static_cast<double>(lo)};
+}
+/// The k-th smallest (from 0) of the uint8 values counted by hist.
+inline int nth_of_histogram(const std::array<std::size_t, 256>& hist, std::size_t k) {
+    std::size_t acc = 0;
+    for (int v = 0; v < 256; ++v) {
+        acc += hist[static_cast<std::size_t>(v)];
+        if (acc > k) return v;
+    }
+    return 255;
+}
+inline std::size_t histogram_count(const std::array<std::size_t, 256>& hist) {
     std::size_t n = 0;
     for (std::size_t c : hist) n += c;
-    detail::check_percentile(n, q);
-    const double virt = static_cast<double>(n - 1) * (q / 100.0);
-    const std::size_t lo = static_cast<std::size_t>(std::floor(virt));
-    const std::size_t hi = std::min(lo + 1, n - 1);
-    auto nth = [&](std::size_t k) {  // the k-th smallest value
-        std::size_t acc = 0;
-        for (int v = 0; v < 256; ++v) {
-            acc += hist[static_cast<std::size_t>(v)];
-            if (acc > k) return static_cast<double>(v);
-        }
-        return 255.0;
-    };
-    return detail::percentile_lerp(nth(lo), nth(hi), virt - static_cast<double>(lo));
+    return n;
+}
+}  // namespace detail
+
+/// numpy.percentile(q) of n uint8 values given by their histogram (hist[v]: how many equal v).
+inline double percentile_of_histogram(const std::array<std::size_t, 256>& hist, double q) {
+    const auto at = detail::percentile_position_of(detail::histogram_count(hist), q);
+    return detail::percentile_lerp(detail::nth_of_histogram(hist, at.lo), detail::nth_of_histogram(hist, at.hi), at.frac);
 }
 
 /// numpy.percentile(values, q) with the default linear interpolation: virtual index (n-1) q/100
@@ -210,16 +226,14 @@ double percentile(const T* host_values, std::size_t n, double q) {
         detail::count_bytes(host_values, n, h);
         return percentile_of_histogram(detail::merged(h), q);
     } else {
-        const double virt = static_cast<double>(n - 1) * (q / 100.0);
-        const std::size_t lo = static_cast<std::size_t>(std::floor(virt));
-        const std::size_t hi = std::min(lo + 1, n - 1);
+        const auto [lo, hi, frac] = detail::percentile_position_of(n, q);
         std::vector<T> v(host_values, host_values + n);
         for (const T& x : v)
             if (!std::isfinite(static_cast<double>(x))) throw value_error("percentile: NaN or infinite value");
         std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
         const T a = v[lo];
         const T b = hi == lo ? a : *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
-        return detail::percentile_lerp(static_cast<double>(a), static_cast<double>(b), virt - static_cast<double>(lo));
+        return detail::percentile_lerp(static_cast<double>(a), static_cast<double>(b), frac);
     }
 }
 
@@ -326,6 +340,53 @@ inline tensor<std::uint8_t, backend::cpu> region_grow_above(const tensor<std::ui
                 std::uint8_t(255));
     return mask;
 }
+
+/// checked_sato's choice (recheck_all's interface) for the released mask alone: the doubtful
+/// pixels the mask can depend on are recomputed, the others keep a value within one of theirs.
+/// The mask depends on (1) the percentile, through its two order statistics: each is bracketed
+/// by the histograms with every doubtful pixel at its lowest and at its highest value, and while
+/// a bracket is open the pixels whose range reaches into the brackets are recomputed; (2) which pixels are kept
+/// (>= max(ceil(threshold), 1)): pixels whose range straddles that cut; (3) the maximum and its
+/// first pixel, where the growing starts: pixels that could reach the largest value known to be
+/// kept (all that could be kept, when none is known). On real angiograms most doubtful pixels lie
+/// far from the threshold and below the maximum (a few percent of them are recomputed).
+struct mask_recheck {
+    double q;  ///< the percentile
+    std::vector<std::size_t> operator()(const std::array<std::size_t, 256>& hist,
+                                        const std::vector<doubtful_pixel>& pending) const {
+        std::vector<std::size_t> sel;
+        if (pending.empty()) return sel;
+        auto certain = hist;  // the values known exactly
+        for (const auto& d : pending) --certain[d.value];
+        auto at_low = certain, at_high = certain;
+        for (const auto& d : pending) {
+            ++at_low[d.low];
+            ++at_high[d.high];
+        }
+        const auto at = percentile_position_of(histogram_count(hist), q);
+        const int lo_min = nth_of_histogram(at_low, at.lo), lo_max = nth_of_histogram(at_high, at.lo);
+        const int hi_min = nth_of_histogram(at_low, at.hi), hi_max = nth_of_histogram(at_high, at.hi);
+        const auto pick = [&](auto&& needed) {
+            for (std::size_t k = 0; k < pending.size(); ++k)
+                if (needed(pending[k])) sel.push_back(k);
+        };
+        if (lo_min != lo_max || hi_min != hi_max) {  // (1)
+            // A pixel at or below lo_min whatever its value counts below every value the order
+            // statistics can take, one at or above hi_max above them: neither can move them.
+            pick([&](const doubtful_pixel& d) { return d.high > lo_min && d.low < hi_max; });
+            if (sel.empty()) pick([](const doubtful_pixel&) { return true; });  // (cannot happen)
+            return sel;
+        }
+        const double c = std::ceil(percentile_lerp(lo_min, hi_min, at.frac));
+        if (!(c <= 255)) return sel;  // nothing kept
+        const int lowest = std::max(1, static_cast<int>(c));
+        int top = 255;
+        while (top >= lowest && certain[static_cast<std::size_t>(top)] == 0) --top;
+        const int reach = std::max(lowest, top);
+        pick([&](const doubtful_pixel& d) { return (d.low < lowest && d.high >= lowest) || d.high >= reach; });  // (2), (3)
+        return sel;
+    }
+};
 #endif
 }  // namespace detail
 
@@ -339,11 +400,17 @@ struct pseudo_label_steps {
 };
 
 namespace detail {
-/// The pipeline; without with_response the host's checked path skips the double response plane
-/// (pseudo_label needs the mask only).
+/// What pseudo_label_run must deliver exactly (the host's checked path does less for less).
+enum class pseudo_label_parts {
+    mask,    ///< the mask and the threshold; `value` may be one off where the mask does not depend on it
+    values,  ///< also the uint8 values (border zeroed); no response
+    all,     ///< every step, the response included
+};
+
+/// The pipeline, delivering `parts`.
 template <class T, class B>
 pseudo_label_steps<response_t<T>, B> pseudo_label_run(tensor_view<T, B> image, const pseudo_label_options& o,
-                                                      [[maybe_unused]] bool with_response) {
+                                                      [[maybe_unused]] pseudo_label_parts parts) {
     if (!(o.percentile >= 0 && o.percentile <= 100))
         throw value_error("pseudo_label: percentile must lie in [0, 100], got " + std::to_string(o.percentile));
     if (o.border < 0) throw value_error("pseudo_label: border must be >= 0, got " + std::to_string(o.border));
@@ -362,18 +429,22 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_run(tensor_view<T, B> image, c
     // Default on the host for integer pixels: float filtering, double recomputation only where
     // the uint8 cast is in doubt (checked_sato.hpp); the values equal the double pipeline's.
     if constexpr (std::is_same_v<B, backend::cpu> && std::is_integral_v<std::remove_const_t<T>>) {
-        if (o.mode != boundary_mode::constant && !with_response) {
-            // The mask only: border and histogram folded into checked_sato's last pass over the
-            // rows, then the percentile from the histogram and the region grown on the values
-            // (pseudo_label_steps_of runs the steps one by one; the tests hold the two equal).
-            auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border, false, true);
+        if (o.mode != boundary_mode::constant && parts != pseudo_label_parts::all) {
+            // Border and histogram folded into checked_sato's last pass over the rows, then the
+            // percentile from the histogram and the region grown on the values
+            // (pseudo_label_steps_of runs the steps one by one; the tests hold the two equal). For
+            // the mask alone only the doubtful pixels it depends on are recomputed.
+            auto c = parts == pseudo_label_parts::mask
+                         ? detail::checked_sato(detail::as_const(image), o.sato(), o.border, false, true,
+                                                detail::mask_recheck{o.percentile})
+                         : detail::checked_sato(detail::as_const(image), o.sato(), o.border, false, true);
             s.threshold = percentile_of_histogram(c.histogram, o.percentile);
             s.mask = detail::region_grow_above(c.value, c.histogram, s.threshold);
             s.value = std::move(c.value);
             return s;
         }
         if (o.mode != boundary_mode::constant) {
-            auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border, with_response);
+            auto c = detail::checked_sato(detail::as_const(image), o.sato(), o.border, true);
             s.response = std::move(c.response);
             s.value = std::move(c.value);
             return finish(s);
@@ -399,13 +470,13 @@ pseudo_label_steps<response_t<T>, B> pseudo_label_run(tensor_view<T, B> image, c
 /// The full pipeline with every step kept.
 template <class T, class B>
 pseudo_label_steps<response_t<T>, B> pseudo_label_steps_of(tensor_view<T, B> image, const pseudo_label_options& o = {}) {
-    return detail::pseudo_label_run(image, o, true);
+    return detail::pseudo_label_run(image, o, detail::pseudo_label_parts::all);
 }
 
 /// The released VasoMIM pseudo-label (0 / 255) of a 2-D image (uint8 in the released pipeline).
 template <class T, class B>
 tensor<std::uint8_t, B> pseudo_label(tensor_view<T, B> image, const pseudo_label_options& o = {}) {
-    return std::move(detail::pseudo_label_run(image, o, false).mask);
+    return std::move(detail::pseudo_label_run(image, o, detail::pseudo_label_parts::mask).mask);
 }
 
 template <class T, class B>
