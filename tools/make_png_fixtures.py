@@ -130,6 +130,14 @@ def main():
     save("bad_not_zlib", b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", hdr) + chunk(b"IDAT", b"not a zlib stream")
          + chunk(b"IEND", b""))
 
+    # Runs of Paeth rows (the reader unfilters four at a time) among other filters, on smooth rows
+    # with noise (the predictor's three choices all occur), a width below the group and one above.
+    for name, (h, w) in (("gray_paeth_runs", (27, 41)), ("gray_paeth_narrow", (9, 3))):
+        g = (np.add.outer(np.arange(h) * 5, np.arange(w) * 2) % 256).astype(np.int64)
+        g = np.clip(g + rng.integers(-20, 21, (h, w)), 0, 255).astype(np.uint8)
+        runs = [4, 4, 4, 4, 4, 4, 4, 0, 4, 4, 1, 4, 4, 4, 4, 2, 4, 4, 4, 4, 4, 4, 4, 4, 3, 4, 4]
+        save(name, png(w, h, 8, 0, filter_rows(g, 1, runs[:h])), g)
+
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <random>
 #include <string>
 
 #include <xtensor/xtensor.hpp>
@@ -42,8 +43,8 @@ xt::xtensor<std::uint8_t, 2> stb_gray(const std::string& bytes) {
 }
 
 TEST(PngDecode, EveryFilterAndSampleLayoutMatchesTheFixtureAndStb) {
-    for (const char* name : {"gray_filters", "gray_split_idat", "gray_1x1", "gray_tall_column", "gray_alpha", "rgb",
-                             "rgba"}) {
+    for (const char* name : {"gray_filters", "gray_split_idat", "gray_1x1", "gray_tall_column", "gray_paeth_runs",
+                             "gray_paeth_narrow", "gray_alpha", "rgb", "rgba"}) {
         SCOPED_TRACE(name);
         const std::string bytes = bytes_of(name);
         const auto fast = io::detail::decode_png8(bytes, name);
@@ -51,6 +52,25 @@ TEST(PngDecode, EveryFilterAndSampleLayoutMatchesTheFixtureAndStb) {
         EXPECT_EQ(*fast, expected(name));
         EXPECT_EQ(*fast, stb_gray(bytes));
         EXPECT_EQ(io::read_gray8(png_dir / (std::string(name) + ".png")), expected(name));
+    }
+}
+
+// Paeth rows unfiltered four at a time equal the rows unfiltered one by one (any bytes are valid
+// filtered data), for widths below, at and above the group.
+TEST(PngDecode, PaethRowsTogetherEqualOneByOne) {
+    std::mt19937 gen(7);
+    for (std::size_t n : {1, 2, 3, 4, 5, 8, 17, 64}) {
+        SCOPED_TRACE("width " + std::to_string(n));
+        const std::size_t stride = n + 3;  // rows apart by more than their bytes
+        std::vector<std::uint8_t> prev(n), rows(4 * stride);
+        for (auto& v : prev) v = static_cast<std::uint8_t>(gen());
+        for (auto& v : rows) v = static_cast<std::uint8_t>(gen() % 3 == 0 ? 0 : gen());  // zeros: ties
+        auto one_by_one = rows;
+        for (std::size_t k = 0; k < 4; ++k)
+            ASSERT_TRUE(io::detail::unfilter_row(4, one_by_one.data() + k * stride,
+                                                 k == 0 ? prev.data() : one_by_one.data() + (k - 1) * stride, n, 1));
+        io::detail::unpaeth_gray_rows<4>(rows.data(), stride, prev.data(), n);
+        EXPECT_EQ(rows, one_by_one);
     }
 }
 
