@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -358,6 +359,31 @@ TEST(PseudoLabelHost, MaskRecheckDecidesWhatTheMaskDependsOn) {
     }
     // It does leave pixels alone (else it would be recheck_all).
     EXPECT_GT(left_alone, doubtful / 10) << doubtful << " doubtful";
+}
+
+// On real angiograms (coronary80's 40 training images) the mask alone, which recomputes only the
+// doubtful pixels it depends on, equals the mask of the steps run one by one on exact values.
+TEST(PseudoLabelHost, MaskAloneEqualsTheStepsOnRealAngiograms) {
+    const std::string dir = vasomim::test::coronary80_dir();
+    if (dir.empty()) GTEST_SKIP() << "coronary80 not found (set VASOMIM_CORONARY80 or place it at ../shared/data/coronary80)";
+    std::size_t doubtful = 0, rechecked = 0;
+    for (int k = 1; k <= 40; ++k) {
+        const std::string name = "training_" + std::string(k < 10 ? "0" : "") + std::to_string(k);
+        SCOPED_TRACE(name);
+        const auto gray = io::read_gray8(dir + "/images/" + name + ".png");
+        const auto img = tensor<std::uint8_t, backend::cpu>::from_host(
+            std::vector<std::uint8_t>(gray.begin(), gray.end()),
+            shape{static_cast<index_t>(gray.shape(0)), static_cast<index_t>(gray.shape(1))});
+        const pseudo_label_options o;
+        EXPECT_EQ(pseudo_label(img, o).to_host(), pseudo_label_steps_of(img.view(), o).mask.to_host());
+        const auto c = vessel::detail::checked_sato(img.view(), o.sato(), o.border, false, true,
+                                                    vessel::detail::mask_recheck{o.percentile});
+        doubtful += c.doubtful;
+        rechecked += c.rechecked;
+    }
+    EXPECT_GT(doubtful, 0u);
+    EXPECT_LT(rechecked, doubtful) << "the mask leaves some doubtful pixels alone";
+    std::printf("coronary80 training_01..40: %zu doubtful pixels, %zu recomputed for the mask\n", doubtful, rechecked);
 }
 
 // pseudo_label (mask only) folds the border, the histogram of the percentile and the region growing
