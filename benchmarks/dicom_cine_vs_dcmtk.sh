@@ -1,34 +1,35 @@
 #!/usr/bin/env bash
 # DICOM cine runs (issue 20): frames per second of the library's reader against DCMTK's own tools on
-# the same 1024 x 1024 JPEG-lossless XA run, and of the pseudo-label program on that run's frames
-# against the same frames as PNG files. The run is made from coronary80 training_* angiograms
-# (bicubic upscaling to 1024 x 1024; never the held-out testing_* images).
+# the same JPEG-lossless XA run (1024 x 1024 by default), and of the pseudo-label program on that
+# run's frames against the same frames as PNG files. The run is made from coronary80 training_*
+# angiograms (bicubic upscaling to SIZE x SIZE; never the held-out testing_* images).
 #
-# Usage: benchmarks/dicom_cine_vs_dcmtk.sh BUILD_DIR [DATA_DIR] [FRAMES]
+# Usage: benchmarks/dicom_cine_vs_dcmtk.sh BUILD_DIR [DATA_DIR] [FRAMES] [SIZE]
 #   BUILD_DIR  a Release build with benchmarks and examples (e.g. build/ci)
-#   DATA_DIR   default ../shared/data/coronary80; FRAMES default 32
+#   DATA_DIR   default ../shared/data/coronary80; FRAMES default 32; SIZE default 1024
 set -euo pipefail
 build=$(realpath "$1")
 data=${2:-$(dirname "$0")/../../shared/data/coronary80}
 frames=${3:-32}
+size=${4:-1024}
 [[ -d $data/images ]] || { echo "no $data/images: pass the coronary80 folder" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # The run: explicit little endian XA object written with pydicom, JPEG lossless (process 14, SV1)
 # by DCMTK's dcmcjpeg; the same frames as PNGs.
-/usr/bin/python3 - "$data/images" "$work" "$frames" <<'PY'
+/usr/bin/python3 - "$data/images" "$work" "$frames" "$size" <<'PY'
 import glob, os, sys
 import numpy as np
 from PIL import Image
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+src, out, n, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 files = sorted(glob.glob(os.path.join(src, "training_*.png")))
 os.makedirs(os.path.join(out, "png"))
 stack = []
 for k in range(n):
-    im = Image.open(files[k % len(files)]).convert("L").resize((1024, 1024), Image.BICUBIC)
+    im = Image.open(files[k % len(files)]).convert("L").resize((size, size), Image.BICUBIC)
     im.save(os.path.join(out, "png", "cine_f%03d.png" % k))
     stack.append(np.asarray(im))
 meta = FileMetaDataset()
@@ -37,7 +38,7 @@ meta.MediaStorageSOPInstanceUID = generate_uid()
 meta.TransferSyntaxUID = ExplicitVRLittleEndian
 ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
 ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, "XA"
-ds.Rows = ds.Columns = 1024
+ds.Rows = ds.Columns = size
 ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
 ds.BitsAllocated = ds.BitsStored = 8
 ds.HighBit, ds.PixelRepresentation, ds.NumberOfFrames = 7, 0, n
@@ -46,7 +47,7 @@ ds.is_little_endian, ds.is_implicit_VR = True, False
 ds.save_as(os.path.join(out, "raw.dcm"), write_like_original=False)
 PY
 dcmcjpeg "$work/raw.dcm" "$work/cine.dcm"
-echo "cine run: $frames frames of 1024 x 1024, JPEG lossless, $(stat -c %s "$work/cine.dcm") bytes"
+echo "cine run: $frames frames of $size x $size, JPEG lossless, $(stat -c %s "$work/cine.dcm") bytes"
 
 rate() { awk -v n="$frames" -v t="$1" 'BEGIN { printf "%.1f", n / t }'; }
 seconds() {  # median wall time of 5 runs of a command
@@ -74,8 +75,10 @@ echo
 echo "== pseudo-labels (vasomim-vesselness --pseudo-label, all cores)"
 prog="$build/examples/vasomim-vesselness/vasomim-vesselness"
 cine=$(seconds "$prog" --pseudo-label --overwrite "$work/cine.dcm" -o "$work/out_dcm")
+raw=$(seconds "$prog" --pseudo-label --overwrite "$work/raw.dcm" -o "$work/out_raw")
 png=$(seconds "$prog" --pseudo-label --overwrite "$work/png" -o "$work/out_png")
 printf '  frames of the cine run: %s frames/s\n' "$(rate "$cine")"
+printf '  the same run uncompressed: %s frames/s\n' "$(rate "$raw")"
 printf '  the same frames as PNG: %s images/s\n' "$(rate "$png")"
 for f in "$work"/out_png/*.png; do
   cmp -s "$f" "$work/out_dcm/$(basename "$f")" || { echo "  MISMATCH: $(basename "$f")"; exit 1; }
