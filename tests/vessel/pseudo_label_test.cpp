@@ -255,14 +255,19 @@ TEST(VesselInputs, BackendsAgree) {
 // uint8 cast is in doubt: its uint8 values must equal the cast of the double Sato response (the
 // path every other backend takes), in every mode it serves and for both ridge polarities, on noise
 // (many values near integers) and on the synthetic vessels.
-TEST(PseudoLabelHost, CheckedFloatPathEqualsTheDoubleCast) {
+/// 97 x 83 uniform noise (a fixed LCG): many Sato values near integers.
+tensor<std::uint8_t, backend::cpu> noise_image() {
     std::vector<std::uint8_t> noise(97 * 83);
     std::uint32_t state = 12345;
     for (auto& v : noise) {
         state = state * 1664525u + 1013904223u;
         v = static_cast<std::uint8_t>(state >> 24);
     }
-    const auto rnd = tensor<std::uint8_t, backend::cpu>::from_host(noise, shape{97, 83});
+    return tensor<std::uint8_t, backend::cpu>::from_host(noise, shape{97, 83});
+}
+
+TEST(PseudoLabelHost, CheckedFloatPathEqualsTheDoubleCast) {
+    const auto rnd = noise_image();
     const auto syn = load_tensor<std::uint8_t, backend::cpu>("synthetic_input");
     for (const auto* img : {&rnd, &syn})
         for (const char* m : {"reflect", "nearest", "mirror", "wrap"})
@@ -284,6 +289,7 @@ TEST(PseudoLabelHost, CheckedFloatPathEqualsTheDoubleCast) {
             }
     // 32-bit pixels beyond float's exact integers: the recheck reads a double copy of the image
     // (8- and 16-bit images are read from the centred float plane).
+    const auto noise = rnd.to_host();
     std::vector<std::int32_t> wide(noise.size());
     for (std::size_t q = 0; q < noise.size(); ++q) wide[q] = 40'000'000 + 3 * std::int32_t(noise[q]);
     const auto big = tensor<std::int32_t, backend::cpu>::from_host(wide, shape{97, 83});
@@ -425,13 +431,7 @@ TEST(PseudoLabelHost, FoldedTailEqualsTheSteps) {
                 for (index_t border : {0, 5}) check(*img, m, black, border, 92.0);
     // Noise, where many values are in doubt (mask_recheck leaves most of them), at percentiles
     // that put the threshold among them.
-    std::vector<std::uint8_t> noise(97 * 83);
-    std::uint32_t state = 12345;
-    for (auto& v : noise) {
-        state = state * 1664525u + 1013904223u;
-        v = static_cast<std::uint8_t>(state >> 24);
-    }
-    const auto rnd = tensor<std::uint8_t, backend::cpu>::from_host(noise, shape{97, 83});
+    const auto rnd = noise_image();
     for (double q : {30.0, 60.0, 92.0, 97.0})
         for (bool black : {true, false}) check(rnd, "reflect", black, 3, q);
     // Other percentiles, and a border that covers the band image (an all-zero mask).
