@@ -209,6 +209,17 @@ TEST(DicomReader, RefusesRleSegmentOffsetsPastTheFragment) {
     EXPECT_THROW((void)io::read_gray8(file.string() + "#1"), format_error);
 }
 
+// DCMTK's JPEG decoder loops forever on a TEM marker before the frame header (fuzz finding): the
+// frame is refused first. Fragment 3 (frame 2) has TEM right after its APP0 segment.
+TEST(DicomReader, RefusesJpegTemMarkerBeforeTheFrameHeader) {
+    const fs::path file = dicom_dir / "jpeg_tem_before_frame_header.dcm";
+    io::dicom_reader r(file);
+    const std::string m = what_of([&] { (void)r.frame_gray8(2); });
+    EXPECT_NE(m.find("jpeg_tem_before_frame_header.dcm#2' is damaged JPEG data"), std::string::npos) << m;
+    EXPECT_NE(m.find("a TEM marker at byte 20 of fragment 3 before the frame header"), std::string::npos) << m;
+    EXPECT_THROW((void)io::read_gray8(file.string() + "#2"), format_error);
+}
+
 TEST(DicomReader, RefusesFramesPastTheEndNamingFileAndFrame) {
     io::dicom_reader r(dicom_dir / "multi16_rle.dcm");
     EXPECT_THROW(r.frame_gray8(3), value_error);

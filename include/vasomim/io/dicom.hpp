@@ -470,6 +470,48 @@ private:
         }
     }
 
+    /// DCMTK 3.6.7's JPEG decoder first walks the markers of a frame's first fragment for the
+    /// frame header's precision (DJCodecDecoder::scanJpegDataForBitDepth) and never steps past a
+    /// TEM marker (0xFF01): a fragment whose walk meets one before any frame header hangs the
+    /// process (found by tests/fuzz/dicom_fuzz.cpp). The same walk is made here first, by the
+    /// marker syntax of ITU-T T.81 B.1: SOI, EOI, RSTn and the reserved 0xFF02-0xFFBF are 2 bytes,
+    /// a fill byte 0xFF is 1, every other marker begins a segment of 2 + its stated length; a frame
+    /// header (SOFn) ends it, and so does anything else DCMTK stops at on its own. `start` is the
+    /// fragment DCMTK is given (0: it finds it: then every fragment that opens a JPEG stream, SOI
+    /// first, is checked, unless the fragment is known from one fragment per frame).
+    void check_jpeg_frame(std::size_t k, Uint32 start) const {
+        DcmPixelSequence* seq = nullptr;
+        if (pixels_->getEncapsulatedRepresentation(xfer_, nullptr, seq).bad() || seq == nullptr) return;  // DCMTK says so
+        const unsigned long items = seq->card();
+        auto check = [&](unsigned long index, bool only_streams) {
+            DcmPixelItem* item = nullptr;
+            Uint8* b = nullptr;
+            if (index == 0 || index >= items || seq->getItem(item, index).bad() || item == nullptr ||
+                item->getUint8Array(b).bad() || b == nullptr)
+                return;  // DCMTK reports a missing fragment itself
+            const Uint32 len = item->getLength();
+            if (only_streams && !(len >= 2 && b[0] == 0xff && b[1] == 0xd8)) return;
+            for (Uint32 at = 0; at + 4 < len;) {
+                if (b[at] != 0xff) return;  // not a marker: DCMTK stops
+                const unsigned m = b[at + 1];
+                const bool sof = m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc;
+                if (sof) return;
+                if (m == 0x01)
+                    throw format_error("read_dicom: '" + frame_name(k) + "' is damaged JPEG data: a TEM marker at byte " +
+                                       std::to_string(at) + " of fragment " + std::to_string(index) +
+                                       " before the frame header");
+                if (m == 0xff) at += 1;
+                else if ((m >= 0xd0 && m <= 0xd9) || (m >= 0x02 && m <= 0xbf)) at += 2;
+                else if (m >= 0xc4) at += 2u + (Uint32(b[at + 2]) << 8 | b[at + 3]);  // a marker segment
+                else return;  // 0xFF00: DCMTK stops
+            }
+        };
+        if (start != 0) check(start, false);
+        else if (k == 0 || items == info_.frames + 1) check(static_cast<unsigned long>(k + 1), false);
+        else
+            for (unsigned long i = 1; i < items; ++i) check(i, true);
+    }
+
     std::string frame_name(std::size_t k) const { return frame_ref_string(path_, k); }
 
     /// Decodes frame k into gray_ (stored values, luminance for colour) and returns their range.
@@ -480,6 +522,9 @@ private:
         if (xfer_ == EXS_RLELossless) check_rle_frame(k);
         buffer_.resize(frame_bytes_ + 1);
         Uint32 start = (k == next_frame_) ? next_fragment_ : 0;
+        if (xfer_ == EXS_JPEGProcess1 || xfer_ == EXS_JPEGProcess2_4 || xfer_ == EXS_JPEGProcess14 ||
+            xfer_ == EXS_JPEGProcess14SV1)
+            check_jpeg_frame(k, start);
         OFString model;
         const OFCondition c = pixels_->getUncompressedFrame(file_->getDataset(), static_cast<Uint32>(k), start,
                                                             buffer_.data(), static_cast<Uint32>(frame_bytes_), model,
