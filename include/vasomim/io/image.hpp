@@ -47,8 +47,11 @@ extern "C" inline void append_to_string(void* context, void* data, int size) {
 
 /// Debian 12's stb_image (2.27) trusts the code counts of a JPEG DHT segment: a table of more than
 /// 256 codes writes past its Huffman tables on the heap (found by tests/fuzz/image_fuzz.cpp; upstream
-/// checks it since 2.28). This walks the JPEG's markers as stb reads them and refuses such a table
-/// first, naming the file and the offset. Other bytes are left to stb.
+/// checks it since 2.28). It also decodes a scan with a Huffman table no DHT segment defined, from
+/// whatever the heap held there: stb's own assertion then aborts the process, or not, depending on
+/// earlier allocations (found by tests/fuzz/folder_dataset_fuzz.cpp). This walks the JPEG's markers
+/// as stb reads them and refuses both first, naming the file and the offset. Other bytes are left
+/// to stb.
 inline void check_jpeg_huffman_tables(std::string_view b, const std::string& name) {
     auto at = [&](std::size_t i) -> std::uint32_t { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0u; };
     // stb takes any number of 0xFF fill bytes before SOI too (a file starting FF FF D8 is a JPEG).
@@ -56,6 +59,8 @@ inline void check_jpeg_huffman_tables(std::string_view b, const std::string& nam
     while (at(pos) == 0xFF && pos < b.size()) ++pos;
     if (pos == 0 || at(pos) != 0xD8) return;
     ++pos;
+    bool defined[2][4] = {};  // [DC, AC][table]
+    bool progressive = false;
     while (pos + 1 < b.size()) {
         if (at(pos) != 0xFF) {  // entropy-coded data after a scan header: look for the next marker
             ++pos;
@@ -85,8 +90,24 @@ inline void check_jpeg_huffman_tables(std::string_view b, const std::string& nam
                 if (n > 256)
                     throw format_error("read_gray8: '" + name + "' is a damaged JPEG: the Huffman table at byte " +
                                        std::to_string(q) + " claims " + std::to_string(n) + " codes (at most 256)");
+                defined[tc][th] = true;
                 q += 17 + n;
                 left -= 17 + static_cast<long>(n);
+            }
+        } else if (m == 0xC2) {
+            progressive = true;
+        } else if (m == 0xDA) {
+            // The tables the scan decodes with: baseline scans both of each component's; progressive
+            // DC first passes (Ss = 0, Ah = 0) the DC table, AC passes (Ss > 0) the AC table.
+            const std::uint32_t ns = at(pos + 4), ss = at(pos + 5 + 2 * ns), ah = at(pos + 7 + 2 * ns) >> 4;
+            const bool dc = !progressive || (ss == 0 && ah == 0), ac = !progressive || ss > 0;
+            for (std::uint32_t k = 0; k < ns; ++k) {
+                const std::uint32_t t = at(pos + 6 + 2 * k), td = t >> 4, ta = t & 15;
+                const char* missing = dc && td <= 3 && !defined[0][td] ? "DC" : ac && ta <= 3 && !defined[1][ta] ? "AC" : nullptr;
+                if (missing)
+                    throw format_error("read_gray8: '" + name + "' is a damaged JPEG: the scan at byte " +
+                                       std::to_string(pos) + " uses " + missing + " Huffman table " +
+                                       std::to_string(missing[0] == 'D' ? td : ta) + ", which no DHT segment defines");
             }
         }
         pos += 2 + len;
