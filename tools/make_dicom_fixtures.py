@@ -10,6 +10,12 @@ steps of include/vasomim/io/dicom.hpp done in numpy (luminance as PIL, rescale, 
 min-max, round half to even, MONOCHROME1 inverted). <name>_minmax.npy holds the min-max option's and
 <name>_float.npy the float output where the test uses them.
 
+Lossless JPEG streams with what DCMTK's encoder never writes (restart intervals, point transforms,
+SSSS 16, codes longer than io/jpeg_lossless.hpp's lookup) are encoded here (encode_lossless_jpeg,
+ITU-T T.81 Annex H, written from the standard) into tests/data/jpeg_lossless/<name>.jpg with the
+samples they hold (<name>.npy, uint16) and into DICOM fixtures; DCMTK decoding those fixtures too is
+what shows the encoder follows the standard (DicomReader.BuiltinLosslessJpegEqualsDcmtk).
+
 Usage: /usr/bin/python3 tools/make_dicom_fixtures.py [OUT_DIR]
        /usr/bin/python3 tools/make_dicom_fixtures.py --pydicom-files OUT_DIR   (references for pydicom's
        own test files, for a check outside the suite; nothing is written to the repository)
@@ -23,11 +29,13 @@ import tempfile
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.encaps import encapsulate
+from pydicom.encaps import encapsulate, generate_pixel_data_frame
 from pydicom.uid import (ExplicitVRLittleEndian, JPEG2000Lossless, SecondaryCaptureImageStorage,
                          generate_uid)
 
 XA = "1.2.840.10008.5.1.4.1.1.12.1"  # X-Ray Angiographic Image Storage
+JPEG_LOSSLESS_P14 = "1.2.840.10008.1.2.4.57"  # any predictor
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"  # predictor 1
 
 
 def dataset(pixels, photometric="MONOCHROME2", bits_stored=None, signed=False, sop=XA, planar=0, **extra):
@@ -118,6 +126,74 @@ def expected(ds, stored, mode="file"):
     return u8, c.astype(np.float32)
 
 
+def encode_lossless_jpeg(img, precision, predictor, pt=0, restart_rows=0, comment=b"vasomim fixture"):
+    """One component, Huffman-coded lossless JPEG (SOF3) of `img` (rows x cols, values < 2^precision),
+    predictor 1-7, point transform pt, a restart interval of restart_rows rows (0: none)."""
+    x = np.asarray(img, dtype=np.int64) >> pt
+    rows, cols = x.shape
+    rr = restart_rows or rows
+    # A fixed prefix code over SSSS 0..16 (Kraft sum 1 - 2^-15: no all-ones code), long enough for
+    # large differences to need more than 11 bits of code.
+    lengths = [3, 2, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    order = sorted(range(17), key=lambda v: (lengths[v], v))
+    codes, code, prev = {}, 0, lengths[order[0]]
+    for v in order:
+        code <<= lengths[v] - prev
+        prev = lengths[v]
+        codes[v] = (code, lengths[v])
+        code += 1
+    bits = [sum(1 for v in order if lengths[v] == n) for n in range(1, 17)]
+
+    out, acc, nacc = bytearray(), 0, 0
+
+    def put(value, n):
+        nonlocal acc, nacc
+        acc, nacc = (acc << n) | (value & ((1 << n) - 1)), nacc + n
+        while nacc >= 8:
+            b = (acc >> (nacc - 8)) & 0xFF
+            nacc -= 8
+            out.append(b)
+            acc &= (1 << nacc) - 1
+            if b == 0xFF:
+                out.append(0)  # byte stuffing
+
+    def flush():  # pad with ones to a byte boundary
+        if nacc % 8:
+            put((1 << (8 - nacc % 8)) - 1, 8 - nacc % 8)
+
+    for i in range(rows):
+        if i % rr == 0 and i > 0:
+            flush()
+            out.extend(b"\xff" + bytes([0xD0 + (i // rr - 1) % 8]))
+        for j in range(cols):
+            if i % rr == 0:
+                px = (1 << (precision - pt - 1)) if j == 0 else x[i, j - 1]
+            elif j == 0:
+                px = x[i - 1, 0]
+            else:
+                ra, rb, rc = int(x[i, j - 1]), int(x[i - 1, j]), int(x[i - 1, j - 1])
+                px = {1: ra, 2: rb, 3: rc, 4: ra + rb - rc, 5: ra + ((rb - rc) >> 1), 6: rb + ((ra - rc) >> 1),
+                      7: (ra + rb) >> 1}[predictor]
+            d = (int(x[i, j]) - int(px)) % 65536
+            d = d - 65536 if d >= 32768 else d
+            s = 16 if d == -32768 else abs(d).bit_length()
+            put(*codes[s])
+            if 0 < s < 16:
+                put(d if d > 0 else d + (1 << s) - 1, s)
+    flush()
+
+    def segment(marker, body):
+        return bytes([0xFF, marker]) + (len(body) + 2).to_bytes(2, "big") + body
+
+    stream = b"\xff\xd8" + segment(0xFE, comment)
+    stream += segment(0xC4, bytes([0x00] + bits + order))
+    if restart_rows:
+        stream += segment(0xDD, (restart_rows * cols).to_bytes(2, "big"))
+    stream += segment(0xC3, bytes([precision]) + rows.to_bytes(2, "big") + cols.to_bytes(2, "big") + bytes([1, 1, 0x11, 0]))
+    stream += segment(0xDA, bytes([1, 1, 0x00, predictor, 0, pt]))
+    return stream + bytes(out) + b"\xff\xd9"
+
+
 def run(*cmd):
     subprocess.run(cmd, check=True)
 
@@ -181,10 +257,50 @@ def make(out):
         ("mono8_jpegls", ["dcmcjpls", src8], "mono8_multiframe"),
         ("rgb_rle", ["dcmcrle", src_rgb], "rgb"),
     ]
+    # Lossless JPEG: DCMTK's encoder at the other predictors and on the 8-bit run.
+    variants += [("mono8_jpeg_lossless", ["dcmcjpeg", src8], "mono8_multiframe")]
+    variants += [("multi16_jpeg_lossless_sv%d" % v, ["dcmcjpeg", "+el", "+sv", str(v), src16], "multi16")
+                 for v in (3, 4, 5, 6, 7)]
     for name, cmd, source in variants:
         path = os.path.join(out, name + ".dcm")
         run(*cmd, path)
         written[name] = (path, source, ("file",), False)
+
+    def encapsulated(like, streams, syntax=JPEG_LOSSLESS_P14, **extra):
+        ds = dataset(like, **extra)
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.PixelData = encapsulate(streams["frames"], fragments_per_frame=streams.get("fragments", 1))
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        return ds
+
+    # The same frames in two fragments each: DCMTK decodes them (the builtin decoder takes one).
+    lossless16 = pydicom.dcmread(written["multi16_jpeg_lossless"][0])
+    frames = list(generate_pixel_data_frame(lossless16.PixelData, len(frames16)))
+    save("multi16_jpeg_lossless_fragments",
+         encapsulated(frames16, {"frames": frames, "fragments": 2}, JPEG_LOSSLESS_SV1, bits_stored=12, WindowCenter="1200",
+                      WindowWidth="2400"), frames16)
+    # Streams encoded here: restart intervals, point transform, SSSS 16, long codes.
+    jdir = os.path.join(out, "..", "jpeg_lossless")
+    os.makedirs(jdir, exist_ok=True)
+    pt12 = [encode_lossless_jpeg(f, 12, 5, pt=1, restart_rows=2) for f in frames16]
+    save("mono12_jpeg_lossless_restart", encapsulated(frames16, {"frames": pt12}, bits_stored=12),
+         (frames16 >> 1) << 1)
+    full16 = np.random.default_rng(57).integers(0, 65536, (2, 24, 32)).astype(np.uint16)
+    full16[:, 0, ::2] = 32768  # the first row predicts from the left: differences of 32768 (SSSS 16)
+    full16[:, 0, 1::2] = 0
+    full16[1] = np.sort(full16[1], axis=1)  # smoother: short codes too
+    p16 = [encode_lossless_jpeg(f, 16, 7, restart_rows=5) for f in full16]
+    save("full16_jpeg_lossless_restart", encapsulated(full16, {"frames": p16}, bits_stored=16), full16)
+    for name, stream, samples in [("p12_pred5_pt1_restart2", pt12[0], (frames16[0] >> 1) << 1),
+                                  ("p16_pred7_restart5", p16[0], full16[0]),
+                                  ("p8_pred1_dcmtk", generate_pixel_data_frame(
+                                      pydicom.dcmread(written["mono8_jpeg_lossless"][0]).PixelData, 5).__next__(),
+                                   frames8[0])]:
+        with open(os.path.join(jdir, name + ".jpg"), "wb") as f:
+            f.write(stream)
+        np.save(os.path.join(jdir, name + ".npy"), samples.astype(np.uint16))
 
     # JPEG 2000: the library refuses the transfer syntax; the fragment is a J2K codestream start only.
     j2k = dataset(frames8[:1])
@@ -202,14 +318,17 @@ def make(out):
 
     for name, (path, source, modes, floats) in written.items():
         ds = pydicom.dcmread(path)
-        try:
-            stored = ds.pixel_array
-            how = "pixel_array"
-        except Exception as e:  # no pydicom decoder for this transfer syntax: its lossless source
-            if source is None:
-                raise
-            stored = pydicom.dcmread(written[source][0]).pixel_array
-            how = "pixel_array of %s.dcm (%s)" % (source, type(e).__name__)
+        if isinstance(source, np.ndarray):  # the samples this script encoded
+            stored, how = source, "the samples encoded"
+        else:
+            try:
+                stored = ds.pixel_array
+                how = "pixel_array"
+            except Exception as e:  # no pydicom decoder for this transfer syntax: its lossless source
+                if source is None:
+                    raise
+                stored = pydicom.dcmread(written[source][0]).pixel_array
+                how = "pixel_array of %s.dcm (%s)" % (source, type(e).__name__)
         for mode in modes:
             u8, f32 = expected(ds, stored, mode)
             np.save(os.path.join(out, name + ("" if mode == "file" else "_" + mode) + ".npy"), u8)
