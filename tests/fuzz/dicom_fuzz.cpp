@@ -2,8 +2,13 @@
 // bookkeeping, rescale, windowing and colour reduction on top) on any bytes: open the object, then
 // read up to four frames as 8-bit and as float. DCMTK itself comes from Debian's shared libraries
 // (not instrumented); what is checked is that every file is read or refused with vasomim's own error
-// naming it, never a crash, a hang or an allocation of what a header merely claims.
+// naming it, never a crash, a hang or an allocation of what a header merely claims. Where the
+// builtin lossless JPEG decoder (io/jpeg_lossless.hpp) reads a frame, DCMTK's decoder reading the same
+// frame must agree: the same samples, or a refusal of its own.
 #include "fuzz_common.hpp"
+#include <optional>
+#include <string_view>
+
 #include "vasomim/io/dicom.hpp"
 
 #if !VASOMIM_DICOM_READER
@@ -21,6 +26,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             const auto g = r.frame_gray8(k);
             const auto f = r.frame_float(k);
             if (g.size() == 0 || g.shape() != f.shape()) __builtin_trap();
+            if (std::string_view(r.last_decoder()) == "builtin") {
+                vasomim::io::dicom_reader d(path, {.lossless_jpeg = vasomim::io::dicom_lossless_jpeg::dcmtk});
+                std::optional<xt::xtensor<float, 2>> other;
+                try {
+                    other = d.frame_float(k);
+                } catch (const vasomim::error&) {
+                }
+                if (other && *other != f) __builtin_trap();
+            }
         }
     } catch (const vasomim::error&) {
     }

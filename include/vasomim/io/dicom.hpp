@@ -24,6 +24,9 @@
 //      float: y, MONOCHROME1 as 255 - y (values 0..255 like read_image_any of a PNG).
 // Transfer syntaxes: implicit / explicit little endian, explicit big endian, deflated, RLE, JPEG
 // baseline / extended / lossless (processes 1, 2/4, 14, 14 SV1), JPEG-LS lossless / near-lossless.
+// Lossless JPEG frames of one component are decoded by io/jpeg_lossless.hpp (about 3x DCMTK's
+// speed; the same samples), every other frame and every stream that decoder refuses by DCMTK
+// (dicom_options::lossless_jpeg chooses; dicom_reader::last_decoder() says who did).
 // JPEG 2000, MPEG and others are refused by name. Errors are format_error / io_error naming the
 // file (and frame): not DICOM, no pixel data, unsupported transfer syntax or photometric
 // interpretation, frame index past the end (value_error).
@@ -46,6 +49,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "vasomim/core/error.hpp"
+#include "vasomim/io/jpeg_lossless.hpp"
 
 #if defined(VASOMIM_HAS_DICOM) && VASOMIM_HAS_DICOM && !defined(__CUDACC__)
 #define VASOMIM_DICOM_READER 1
@@ -230,8 +234,15 @@ enum class dicom_window {
     min_max,  ///< always min-max over each frame
 };
 
+/// Who decodes lossless JPEG frames (transfer syntaxes .57 and .70).
+enum class dicom_lossless_jpeg {
+    builtin,  ///< io/jpeg_lossless.hpp for the one-component streams it reads, DCMTK for the rest
+    dcmtk,    ///< DCMTK always (its IJG decoder; about 3x slower)
+};
+
 struct dicom_options {
     dicom_window window = dicom_window::file;
+    dicom_lossless_jpeg lossless_jpeg = dicom_lossless_jpeg::builtin;
 };
 
 #if VASOMIM_DICOM_READER
@@ -388,6 +399,9 @@ public:
         }
     }
 
+    /// Who decoded the last frame read: "builtin" (io/jpeg_lossless.hpp) or "DCMTK".
+    const char* last_decoder() const noexcept { return last_builtin_ ? "builtin" : "DCMTK"; }
+
     const dicom_info& info() const noexcept { return info_; }
     std::size_t frames() const noexcept { return info_.frames; }
     const std::filesystem::path& path() const noexcept { return path_; }
@@ -519,8 +533,14 @@ private:
         if (k >= info_.frames)
             throw value_error("read_dicom: frame " + std::to_string(k) + " is past the end of '" + name() + "' (" +
                               std::to_string(info_.frames) + " frames, numbered from 0)");
-        if (xfer_ == EXS_RLELossless) check_rle_frame(k);
         buffer_.resize(frame_bytes_ + 1);
+        builtin_refusal_.clear();
+        last_builtin_ = builtin_lossless_frame(k);
+        if (last_builtin_) {
+            next_frame_ = std::numeric_limits<std::size_t>::max();  // DCMTK's fragment position is stale
+            return convert_frame(k, info_.photometric);
+        }
+        if (xfer_ == EXS_RLELossless) check_rle_frame(k);
         Uint32 start = (k == next_frame_) ? next_fragment_ : 0;
         if (xfer_ == EXS_JPEGProcess1 || xfer_ == EXS_JPEGProcess2_4 || xfer_ == EXS_JPEGProcess14 ||
             xfer_ == EXS_JPEGProcess14SV1)
@@ -532,11 +552,51 @@ private:
         if (c.bad()) {
             next_frame_ = std::numeric_limits<std::size_t>::max();
             throw format_error("read_dicom: '" + frame_name(k) + "' cannot be decoded (" + info_.transfer_syntax +
-                               "): " + c.text());
+                               "): " + c.text() +
+                               (builtin_refusal_.empty() ? "" : " (and by the builtin decoder: " + builtin_refusal_ + ")"));
         }
         next_frame_ = k + 1;
         next_fragment_ = start;
-        const std::string photometric = model.empty() ? info_.photometric : std::string(model.c_str());
+        return convert_frame(k, model.empty() ? info_.photometric : std::string(model.c_str()));
+    }
+
+    /// Decodes frame k with io/jpeg_lossless.hpp into buffer_ when the object is lossless JPEG of
+    /// one component with one fragment per frame and the stream is one that decoder reads, of the
+    /// object's size, with samples of BitsAllocated (precision up to 8 in 8 bits, above 8 in 16;
+    /// like DCMTK, more bits than BitsStored are decoded and then masked); false otherwise: DCMTK
+    /// then decodes the frame, or says why it cannot.
+    bool builtin_lossless_frame(std::size_t k) {
+        if (options_.lossless_jpeg != dicom_lossless_jpeg::builtin ||
+            (xfer_ != EXS_JPEGProcess14 && xfer_ != EXS_JPEGProcess14SV1) || info_.samples_per_pixel != 1)
+            return false;
+        DcmPixelSequence* seq = nullptr;
+        DcmPixelItem* item = nullptr;
+        Uint8* bytes = nullptr;
+        if (pixels_->getEncapsulatedRepresentation(xfer_, nullptr, seq).bad() || seq == nullptr ||
+            seq->card() != info_.frames + 1 || seq->getItem(item, static_cast<unsigned long>(k + 1)).bad() ||
+            item == nullptr || item->getUint8Array(bytes).bad() || bytes == nullptr)
+            return false;
+        jpeg_lossless_info got;
+        try {
+            got = decode_jpeg_lossless(bytes, item->getLength(), lossless_);
+        } catch (const format_error& e) {
+            builtin_refusal_ = e.what();
+            return false;
+        }
+        const std::size_t n = info_.rows * info_.columns;
+        if (static_cast<std::size_t>(got.rows) != info_.rows || static_cast<std::size_t>(got.columns) != info_.columns ||
+            (info_.bits_allocated == 8) != (got.precision <= 8))
+            return false;  // (DCMTK's 8-bit decoder fills 8-bit samples, its 12- and 16-bit ones 16-bit samples)
+        if (info_.bits_allocated == 8)
+            std::copy(lossless_.begin(), lossless_.begin() + static_cast<std::ptrdiff_t>(n),
+                      reinterpret_cast<std::uint8_t*>(buffer_.data()));
+        else
+            std::memcpy(buffer_.data(), lossless_.data(), 2 * n);
+        return true;
+    }
+
+    /// buffer_ (frame k, decoded) -> gray_; returns the range of its values.
+    std::pair<std::int32_t, std::int32_t> convert_frame(std::size_t k, const std::string& photometric) {
         const std::size_t n = info_.rows * info_.columns;
         const int spp = info_.samples_per_pixel;
         const bool mono = photometric == "MONOCHROME1" || photometric == "MONOCHROME2";
@@ -650,6 +710,9 @@ private:
     std::vector<std::int32_t> gray_;
     std::size_t next_frame_ = 0;
     Uint32 next_fragment_ = 0;
+    std::vector<std::uint16_t> lossless_;  // frames the builtin lossless JPEG decoder read
+    bool last_builtin_ = false;
+    std::string builtin_refusal_;  // why the builtin decoder refused the frame being read
     std::vector<std::uint16_t> lut_;
     long lut_first_ = 0;
     int lut_bits_ = 8;
