@@ -243,6 +243,7 @@ enum class dicom_lossless_jpeg {
 struct dicom_options {
     dicom_window window = dicom_window::file;
     dicom_lossless_jpeg lossless_jpeg = dicom_lossless_jpeg::builtin;
+    bool operator==(const dicom_options&) const = default;
 };
 
 #if VASOMIM_DICOM_READER
@@ -419,9 +420,7 @@ public:
             table[i] = invert ? static_cast<std::uint8_t>(255 - u) : u;
         }
         xt::xtensor<std::uint8_t, 2> out = xt::xtensor<std::uint8_t, 2>::from_shape({info_.rows, info_.columns});
-        auto* o = out.data();
-        const std::int32_t* g = gray_.data();
-        for (std::size_t i = 0, n = out.size(); i < n; ++i) o[i] = table[static_cast<std::size_t>(g[i] - lo)];
+        map_through(table, lo, out.data());
         return out;
     }
 
@@ -436,14 +435,26 @@ public:
             table[i] = static_cast<float>(invert ? 255.0 - c : c);
         }
         xt::xtensor<float, 2> out = xt::xtensor<float, 2>::from_shape({info_.rows, info_.columns});
-        auto* o = out.data();
-        const std::int32_t* g = gray_.data();
-        for (std::size_t i = 0, n = out.size(); i < n; ++i) o[i] = table[static_cast<std::size_t>(g[i] - lo)];
+        map_through(table, lo, out.data());
         return out;
     }
 
 private:
     std::string name() const { return path_.string(); }
+
+    /// out[i] = table[value of pixel i - lo], the values from gray_, or for 8-bit samples taken as
+    /// they are straight from buffer_.
+    template <class T>
+    void map_through(const std::vector<T>& table, std::int32_t lo, T* out) const {
+        const std::size_t n = info_.rows * info_.columns;
+        if (direct8_) {
+            const std::uint8_t* b = buffer_.data();
+            for (std::size_t i = 0; i < n; ++i) out[i] = table[static_cast<std::size_t>(b[i] - lo)];
+            return;
+        }
+        const std::int32_t* g = gray_.data();
+        for (std::size_t i = 0; i < n; ++i) out[i] = table[static_cast<std::size_t>(g[i] - lo)];
+    }
 
     /// DCMTK 3.6.7's RLE decoder trusts the segment offsets of a frame's RLE header and reads past
     /// the fragment when one lies beyond it (found by tests/fuzz/dicom_fuzz.cpp). The header is
@@ -528,7 +539,8 @@ private:
 
     std::string frame_name(std::size_t k) const { return frame_ref_string(path_, k); }
 
-    /// Decodes frame k into gray_ (stored values, luminance for colour) and returns their range.
+    /// Decodes frame k into gray_ (stored values, luminance for colour; 8-bit gray stays in buffer_)
+    /// and returns their range.
     std::pair<std::int32_t, std::int32_t> stored(std::size_t k) {
         if (k >= info_.frames)
             throw value_error("read_dicom: frame " + std::to_string(k) + " is past the end of '" + name() + "' (" +
@@ -576,26 +588,25 @@ private:
             seq->card() != info_.frames + 1 || seq->getItem(item, static_cast<unsigned long>(k + 1)).bad() ||
             item == nullptr || item->getUint8Array(bytes).bad() || bytes == nullptr)
             return false;
+        // Straight into the frame buffer (DCMTK overwrites it where this decoder gives up).
+        const std::size_t n = info_.rows * info_.columns;
         jpeg_lossless_info got;
         try {
-            got = decode_jpeg_lossless(bytes, item->getLength(), lossless_);
+            if (info_.bits_allocated == 8)
+                got = decode_jpeg_lossless(bytes, item->getLength(), buffer_.data(), n);
+            else
+                got = decode_jpeg_lossless(bytes, item->getLength(), reinterpret_cast<std::uint16_t*>(buffer_.data()), n);
         } catch (const format_error& e) {
             builtin_refusal_ = e.what();
             return false;
         }
-        const std::size_t n = info_.rows * info_.columns;
-        if (static_cast<std::size_t>(got.rows) != info_.rows || static_cast<std::size_t>(got.columns) != info_.columns ||
-            (info_.bits_allocated == 8) != (got.precision <= 8))
-            return false;  // (DCMTK's 8-bit decoder fills 8-bit samples, its 12- and 16-bit ones 16-bit samples)
-        if (info_.bits_allocated == 8)
-            std::copy(lossless_.begin(), lossless_.begin() + static_cast<std::ptrdiff_t>(n),
-                      reinterpret_cast<std::uint8_t*>(buffer_.data()));
-        else
-            std::memcpy(buffer_.data(), lossless_.data(), 2 * n);
-        return true;
+        item->compact();  // the fragment leaves memory (it is reloaded from the file if read again)
+        // DCMTK's 8-bit decoder fills 8-bit samples, its 12- and 16-bit ones 16-bit samples.
+        return static_cast<std::size_t>(got.rows) == info_.rows && static_cast<std::size_t>(got.columns) == info_.columns &&
+               (info_.bits_allocated == 8) == (got.precision <= 8);
     }
 
-    /// buffer_ (frame k, decoded) -> gray_; returns the range of its values.
+    /// buffer_ (frame k, decoded) -> gray_ (unless direct8_); returns the range of its values.
     std::pair<std::int32_t, std::int32_t> convert_frame(std::size_t k, const std::string& photometric) {
         const std::size_t n = info_.rows * info_.columns;
         const int spp = info_.samples_per_pixel;
@@ -606,8 +617,18 @@ private:
         if (spp == 3 && photometric != "RGB")
             throw format_error("read_dicom: '" + frame_name(k) + "': colour in '" + photometric +
                                "' is not read (RGB; JPEG-compressed YBR is decoded to RGB)");
-        gray_.resize(n);
         std::int32_t lo = std::numeric_limits<std::int32_t>::max(), hi = std::numeric_limits<std::int32_t>::min();
+        // Unsigned 8-bit gray (most cine runs): the samples are the values; only their range is needed.
+        direct8_ = spp == 1 && info_.bits_allocated == 8 && info_.bits_stored == 8 && !info_.is_signed;
+        if (direct8_) {
+            std::uint8_t mn = 255, mx = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                mn = std::min(mn, buffer_[i]);
+                mx = std::max(mx, buffer_[i]);
+            }
+            return {mn, mx};
+        }
+        gray_.resize(n);
         if (info_.bits_allocated == 16)
             convert<std::uint16_t>(n, lo, hi);
         else
@@ -706,31 +727,60 @@ private:
     dicom_info info_;
     bool planar_ = false;
     std::size_t frame_bytes_ = 0;
-    std::vector<char> buffer_;
+    std::vector<std::uint8_t> buffer_;
     std::vector<std::int32_t> gray_;
     std::size_t next_frame_ = 0;
     Uint32 next_fragment_ = 0;
-    std::vector<std::uint16_t> lossless_;  // frames the builtin lossless JPEG decoder read
     bool last_builtin_ = false;
+    bool direct8_ = false;  // the last frame's values are buffer_'s bytes (gray_ unused)
     std::string builtin_refusal_;  // why the builtin decoder refused the frame being read
     std::vector<std::uint16_t> lut_;
     long lut_first_ = 0;
     int lut_bits_ = 8;
 };
 
+namespace detail {
+
+/// The reader of the DICOM file this thread last read a frame of, kept for its next frame: a run read
+/// frame by frame ("run.dcm#0", "#1", ...) is opened once (opening a 64-frame JPEG-lossless run of
+/// 512 x 512 took 0.7 ms, a third of a frame's decoding). Opened anew for another path or options,
+/// or when the file's size or modification time changed since.
+inline dicom_reader& kept_dicom_reader(const std::filesystem::path& file, const dicom_options& options) {
+    struct kept {
+        std::filesystem::path file;
+        dicom_options options;
+        std::uintmax_t size = 0;
+        std::filesystem::file_time_type time;
+        std::unique_ptr<dicom_reader> reader;
+    };
+    thread_local kept k;
+    std::error_code e1, e2;
+    const std::uintmax_t size = std::filesystem::file_size(file, e1);
+    const auto time = std::filesystem::last_write_time(file, e2);
+    if (!k.reader || e1 || e2 || k.file != file || !(k.options == options) || k.size != size || k.time != time) {
+        k.reader.reset();  // a failed open below leaves nothing kept
+        k.reader = std::make_unique<dicom_reader>(file, options);
+        k.file = file;
+        k.options = options;
+        k.size = size;
+        k.time = time;
+    }
+    return *k.reader;
+}
+
+}  // namespace detail
+
 /// Reads one frame of a DICOM file as 8-bit gray: `path` may address a frame ("run.dcm#17");
-/// otherwise frame 0.
+/// otherwise frame 0. The file stays open on this thread for its next frame (see kept_dicom_reader).
 inline xt::xtensor<std::uint8_t, 2> read_dicom_gray8(const std::filesystem::path& path, dicom_options options = {}) {
     const frame_ref ref = split_frame_ref(path);
-    dicom_reader r(ref.file, options);
-    return r.frame_gray8(ref.frame.value_or(0));
+    return detail::kept_dicom_reader(ref.file, options).frame_gray8(ref.frame.value_or(0));
 }
 
 /// As read_dicom_gray8, as float 0..255 before rounding.
 inline xt::xtensor<float, 2> read_dicom_float(const std::filesystem::path& path, dicom_options options = {}) {
     const frame_ref ref = split_frame_ref(path);
-    dicom_reader r(ref.file, options);
-    return r.frame_float(ref.frame.value_or(0));
+    return detail::kept_dicom_reader(ref.file, options).frame_float(ref.frame.value_or(0));
 }
 
 #endif  // VASOMIM_DICOM_READER

@@ -160,27 +160,27 @@ inline std::int32_t jpeg_decode_difference(const jpeg_huffman_table& t, jpeg_bit
 }
 
 /// Rows [row_begin, row_end) of one restart interval, predictor `Pred` after the first row.
-template <int Pred>
+template <int Pred, class S>
 void jpeg_lossless_rows(const jpeg_huffman_table& t, jpeg_bit_reader& reader, const std::uint8_t* base,
-                        std::size_t end_bit, std::uint16_t* plane, int columns, int row_begin, int row_end,
+                        std::size_t end_bit, S* plane, int columns, int row_begin, int row_end,
                         int first_prediction, std::uint32_t& seen) {
     jpeg_bit_reader r = reader;  // a local copy stays in registers
     for (int y = row_begin; y < row_end; ++y) {
-        std::uint16_t* cur = plane + std::size_t(y) * std::size_t(columns);
+        S* cur = plane + std::size_t(y) * std::size_t(columns);
         std::uint32_t acc = 0;
         if (y == row_begin) {
             std::int32_t ra = first_prediction;
             for (int x = 0; x < columns; ++x) {
                 r.refill();
                 ra = (ra + jpeg_decode_difference(t, r)) & 0xffff;
-                cur[x] = static_cast<std::uint16_t>(ra);
+                cur[x] = static_cast<S>(ra);
                 acc |= static_cast<std::uint32_t>(ra);
             }
         } else {
-            const std::uint16_t* up = cur - columns;
+            const S* up = cur - columns;
             r.refill();
             std::int32_t ra = (up[0] + jpeg_decode_difference(t, r)) & 0xffff;
-            cur[0] = static_cast<std::uint16_t>(ra);
+            cur[0] = static_cast<S>(ra);
             acc |= static_cast<std::uint32_t>(ra);
             for (int x = 1; x < columns; ++x) {
                 const std::int32_t rb = up[x], rc = up[x - 1];
@@ -194,7 +194,7 @@ void jpeg_lossless_rows(const jpeg_huffman_table& t, jpeg_bit_reader& reader, co
                 else p = (ra + rb) >> 1;
                 r.refill();
                 ra = (p + jpeg_decode_difference(t, r)) & 0xffff;
-                cur[x] = static_cast<std::uint16_t>(ra);
+                cur[x] = static_cast<S>(ra);
                 acc |= static_cast<std::uint32_t>(ra);
             }
         }
@@ -204,13 +204,10 @@ void jpeg_lossless_rows(const jpeg_huffman_table& t, jpeg_bit_reader& reader, co
     reader = r;
 }
 
-}  // namespace detail
-
-/// Decodes a lossless JPEG stream of one component into `plane` (rows x columns samples, row-major,
-/// each shifted left by the point transform), resized to fit. Throws format_error naming what is
-/// malformed or not read (see the top of this header).
-inline jpeg_lossless_info decode_jpeg_lossless(const std::uint8_t* data, std::size_t size,
-                                               std::vector<std::uint16_t>& plane) {
+/// The decoder; `storage(n)` returns room for the n = rows x columns samples.
+template <class S, class Storage>
+jpeg_lossless_info decode_jpeg_lossless(const std::uint8_t* data, std::size_t size, Storage&& storage) {
+    static_assert(std::is_same_v<S, std::uint8_t> || std::is_same_v<S, std::uint16_t>);
     auto fail = [](const std::string& why) { return format_error("lossless JPEG: " + why); };
     auto marker = [](unsigned m) {
         const char* hex = "0123456789ABCDEF";
@@ -218,7 +215,7 @@ inline jpeg_lossless_info decode_jpeg_lossless(const std::uint8_t* data, std::si
     };
     auto be16 = [&](std::size_t at) { return std::size_t(data[at]) << 8 | data[at + 1]; };
     if (size < 4 || data[0] != 0xff || data[1] != 0xd8) throw fail("the stream does not start with SOI");
-    std::array<detail::jpeg_huffman_table, 4> tables;
+    std::array<jpeg_huffman_table, 4> tables;
     jpeg_lossless_info info;
     int component = -1, table = -1;
     std::size_t at = 2;
@@ -262,7 +259,7 @@ inline jpeg_lossless_info decode_jpeg_lossless(const std::uint8_t* data, std::si
                 for (int b = 0; b < 16; ++b) count += seg[i + 1 + b];
                 if (th > 3 || tc > 1 || count > 256 || i + 17 + std::size_t(count) > n)
                     throw fail("a malformed Huffman table segment");
-                if (tc == 0) detail::build_jpeg_huffman(tables[th], seg + i + 1, seg + i + 17, count);
+                if (tc == 0) build_jpeg_huffman(tables[th], seg + i + 1, seg + i + 17, count);
                 i += 17 + std::size_t(count);
             }
         } else if (m == 0xdd) {
@@ -289,6 +286,8 @@ inline jpeg_lossless_info decode_jpeg_lossless(const std::uint8_t* data, std::si
         at += 2 + len;
     }
     const int columns = info.columns, rows = info.rows;
+    if (sizeof(S) == 1 && info.precision > 8)
+        throw fail("precision " + std::to_string(info.precision) + " for 8-bit samples");
     if (info.restart_interval % columns != 0)
         throw fail("a restart interval of " + std::to_string(info.restart_interval) + " samples in rows of " +
                    std::to_string(columns) + " (whole rows are read)");
@@ -329,17 +328,18 @@ inline jpeg_lossless_info decode_jpeg_lossless(const std::uint8_t* data, std::si
     cuts.push_back(bytes.size());
     bytes.resize(bytes.size() + 4 * std::size_t(columns) + 16, 0);
 
-    plane.resize(std::size_t(rows) * std::size_t(columns));
+    const std::size_t n = std::size_t(rows) * std::size_t(columns);
+    S* plane = storage(n);
     const auto& t = tables[static_cast<std::size_t>(table)];
     const int first = 1 << (info.precision - info.point_transform - 1);
     std::uint32_t seen = 0;
     for (int i = 0; i < intervals; ++i) {
-        detail::jpeg_bit_reader reader{bytes.data() + cuts[std::size_t(i)]};
+        jpeg_bit_reader reader{bytes.data() + cuts[std::size_t(i)]};
         const std::size_t end_bit = cuts[std::size_t(i) + 1] * 8;
         const int r0 = i * rows_per_interval, r1 = std::min(rows, r0 + rows_per_interval);
         auto run = [&](auto pred) {
-            detail::jpeg_lossless_rows<decltype(pred)::value>(t, reader, bytes.data(), end_bit, plane.data(), columns,
-                                                              r0, r1, first, seen);
+            jpeg_lossless_rows<decltype(pred)::value>(t, reader, bytes.data(), end_bit, plane, columns, r0, r1,
+                                                      first, seen);
         };
         switch (info.predictor) {
             case 1: run(std::integral_constant<int, 1>{}); break;
@@ -354,8 +354,33 @@ inline jpeg_lossless_info decode_jpeg_lossless(const std::uint8_t* data, std::si
     if (seen >> (info.precision - info.point_transform))
         throw fail("samples outside " + std::to_string(info.precision - info.point_transform) + " bits");
     if (info.point_transform > 0)
-        for (auto& v : plane) v = static_cast<std::uint16_t>(v << info.point_transform);
+        for (std::size_t i = 0; i < n; ++i) plane[i] = static_cast<S>(plane[i] << info.point_transform);
     return info;
+}
+
+}  // namespace detail
+
+/// Decodes a lossless JPEG stream of one component into `plane` (rows x columns samples, row-major,
+/// each shifted left by the point transform), resized to fit. Throws format_error naming what is
+/// malformed or not read (see the top of this header).
+inline jpeg_lossless_info decode_jpeg_lossless(const std::uint8_t* data, std::size_t size,
+                                               std::vector<std::uint16_t>& plane) {
+    return detail::decode_jpeg_lossless<std::uint16_t>(data, size, [&](std::size_t n) {
+        plane.resize(n);
+        return plane.data();
+    });
+}
+
+/// As above, into `out`, room for `capacity` samples of S: 16 bits, or 8 for precision up to 8
+/// (a stream of higher precision, or of more samples, is refused).
+template <class S>
+jpeg_lossless_info decode_jpeg_lossless(const std::uint8_t* data, std::size_t size, S* out, std::size_t capacity) {
+    return detail::decode_jpeg_lossless<S>(data, size, [&](std::size_t n) {
+        if (n > capacity)
+            throw format_error("lossless JPEG: a frame of " + std::to_string(n) + " samples where " +
+                               std::to_string(capacity) + " fit");
+        return out;
+    });
 }
 
 }  // namespace vasomim::io
