@@ -10,11 +10,16 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <xtensor/xarray.hpp>
 #include <xtensor/xtensor.hpp>
@@ -198,6 +203,36 @@ TEST(DicomReader, RefusesAnOverflowingHuffmanTableGivingBothReasons) {
     EXPECT_NE(m.find("(and by the builtin decoder: lossless JPEG: a Huffman table whose codes overflow 1 bits)"),
               std::string::npos)
         << m;
+}
+
+// read_dicom_gray8 keeps the thread's reader of the last file for its next frame; a file replaced
+// in between (another size, or the same size and a new modification time) is opened anew.
+TEST(DicomReader, KeptReaderFollowsAReplacedFile) {
+    const fs::path tmp = fs::temp_directory_path() / ("vasomim_kept_reader_" + std::to_string(::getpid()) + ".dcm");
+    const auto first = io::read_npy<std::uint8_t>(dicom_dir / "multi16_jpeg_lossless.npy");
+    const auto eight = io::read_npy<std::uint8_t>(dicom_dir / "mono8_jpeg_lossless.npy");
+    fs::copy_file(dicom_dir / "multi16_jpeg_lossless.dcm", tmp, fs::copy_options::overwrite_existing);
+    EXPECT_EQ(io::read_dicom_gray8(tmp.string() + "#1"), frame_of(first, 1));
+    EXPECT_EQ(io::read_dicom_gray8(tmp.string() + "#2"), frame_of(first, 2));
+    fs::copy_file(dicom_dir / "mono8_jpeg_lossless.dcm", tmp, fs::copy_options::overwrite_existing);  // other size
+    EXPECT_EQ(io::read_dicom_gray8(tmp.string() + "#2"), frame_of(eight, 2));
+    fs::copy_file(dicom_dir / "multi16_jpeg_lossless.dcm", tmp, fs::copy_options::overwrite_existing);
+    EXPECT_EQ(io::read_dicom_gray8(tmp.string() + "#0"), frame_of(first, 0));
+    // The same size, another window centre (1200 -> 1900), a later modification time.
+    const auto t = fs::last_write_time(tmp);
+    {
+        std::fstream f(tmp, std::ios::in | std::ios::out | std::ios::binary);
+        const std::string all((std::istreambuf_iterator<char>(f)), {});
+        const auto at = all.find("1200");
+        ASSERT_NE(at, std::string::npos);
+        f.seekp(static_cast<std::streamoff>(at));
+        f.write("1900", 4);
+    }
+    fs::last_write_time(tmp, t + std::chrono::seconds(2));
+    const auto now = io::read_dicom_gray8(tmp.string() + "#0");
+    EXPECT_EQ(now, io::dicom_reader(tmp).frame_gray8(0));
+    EXPECT_NE(now, frame_of(first, 0));
+    fs::remove(tmp);
 }
 
 TEST(DicomReader, ReadGray8TakesDicomFilesAndFrameAddresses) {
