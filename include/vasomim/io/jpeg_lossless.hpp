@@ -57,6 +57,14 @@ struct jpeg_huffman_table {
         std::uint8_t kind;
     };
     std::array<entry, std::size_t(1) << lookup_bits> fast{};
+    /// Two whole differences in the same lookup (`count` 2: both, `len1` and `len` bits; else 0):
+    /// where each sample predicts from the one before (the first row, predictor 1) a lookup then
+    /// yields two samples, at ~2.5 bits a sample (cine frames) most of the time.
+    struct pair_entry {
+        std::int16_t d1, d2;
+        std::uint8_t len1, len, count, pad;
+    };
+    std::array<pair_entry, std::size_t(1) << lookup_bits> pair{};
     // Canonical decoding for codes longer than the lookup (T.81 F.2.2.3).
     std::array<std::int32_t, 18> maxcode{}, mincode{}, valptr{};
     std::array<std::uint8_t, 256> values{};
@@ -103,6 +111,19 @@ inline void build_jpeg_huffman(jpeg_huffman_table& t, const std::uint8_t* bits, 
             throw format_error("lossless JPEG: a Huffman table whose codes overflow " + std::to_string(len) + " bits");
         t.maxcode[len] = n > 0 ? static_cast<std::int32_t>(code) - 1 : -1;
         code <<= 1;
+    }
+    constexpr std::uint32_t mask = (std::uint32_t(1) << K) - 1;
+    for (std::uint32_t i = 0; i <= mask; ++i) {
+        auto& p = t.pair[i];
+        p = {0, 0, 0, 0, 0, 0};
+        const auto& a = t.fast[i];
+        if (a.kind != jpeg_huffman_table::whole || a.value == 32768 || a.len >= K) continue;
+        // The second symbol's bits are the index's bits after the first; it counts only if its
+        // lookup used none of the zeros shifted in behind them.
+        const auto& b = t.fast[(i << a.len) & mask];
+        if (b.kind != jpeg_huffman_table::whole || b.value == 32768 || a.len + b.len > K) continue;
+        p = {static_cast<std::int16_t>(a.value), static_cast<std::int16_t>(b.value), a.len,
+             static_cast<std::uint8_t>(a.len + b.len), 2, 0};
     }
     t.defined = true;
 }
@@ -159,6 +180,33 @@ inline std::int32_t jpeg_decode_difference(const jpeg_huffman_table& t, jpeg_bit
     return diff;
 }
 
+/// Samples [x, end) of a row where each predicts from the one before (ra), two per lookup where the
+/// pair table holds them.
+template <class S>
+inline void jpeg_left_predicted(const jpeg_huffman_table& t, jpeg_bit_reader& r, S* cur, int x, int end,
+                                std::int32_t& ra, std::uint32_t& acc) {
+    constexpr int K = jpeg_huffman_table::lookup_bits;
+    while (x < end) {
+        r.refill();
+        const auto& p = t.pair[r.buf >> (64 - K)];
+        if (p.count == 2 && x + 1 < end) {
+            const std::int32_t a = (ra + p.d1) & 0xffff;
+            ra = (a + p.d2) & 0xffff;
+            cur[x] = static_cast<S>(a);
+            cur[x + 1] = static_cast<S>(ra);
+            acc |= static_cast<std::uint32_t>(a | ra);
+            r.buf <<= p.len;
+            r.count -= p.len;
+            x += 2;
+        } else {
+            ra = (ra + jpeg_decode_difference(t, r)) & 0xffff;
+            cur[x] = static_cast<S>(ra);
+            acc |= static_cast<std::uint32_t>(ra);
+            ++x;
+        }
+    }
+}
+
 /// Rows [row_begin, row_end) of one restart interval, predictor `Pred` after the first row.
 template <int Pred, class S>
 void jpeg_lossless_rows(const jpeg_huffman_table& t, jpeg_bit_reader& reader, const std::uint8_t* base,
@@ -170,19 +218,15 @@ void jpeg_lossless_rows(const jpeg_huffman_table& t, jpeg_bit_reader& reader, co
         std::uint32_t acc = 0;
         if (y == row_begin) {
             std::int32_t ra = first_prediction;
-            for (int x = 0; x < columns; ++x) {
-                r.refill();
-                ra = (ra + jpeg_decode_difference(t, r)) & 0xffff;
-                cur[x] = static_cast<S>(ra);
-                acc |= static_cast<std::uint32_t>(ra);
-            }
+            jpeg_left_predicted(t, r, cur, 0, columns, ra, acc);
         } else {
             const S* up = cur - columns;
             r.refill();
             std::int32_t ra = (up[0] + jpeg_decode_difference(t, r)) & 0xffff;
             cur[0] = static_cast<S>(ra);
             acc |= static_cast<std::uint32_t>(ra);
-            for (int x = 1; x < columns; ++x) {
+            if constexpr (Pred == 1) jpeg_left_predicted(t, r, cur, 1, columns, ra, acc);
+            else for (int x = 1; x < columns; ++x) {
                 const std::int32_t rb = up[x], rc = up[x - 1];
                 std::int32_t p;
                 if constexpr (Pred == 1) p = ra;
