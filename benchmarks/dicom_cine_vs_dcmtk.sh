@@ -64,8 +64,8 @@ echo
 echo "== decoding to 8-bit frames"
 bench=$(VASOMIM_BENCH_DICOM="$work/cine.dcm" "$build/benchmarks/dicom_decode_benchmark" --benchmark_repetitions=5 \
         --benchmark_report_aggregates_only=true 2>/dev/null)
-lib=$(awk '/builtin_median/ { print $2 / 1000 }' <<<"$bench")      # seconds for every frame
-lib_dcmtk=$(awk '/dcmtk_median/ { print $2 / 1000 }' <<<"$bench")
+lib=$(awk '/builtin.*_median/ { print $2 / 1000 }' <<<"$bench")      # seconds for every frame
+lib_dcmtk=$(awk '/dcmtk.*_median/ { print $2 / 1000 }' <<<"$bench")
 djpeg=$(seconds dcmdjpeg "$work/cine.dcm" "$work/decoded.dcm")
 j2pnm=$(seconds dcmj2pnm +Fa "$work/cine.dcm" "$work/frame")
 printf '  vasomim io::dicom_reader (open + every frame): %s frames/s\n' "$(rate "$lib")"
