@@ -232,7 +232,9 @@ inline std::optional<xt::xtensor<std::uint8_t, 2>> decode_png8(std::string_view 
         std::uint8_t* row = raw.data() + i * stride;
         const std::uint8_t* prev = i == 0 ? zeros.data() : row - stride + 1;
         std::size_t rows = 1;
-        if (bpp == 1 && i + group <= h && row[0] == 4 && row[stride] == 4 && row[2 * stride] == 4 && row[3 * stride] == 4) {
+        bool paeth_run = bpp == 1 && i + group <= h;
+        for (std::size_t k = 0; paeth_run && k < group; ++k) paeth_run = row[k * stride] == 4;
+        if (paeth_run) {
             unpaeth_gray_rows<group>(row + 1, stride, prev, n);
             rows = group;
         } else if (!unfilter_row(row[0], row + 1, prev, n, bpp)) {
