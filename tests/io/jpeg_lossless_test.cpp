@@ -109,37 +109,29 @@ TEST(JpegLossless, RefusesWhatItDoesNotReadSayingWhy) {
         EXPECT_NE(m.find(part), std::string::npos) << m;
     };
     expect({0x89, 'P', 'N', 'G'}, "does not start with SOI");
-    auto s = p12;
-    s[sof + 1] = 0xc0;
-    expect(s, "frame header SOF0");
-    s = p12;
-    s[sof + 9] = 3;  // Nf
-    expect(s, "3 components");
-    s = p12;
-    s[sof + 4] = 1;  // precision 1
-    expect(s, "precision 1");
-    s = p12;
-    s[sof + 5] = s[sof + 6] = 0;  // rows from DNL
-    expect(s, "DNL");
-    s = p12;
-    s[sos + 7] = 8;  // predictor
-    expect(s, "predictor 8");
-    s = p12;
-    s[sos + 6] = 0x10;  // table 1
-    expect(s, "table 1 is not defined");
-    s = p12;
-    s[sos + 9] = 12;  // Pt = P
-    expect(s, "point transform 12 of precision 12");
-    s = p12;
-    s[dri + 5] = 48;  // 48 samples: a row and a half
-    expect(s, "a restart interval of 48 samples in rows of 32");
-    s = p12;
+    // One byte changed, and what the refusal says.
+    struct patch {
+        std::size_t at;
+        std::uint8_t byte;
+        const char* says;
+    };
     const std::size_t rst = find_marker(p12, 0xd0);
-    s[rst + 1] = 0xd3;
-    expect(s, "restart marker RST3 out of place");
-    s = p12;
-    s[sof + 4] = 8;  // the same data read as 8-bit samples: values past 7 bits (Pt 1)
-    expect(s, "samples outside 7 bits");
+    for (const patch& p : {patch{sof + 1, 0xc0, "frame header SOF0"},
+                           patch{sof + 9, 3, "3 components"},                    // Nf
+                           patch{sof + 4, 1, "precision 1"},                     // P
+                           patch{sof + 6, 0, "DNL"},                             // 0 rows: a DNL marker gives them
+                           patch{sos + 7, 8, "predictor 8"},                     // Ss
+                           patch{sos + 6, 0x10, "table 1 is not defined"},       // Td
+                           patch{sos + 9, 12, "point transform 12 of precision 12"},  // Al
+                           patch{dri + 5, 48, "a restart interval of 48 samples in rows of 32"},
+                           patch{rst + 1, 0xd3, "restart marker RST3 out of place"},
+                           // the same data as 8-bit samples (Pt 1): values past 7 bits
+                           patch{sof + 4, 8, "samples outside 7 bits"}}) {
+        auto s = p12;
+        s[p.at] = p.byte;
+        expect(s, p.says);
+    }
+    std::vector<std::uint8_t> s;
     // The scan ends (EOI) after RST4: five restart markers where the 24 rows take eleven.
     s.assign(p12.begin(), p12.begin() + static_cast<std::ptrdiff_t>(find_marker(p12, 0xd4) + 2));
     s.insert(s.end(), {0x12, 0x34, 0xff, 0xd9});
