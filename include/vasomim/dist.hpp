@@ -4,9 +4,10 @@
 //   - rank 0's parameters (and frozen segmentor) are broadcast at the start; at the start the ranks
 //     also compare a hash of their whole configuration (check_same_configuration);
 //   - the gradient buffer (one flat buffer per model) is summed across ranks before each optimiser
-//     step, the backward pass having taken 1/N already; on host memory in buckets of 2^22 floats on
-//     a communication thread while the backward pass goes on (overlapped_gradient_sum, as DDP's
-//     buckets; MPI_THREAD_SERIALIZED), with NCCL in one call after the backward pass;
+//     step, the backward pass having taken 1/N already, in buckets of 2^22 floats while the backward
+//     pass goes on (overlapped_gradient_sum, as DDP's buckets): on host memory on a communication
+//     thread (MPI_THREAD_SERIALIZED), with NCCL queued on its stream behind the kernels that wrote
+//     each bucket;
 //   - the sampler (data::loader_options rank / world) splits each epoch's permutation so that global
 //     batch k is positions [k N b, (k+1) N b) and rank r takes slice r; augmentations and masks are
 //     keyed by the position in the global batch (step_context::first_sample), so N ranks x batch b

@@ -1,5 +1,6 @@
 // The pieces of data parallelism that need no MPI (issue 18): the loader's shard of each global
-// batch, masks keyed by the position in the global batch, and dist::single (the 2-rank equivalence
+// batch, masks keyed by the position in the global batch, the buckets of the stream-ordered
+// gradient sum (dist::nccl's way, here with a stand-in communicator), and dist::single (the 2-rank equivalence
 // itself is tests/dist/mpi_equivalence.cpp, run under mpirun).
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 #include "vasomim/data/folder_dataset.hpp"
 #include "vasomim/data/loader.hpp"
 #include "vasomim/dist/data_parallel.hpp"
+#include "vasomim/dist/overlapped_gradient_sum.hpp"
 #include "vasomim/dist/single.hpp"
 #include "vasomim/masking/anatomy_guided.hpp"
 #include "vasomim/masking/random.hpp"
@@ -84,6 +86,54 @@ TEST(Sharding, SingleIsOneRankAndTheConfigurationCheckPasses) {
     average(g.data(), 3);
     EXPECT_EQ(g, (std::vector<float>{1, 2, 3}));
     EXPECT_NE(dist::text_hash("a"), dist::text_hash("b"));
+}
+
+/// A stream-ordered stand-in for dist::nccl: "two ranks" with the same gradients, whose queued sums
+/// run (double the span) only at wait_enqueued, as NCCL's run when the stream gets to them.
+struct queued_pair {
+    static constexpr bool device_memory = true;
+    std::vector<std::pair<float*, index_t>> queued;
+    std::vector<index_t> waited_with;  // how many sums were queued at each wait
+    int rank() const { return 0; }
+    int size() const { return 2; }
+    void broadcast(float*, index_t, int) {}
+    void allreduce_sum(float* p, index_t n) {
+        for (index_t i = 0; i < n; ++i) p[i] *= 2;
+    }
+    void allreduce_sum_enqueue(float* p, index_t n) { queued.emplace_back(p, n); }
+    void wait_enqueued() {
+        waited_with.push_back(static_cast<index_t>(queued.size()));
+        for (auto [p, n] : queued) allreduce_sum(p, n);
+        queued.clear();
+    }
+    void allreduce_sum_host(double*, index_t) {}
+    std::vector<std::uint64_t> allgather_host(std::uint64_t v) { return {v, v}; }
+    void barrier() {}
+    [[noreturn]] void abort(int) { std::abort(); }
+};
+static_assert(dist::stream_ordered_communicator<queued_pair>);
+static_assert(!dist::stream_ordered_communicator<dist::single>);
+
+TEST(OverlappedGradientSum, StreamOrderedQueuesEachFinishedBucketDuringTheBackwardPass) {
+    queued_pair comm;
+    dist::overlapped_gradient_sum<queued_pair> sum(comm, 100);
+    const index_t n = 1000;
+    for (int step = 0; step < 2; ++step) {  // twice: the state is reset between steps
+        std::vector<float> g(static_cast<std::size_t>(n));
+        for (index_t i = 0; i < n; ++i) g[std::size_t(i)] = float(i) * 0.5f + 1;
+        const std::vector<float> before = g;
+        for (index_t from : {950, 800, 790, 500, 120}) sum.final_from(g.data(), from, n);
+        // Queued as the backward pass finishes them, none summed yet: [800, 1000) [500, 800) [120, 500).
+        ASSERT_EQ(comm.queued.size(), 3u);
+        EXPECT_EQ(comm.queued[0], std::make_pair(g.data() + 800, index_t(200)));
+        EXPECT_EQ(comm.queued[2], std::make_pair(g.data() + 120, index_t(380)));
+        EXPECT_EQ(g, before);
+        sum.final_from(g.data(), 0, n);
+        sum(g.data(), n);  // [0, 120) went at from 0; one wait for all four
+        EXPECT_EQ(comm.waited_with.back(), 4);
+        for (std::size_t i = 0; i < g.size(); ++i) ASSERT_EQ(g[i], 2 * before[i]) << i;  // each float once
+    }
+    EXPECT_EQ(sum.buckets(), 8u);
 }
 
 }  // namespace

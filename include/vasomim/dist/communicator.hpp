@@ -30,6 +30,16 @@ concept communicator = requires(C& c, const C& cc, float* f, double* d, index_t 
     c.abort(code);  ///< ends every rank of the job (never returns)
 };
 
+/// A communicator whose sums can be queued behind the computation that writes their buffers, in the
+/// order of a device's work (dist::nccl: on its own stream, after an event of the default stream):
+/// allreduce_sum_enqueue returns at once; wait_enqueued returns when every queued sum is done.
+/// overlapped_gradient_sum then needs no thread of its own.
+template <class C>
+concept stream_ordered_communicator = communicator<C> && requires(C& c, float* f, index_t n) {
+    c.allreduce_sum_enqueue(f, n);
+    c.wait_enqueued();
+};
+
 /// "rank r of N" for messages.
 inline std::string rank_text(int rank, int size) {
     return "rank " + std::to_string(rank) + " of " + std::to_string(size);

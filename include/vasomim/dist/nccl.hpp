@@ -55,11 +55,13 @@ public:
             throw backend_error(who() + ": MPI_Bcast of the NCCL unique id failed");
         check(ncclCommInitRank(&comm_, bootstrap.size(), id, bootstrap.rank()), "ncclCommInitRank");
         cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+        cuda(cudaEventCreateWithFlags(&written_, cudaEventDisableTiming), "cudaEventCreate");
     }
     nccl(const nccl&) = delete;
     nccl& operator=(const nccl&) = delete;
     ~nccl() {
         if (comm_) ncclCommDestroy(comm_);
+        if (written_) cudaEventDestroy(written_);
         if (stream_) cudaStreamDestroy(stream_);
     }
 
@@ -80,6 +82,17 @@ public:
               "ncclAllReduce");
         cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
     }
+    /// Queues the sum of `n` floats of device memory behind the kernels launched so far on the
+    /// default stream (where the backend's kernels and cuBLAS run) and returns at once: the
+    /// backward pass goes on while NCCL sums a finished bucket (stream_ordered_communicator).
+    void allreduce_sum_enqueue(float* data, index_t n) {
+        cuda(cudaEventRecord(written_, 0), "cudaEventRecord");
+        cuda(cudaStreamWaitEvent(stream_, written_, 0), "cudaStreamWaitEvent");
+        check(ncclAllReduce(data, data, static_cast<std::size_t>(n), ncclFloat, ncclSum, comm_, stream_),
+              "ncclAllReduce");
+    }
+    /// Returns when every queued sum is done (the optimiser step reads the sums next).
+    void wait_enqueued() { cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
     /// Host collectives through MPI.
     void allreduce_sum_host(double* data, index_t n) { boot_->allreduce_sum_host(data, n); }
     std::vector<std::uint64_t> allgather_host(std::uint64_t v) { return boot_->allgather_host(v); }
@@ -102,8 +115,9 @@ private:
     int device_ = 0;
     ncclComm_t comm_ = nullptr;
     cudaStream_t stream_ = nullptr;
+    cudaEvent_t written_ = nullptr;  // the default stream's point a queued sum waits for
 };
-static_assert(communicator<nccl>);
+static_assert(stream_ordered_communicator<nccl>);
 
 }  // namespace vasomim::dist
 #endif  // VASOMIM_HAS_NCCL && VASOMIM_HAS_MPI

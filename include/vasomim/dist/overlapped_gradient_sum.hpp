@@ -6,9 +6,13 @@
 // (model::step_context::reduce_gradients) the rest is reduced and everything waited for. The sums
 // are element-wise, so the result is the same as one allreduce of the whole buffer.
 //
-// Host memory and a communicator whose calls may come from another thread than the one that made
-// it while that one makes none (dist::mpi with MPI_THREAD_SERIALIZED, which dist::mpi_environment
-// asks for). The backward pass takes 1 / ranks (prescaled), as with gradient_averager.
+// Two ways to run the sums beside the backward pass:
+// - a stream-ordered communicator (dist::nccl, GPU memory): each bucket's sum is queued on the
+//   communicator's stream behind the kernels that wrote it; no thread here;
+// - otherwise host memory and a communicator whose calls may come from another thread than the one
+//   that made it while that one makes none (dist::mpi with MPI_THREAD_SERIALIZED, which
+//   dist::mpi_environment asks for): a communication thread runs the sums.
+// The backward pass takes 1 / ranks (prescaled), as with gradient_averager.
 
 #include <condition_variable>
 #include <cstdint>
@@ -29,7 +33,7 @@ public:
     /// `bucket`: floats per allreduce (default 2^22, 16 MiB; DDP's default bucket is 25 MiB).
     explicit overlapped_gradient_sum(C& comm, index_t bucket = index_t(1) << 22) : comm_(&comm), bucket_(bucket) {
         if (bucket_ <= 0) throw config_error("overlapped_gradient_sum: the bucket must hold at least one float");
-        if (comm_->size() > 1) worker_ = std::thread([this] { work(); });
+        if (comm_->size() > 1 && !stream_ordered) worker_ = std::thread([this] { work(); });
     }
     overlapped_gradient_sum(const overlapped_gradient_sum&) = delete;
     overlapped_gradient_sum& operator=(const overlapped_gradient_sum&) = delete;
@@ -58,6 +62,10 @@ public:
         if (pending_end_ < 0) pending_end_ = n;  // no final_from this step (e.g. another network)
         if (pending_end_ > 0) enqueue(grads, pending_end_);
         pending_end_ = -1;
+        if constexpr (stream_ordered) {
+            comm_->wait_enqueued();
+            return;
+        }
         std::unique_lock<std::mutex> lock(mutex_);
         idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
         if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
@@ -70,12 +78,20 @@ public:
     }
 
 private:
+    static constexpr bool stream_ordered = stream_ordered_communicator<C>;
+
     struct span {
         float* data;
         index_t n;
     };
 
     void enqueue(float* p, index_t n) {
+        if constexpr (stream_ordered) {
+            comm_->allreduce_sum_enqueue(p, n);
+            std::lock_guard<std::mutex> lock(mutex_);
+            ++buckets_;
+            return;
+        }
         {
             std::lock_guard<std::mutex> lock(mutex_);
             queue_.push_back({p, n});

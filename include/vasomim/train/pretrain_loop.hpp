@@ -60,9 +60,9 @@ struct pretrain_options {
     /// Called on every rank after each iteration with its number (from 0) and the losses averaged
     /// over the ranks (e.g. for tests); empty: nothing.
     std::function<void(std::uint64_t step, const model::step_losses&)> on_step;
-    /// With several ranks on host memory and a communicator that allows it (dist::mpi with
-    /// MPI_THREAD_SERIALIZED): sum the gradients in buckets during the backward pass
-    /// (dist::overlapped_gradient_sum); else, or when false, in one allreduce after it.
+    /// With several ranks and a communicator that allows it (dist::nccl on its stream; dist::mpi
+    /// on host memory with MPI_THREAD_SERIALIZED): sum the gradients in buckets during the backward
+    /// pass (dist::overlapped_gradient_sum); else, or when false, in one allreduce after it.
     bool overlap_gradients = true;
 };
 
@@ -121,9 +121,12 @@ pretrain_summary pretrain(Model& model, data::prefetch_loader<Dataset>& loader, 
     using backend = typename Model::backend_type;
     dist::gradient_averager<backend, Comm> average(comm, dist::gradient_scaling::prescaled);
     std::optional<dist::overlapped_gradient_sum<Comm>> overlapped;
-    if constexpr (backend_traits<backend>::host_accessible && !Comm::device_memory &&
-                  requires { comm.threads_serialized(); })
+    if constexpr (dist::stream_ordered_communicator<Comm>) {
+        if (world > 1 && o.overlap_gradients) overlapped.emplace(comm);
+    } else if constexpr (backend_traits<backend>::host_accessible && !Comm::device_memory &&
+                         requires { comm.threads_serialized(); }) {
         if (world > 1 && o.overlap_gradients && comm.threads_serialized()) overlapped.emplace(comm);
+    }
 
     const fs::path csv_path = o.output / "log.csv";
     const bool new_csv = !fs::exists(csv_path) || step == 0;
