@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 seconds=${1:-25}
 shift || true
-all=(png_decode image npy safetensors checkpoint folder_dataset dicom)
+all=(png_decode image npy safetensors checkpoint folder_dataset dicom jpeg_lossless)
 targets=("${@:-${all[@]}}")
 out=build/fuzz
 mkdir -p "$out"
@@ -63,6 +63,7 @@ for t in "${targets[@]}"; do
   log="$out/$t.log"
   seeds="tests/data/fuzz/$t"
   [[ $t == dicom ]] && seeds=tests/data/dicom  # the DICOM fixtures are its seeds (and its regressions)
+  [[ $t == jpeg_lossless ]] && seeds=tests/data/jpeg_lossless  # the decoder's test streams
   [[ -d $seeds ]] || { echo "fuzz.sh: no seed corpus $seeds"; exit 1; }
   echo "==== fuzzing $t for ${seconds} s"
   if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \

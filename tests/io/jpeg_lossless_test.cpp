@@ -143,6 +143,13 @@ TEST(JpegLossless, RefusesWhatItDoesNotReadSayingWhy) {
     expect(s, "ends before the samples do");
 }
 
+// Found by the jpeg_lossless fuzz target: a 63,975 x 65,503 frame header over a 100-byte scan made
+// the decoder allocate 8 GB before reading a bit. Refused now by the bits the scan has.
+TEST(JpegLossless, RefusesAFrameLargerThanItsScanBeforeAllocatingIt) {
+    const std::string m = refusal(bytes_of("regression-frame-larger-than-its-scan"));
+    EXPECT_NE(m.find("lossless JPEG: a frame of 63975 x 65503 samples from a scan of"), std::string::npos) << m;
+}
+
 TEST(JpegLossless, RefusesAHuffmanTableThatCannotBeAPrefixCode) {
     auto s = bytes_of("p8_pred1_dcmtk");
     const std::size_t dht = find_marker(s, 0xc4);

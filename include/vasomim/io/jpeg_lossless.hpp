@@ -372,7 +372,12 @@ jpeg_lossless_info decode_jpeg_lossless(const std::uint8_t* data, std::size_t si
     cuts.push_back(bytes.size());
     bytes.resize(bytes.size() + 4 * std::size_t(columns) + 16, 0);
 
-    const std::size_t n = std::size_t(rows) * std::size_t(columns);
+    // Every difference takes a code of at least one bit: a header that claims more samples than
+    // the scan has bits is refused before anything of its size is allocated.
+    const std::size_t n = std::size_t(rows) * std::size_t(columns), bits = 8 * cuts.back();
+    if (n > bits)
+        throw fail("a frame of " + std::to_string(rows) + " x " + std::to_string(columns) + " samples from a scan of " +
+                   std::to_string(bits) + " bits (each sample takes one at least)");
     S* plane = storage(n);
     const auto& t = tables[static_cast<std::size_t>(table)];
     const int first = 1 << (info.precision - info.point_transform - 1);
