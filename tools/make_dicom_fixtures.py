@@ -258,7 +258,8 @@ def make(out):
         ("rgb_rle", ["dcmcrle", src_rgb], "rgb"),
     ]
     # Lossless JPEG: DCMTK's encoder at the other predictors and on the 8-bit run.
-    variants += [("mono8_jpeg_lossless", ["dcmcjpeg", src8], "mono8_multiframe")]
+    variants += [("mono8_jpeg_lossless", ["dcmcjpeg", src8], "mono8_multiframe"),
+                 ("rgb_jpeg_lossless", ["dcmcjpeg", src_rgb], "rgb")]  # three components: DCMTK decodes
     variants += [("multi16_jpeg_lossless_sv%d" % v, ["dcmcjpeg", "+el", "+sv", str(v), src16], "multi16")
                  for v in (3, 4, 5, 6, 7)]
     for name, cmd, source in variants:
@@ -269,18 +270,22 @@ def make(out):
     def encapsulated(like, streams, syntax=JPEG_LOSSLESS_P14, **extra):
         ds = dataset(like, **extra)
         ds.file_meta.TransferSyntaxUID = syntax
-        ds.PixelData = encapsulate(streams["frames"], fragments_per_frame=streams.get("fragments", 1))
+        ds.PixelData = encapsulate(streams["frames"], fragments_per_frame=streams.get("fragments", 1),
+                                   has_bot=streams.get("offsets", True))
         ds["PixelData"].VR = "OB"
         ds["PixelData"].is_undefined_length = True
         ds.is_little_endian, ds.is_implicit_VR = True, False
         return ds
 
-    # The same frames in two fragments each: DCMTK decodes them (the builtin decoder takes one).
+    # The same frames in two fragments each with a Basic Offset Table, and in three without one.
     lossless16 = pydicom.dcmread(written["multi16_jpeg_lossless"][0])
     frames = list(generate_pixel_data_frame(lossless16.PixelData, len(frames16)))
     save("multi16_jpeg_lossless_fragments",
          encapsulated(frames16, {"frames": frames, "fragments": 2}, JPEG_LOSSLESS_SV1, bits_stored=12, WindowCenter="1200",
                       WindowWidth="2400"), frames16)
+    save("multi16_jpeg_lossless_fragments_no_table",
+         encapsulated(frames16, {"frames": frames, "fragments": 3, "offsets": False}, JPEG_LOSSLESS_SV1, bits_stored=12,
+                      WindowCenter="1200", WindowWidth="2400"), frames16)
     # Streams encoded here: restart intervals, point transform, SSSS 16, long codes.
     jdir = os.path.join(out, "..", "jpeg_lossless")
     os.makedirs(jdir, exist_ok=True)

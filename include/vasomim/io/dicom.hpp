@@ -572,35 +572,99 @@ private:
         return convert_frame(k, model.empty() ? info_.photometric : std::string(model.c_str()));
     }
 
+    /// The fragments (items of the pixel sequence, from 1) that hold frame k: [first, last]. One per
+    /// frame; all of a single-frame object; else by the Basic Offset Table (item 0), or without one
+    /// by the fragments that begin a JPEG stream (SOI), when their count is the frame count. {0, 0}
+    /// when the layout says nothing certain (DCMTK then finds the frame itself).
+    std::pair<unsigned long, unsigned long> frame_fragments(DcmPixelSequence* seq, std::size_t k) const {
+        const unsigned long items = seq->card(), frames = static_cast<unsigned long>(info_.frames);
+        if (items < 2) return {0, 0};
+        const unsigned long kk = static_cast<unsigned long>(k);
+        if (items - 1 == frames) return {kk + 1, kk + 1};
+        if (frames == 1) return {1, items - 1};
+        auto item_at = [&](unsigned long i) -> DcmPixelItem* {
+            DcmPixelItem* it = nullptr;
+            return seq->getItem(it, i).good() ? it : nullptr;
+        };
+        std::vector<unsigned long> starts;  // the first fragment of every frame
+        DcmPixelItem* bot = item_at(0);
+        Uint8* table = nullptr;
+        if (bot != nullptr && bot->getLength() == 4 * frames && bot->getUint8Array(table).good() && table != nullptr) {
+            // Offsets of each frame's first item from the first fragment's item tag (8 bytes of tag and
+            // length before each fragment).
+            std::uint64_t at = 0;
+            unsigned long f = 0;
+            for (unsigned long i = 1; i < items && f < frames; ++i) {
+                const std::uint64_t want = std::uint64_t(table[4 * f]) | std::uint64_t(table[4 * f + 1]) << 8 |
+                                           std::uint64_t(table[4 * f + 2]) << 16 | std::uint64_t(table[4 * f + 3]) << 24;
+                if (at == want) starts.push_back(i), ++f;
+                else if (at > want) return {0, 0};
+                DcmPixelItem* it = item_at(i);
+                if (it == nullptr) return {0, 0};
+                at += 8 + it->getLength();
+            }
+        } else {
+            for (unsigned long i = 1; i < items; ++i) {
+                DcmPixelItem* it = item_at(i);
+                Uint8* b = nullptr;
+                if (it == nullptr || it->getLength() < 2 || it->getUint8Array(b).bad() || b == nullptr) return {0, 0};
+                if (b[0] == 0xff && b[1] == 0xd8) starts.push_back(i);
+                else it->compact();
+            }
+        }
+        if (starts.size() != frames || starts[0] != 1) return {0, 0};
+        return {starts[k], k + 1 < frames ? starts[k + 1] - 1 : items - 1};
+    }
+
     /// Decodes frame k with io/jpeg_lossless.hpp into buffer_ when the object is lossless JPEG of
-    /// one component with one fragment per frame and the stream is one that decoder reads, of the
-    /// object's size, with samples of BitsAllocated (precision up to 8 in 8 bits, above 8 in 16;
-    /// like DCMTK, more bits than BitsStored are decoded and then masked); false otherwise: DCMTK
-    /// then decodes the frame, or says why it cannot.
+    /// one component, frame k's fragments are known (frame_fragments) and its stream is one that
+    /// decoder reads, of the object's size, with samples of BitsAllocated (precision up to 8 in 8
+    /// bits, above 8 in 16; like DCMTK, more bits than BitsStored are decoded and then masked);
+    /// false otherwise: DCMTK then decodes the frame, or says why it cannot.
     bool builtin_lossless_frame(std::size_t k) {
         if (options_.lossless_jpeg != dicom_lossless_jpeg::builtin ||
             (xfer_ != EXS_JPEGProcess14 && xfer_ != EXS_JPEGProcess14SV1) || info_.samples_per_pixel != 1)
             return false;
         DcmPixelSequence* seq = nullptr;
-        DcmPixelItem* item = nullptr;
-        Uint8* bytes = nullptr;
-        if (pixels_->getEncapsulatedRepresentation(xfer_, nullptr, seq).bad() || seq == nullptr ||
-            seq->card() != info_.frames + 1 || seq->getItem(item, static_cast<unsigned long>(k + 1)).bad() ||
-            item == nullptr || item->getUint8Array(bytes).bad() || bytes == nullptr)
-            return false;
+        if (pixels_->getEncapsulatedRepresentation(xfer_, nullptr, seq).bad() || seq == nullptr) return false;
+        const auto [first, last] = frame_fragments(seq, k);
+        if (first == 0) return false;
+        // The stream: the fragment itself, or the frame's fragments one after another.
+        const std::uint8_t* stream = nullptr;
+        std::size_t length = 0;
+        stream_.clear();
+        for (unsigned long i = first; i <= last; ++i) {
+            DcmPixelItem* item = nullptr;
+            Uint8* bytes = nullptr;
+            if (seq->getItem(item, i).bad() || item == nullptr || item->getUint8Array(bytes).bad() ||
+                (bytes == nullptr && item->getLength() > 0))
+                return false;
+            if (first == last) {
+                stream = bytes;
+                length = item->getLength();
+            } else {
+                stream_.insert(stream_.end(), bytes, bytes + item->getLength());
+                item->compact();  // the fragment leaves memory (it is reloaded from the file if read again)
+            }
+        }
+        if (first != last) stream = stream_.data(), length = stream_.size();
         // Straight into the frame buffer (DCMTK overwrites it where this decoder gives up).
         const std::size_t n = info_.rows * info_.columns;
         jpeg_lossless_info got;
         try {
+            if (stream == nullptr) throw format_error("lossless JPEG: an empty fragment");
             if (info_.bits_allocated == 8)
-                got = decode_jpeg_lossless(bytes, item->getLength(), buffer_.data(), n);
+                got = decode_jpeg_lossless(stream, length, buffer_.data(), n);
             else
-                got = decode_jpeg_lossless(bytes, item->getLength(), reinterpret_cast<std::uint16_t*>(buffer_.data()), n);
+                got = decode_jpeg_lossless(stream, length, reinterpret_cast<std::uint16_t*>(buffer_.data()), n);
         } catch (const format_error& e) {
             builtin_refusal_ = e.what();
             return false;
         }
-        item->compact();  // the fragment leaves memory (it is reloaded from the file if read again)
+        if (first == last) {
+            DcmPixelItem* item = nullptr;
+            if (seq->getItem(item, first).good() && item != nullptr) item->compact();
+        }
         // DCMTK's 8-bit decoder fills 8-bit samples, its 12- and 16-bit ones 16-bit samples.
         return static_cast<std::size_t>(got.rows) == info_.rows && static_cast<std::size_t>(got.columns) == info_.columns &&
                (info_.bits_allocated == 8) == (got.precision <= 8);
@@ -731,6 +795,7 @@ private:
     std::vector<std::int32_t> gray_;
     std::size_t next_frame_ = 0;
     Uint32 next_fragment_ = 0;
+    std::vector<std::uint8_t> stream_;  // a frame's fragments one after another (several per frame)
     bool last_builtin_ = false;
     bool direct8_ = false;  // the last frame's values are buffer_'s bytes (gray_ unused)
     std::string builtin_refusal_;  // why the builtin decoder refused the frame being read
