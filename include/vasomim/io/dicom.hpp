@@ -575,18 +575,27 @@ private:
     /// The fragments (items of the pixel sequence, from 1) that hold frame k: [first, last]. One per
     /// frame; all of a single-frame object; else by the Basic Offset Table (item 0), or without one
     /// by the fragments that begin a JPEG stream (SOI), when their count is the frame count. {0, 0}
-    /// when the layout says nothing certain (DCMTK then finds the frame itself).
-    std::pair<unsigned long, unsigned long> frame_fragments(DcmPixelSequence* seq, std::size_t k) const {
+    /// when the layout says nothing certain (DCMTK then finds the frame itself). The layout is
+    /// worked out once per reader (frame_starts_), reading 2 bytes of each fragment at most.
+    std::pair<unsigned long, unsigned long> frame_fragments(DcmPixelSequence* seq, std::size_t k) {
         const unsigned long items = seq->card(), frames = static_cast<unsigned long>(info_.frames);
         if (items < 2) return {0, 0};
         const unsigned long kk = static_cast<unsigned long>(k);
         if (items - 1 == frames) return {kk + 1, kk + 1};
         if (frames == 1) return {1, items - 1};
+        if (!frame_starts_) frame_starts_ = find_frame_starts(seq, items, frames);
+        const auto& starts = *frame_starts_;
+        if (starts.empty()) return {0, 0};
+        return {starts[k], k + 1 < frames ? starts[k + 1] - 1 : items - 1};
+    }
+
+    /// The first fragment of every frame (frame_fragments), empty when uncertain.
+    static std::vector<unsigned long> find_frame_starts(DcmPixelSequence* seq, unsigned long items, unsigned long frames) {
         auto item_at = [&](unsigned long i) -> DcmPixelItem* {
             DcmPixelItem* it = nullptr;
             return seq->getItem(it, i).good() ? it : nullptr;
         };
-        std::vector<unsigned long> starts;  // the first fragment of every frame
+        std::vector<unsigned long> starts;
         DcmPixelItem* bot = item_at(0);
         Uint8* table = nullptr;
         if (bot != nullptr && bot->getLength() == 4 * frames && bot->getUint8Array(table).good() && table != nullptr) {
@@ -598,22 +607,21 @@ private:
                 const std::uint64_t want = std::uint64_t(table[4 * f]) | std::uint64_t(table[4 * f + 1]) << 8 |
                                            std::uint64_t(table[4 * f + 2]) << 16 | std::uint64_t(table[4 * f + 3]) << 24;
                 if (at == want) starts.push_back(i), ++f;
-                else if (at > want) return {0, 0};
+                else if (at > want) return {};
                 DcmPixelItem* it = item_at(i);
-                if (it == nullptr) return {0, 0};
+                if (it == nullptr) return {};
                 at += 8 + it->getLength();
             }
         } else {
             for (unsigned long i = 1; i < items; ++i) {
                 DcmPixelItem* it = item_at(i);
-                Uint8* b = nullptr;
-                if (it == nullptr || it->getLength() < 2 || it->getUint8Array(b).bad() || b == nullptr) return {0, 0};
+                std::uint8_t b[2] = {0, 0};
+                if (it == nullptr || it->getLength() < 2 || it->getPartialValue(b, 0, 2).bad()) return {};
                 if (b[0] == 0xff && b[1] == 0xd8) starts.push_back(i);
-                else it->compact();
             }
         }
-        if (starts.size() != frames || starts[0] != 1) return {0, 0};
-        return {starts[k], k + 1 < frames ? starts[k + 1] - 1 : items - 1};
+        if (starts.size() != frames || starts[0] != 1) return {};
+        return starts;
     }
 
     /// Decodes frame k with io/jpeg_lossless.hpp into buffer_ when the object is lossless JPEG of
@@ -630,6 +638,7 @@ private:
         const auto [first, last] = frame_fragments(seq, k);
         if (first == 0) return false;
         // The stream: the fragment itself, or the frame's fragments one after another.
+        std::vector<DcmPixelItem*> parts;
         const std::uint8_t* stream = nullptr;
         std::size_t length = 0;
         stream_.clear();
@@ -639,13 +648,9 @@ private:
             if (seq->getItem(item, i).bad() || item == nullptr || item->getUint8Array(bytes).bad() ||
                 (bytes == nullptr && item->getLength() > 0))
                 return false;
-            if (first == last) {
-                stream = bytes;
-                length = item->getLength();
-            } else {
-                stream_.insert(stream_.end(), bytes, bytes + item->getLength());
-                item->compact();  // the fragment leaves memory (it is reloaded from the file if read again)
-            }
+            parts.push_back(item);
+            if (first == last) stream = bytes, length = item->getLength();
+            else stream_.insert(stream_.end(), bytes, bytes + item->getLength());
         }
         if (first != last) stream = stream_.data(), length = stream_.size();
         // Straight into the frame buffer (DCMTK overwrites it where this decoder gives up).
@@ -661,10 +666,7 @@ private:
             builtin_refusal_ = e.what();
             return false;
         }
-        if (first == last) {
-            DcmPixelItem* item = nullptr;
-            if (seq->getItem(item, first).good() && item != nullptr) item->compact();
-        }
+        for (DcmPixelItem* item : parts) item->compact();  // out of memory (reloaded from the file if read again)
         // DCMTK's 8-bit decoder fills 8-bit samples, its 12- and 16-bit ones 16-bit samples.
         return static_cast<std::size_t>(got.rows) == info_.rows && static_cast<std::size_t>(got.columns) == info_.columns &&
                (info_.bits_allocated == 8) == (got.precision <= 8);
@@ -796,6 +798,7 @@ private:
     std::size_t next_frame_ = 0;
     Uint32 next_fragment_ = 0;
     std::vector<std::uint8_t> stream_;  // a frame's fragments one after another (several per frame)
+    std::optional<std::vector<unsigned long>> frame_starts_;  // frame_fragments' layout, once found
     bool last_builtin_ = false;
     bool direct8_ = false;  // the last frame's values are buffer_'s bytes (gray_ unused)
     std::string builtin_refusal_;  // why the builtin decoder refused the frame being read
