@@ -5,7 +5,9 @@
 //     forward and gradients against torch's F.conv_transpose2d (tools/make_unetr_fixtures.py);
 //   - instance_norm2d: finite differences with and without affine parameters, the accumulating
 //     input gradient, and torch's F.instance_norm (affine) forward and gradients;
-//   - leaky_relu (slope 0.01, in place) and channel_concat: finite differences.
+//   - leaky_relu (slope 0.01, in place) and channel_concat: finite differences;
+//   - the fused pairs of the decoder (instance norm - LeakyReLU, residual sum - LeakyReLU): the
+//     same values and gradients as the two layers one after the other, and finite differences.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "vasomim/nn/conv_transpose2d.hpp"
 #include "vasomim/nn/instance_norm2d.hpp"
 #include "vasomim/nn/leaky_relu.hpp"
+#include "vasomim/model/unetr_decoder.hpp"
 
 namespace {
 
@@ -224,6 +227,106 @@ TYPED_TEST(NnUnetrLayers, LeakyReluAndChannelConcat) {
     };
     test::check_gradients(fc, {test::random_vector(sz(n * ca * hw), 76), test::random_vector(sz(n * cb * hw), 77)},
                           {0, 1}, {"concat a", "concat b"});
+}
+
+TYPED_TEST(NnUnetrLayers, InstanceNormLeakyReluIsTheNormThenTheActivation) {
+    using B = TypeParam;
+    const nn::instance_norm_dims d{3, 4, 10};
+    const index_t n = d.n * d.c * d.hw;
+    const auto r = test::random_vector(sz(n), 82);
+    auto x0 = test::random_vector(sz(n), 14);
+    for (auto& v : x0) v = 2 * v + 0.5;
+    const host_tensors x{x0, test::random_vector(sz(d.c), 15), test::random_vector(sz(d.c), 16)};
+    for (bool affine : {true, false}) {
+        const std::string what = affine ? "affine" : "plain";
+        auto run = [&](const host_tensors& xs, host_tensors* g, bool fused, const std::vector<double>* prior) {
+            auto in = up<B>(xs[0]), w = up<B>(xs[1]), b = up<B>(xs[2]);
+            const double* wp = affine ? w.data() : nullptr;
+            auto out = zeros<B>(n), mean = zeros<B>(d.n * d.c), rstd = zeros<B>(d.n * d.c);
+            if (fused) {
+                nn::instance_norm_leaky_relu_forward<B>(out.data(), mean.data(), rstd.data(), in.data(), wp,
+                                                        affine ? b.data() : nullptr, d);
+            } else {
+                nn::instance_norm_forward<B>(out.data(), mean.data(), rstd.data(), in.data(), wp,
+                                             affine ? b.data() : nullptr, d);
+                nn::leaky_relu_forward<B>(out.data(), out.data(), n);
+            }
+            if (g) {
+                auto dout = up<B>(r), dx = prior ? up<B>(*prior) : zeros<B>(n), dw = zeros<B>(d.c), db = zeros<B>(d.c);
+                double* dwp = affine ? dw.data() : nullptr;
+                double* dbp = affine ? db.data() : nullptr;
+                if (fused) {
+                    nn::instance_norm_leaky_relu_backward<B>(dx.data(), dwp, dbp, dout.data(), in.data(), out.data(),
+                                                             mean.data(), rstd.data(), wp, d,
+                                                             nn::leaky_relu_default_slope, prior != nullptr);
+                } else {
+                    nn::leaky_relu_backward<B>(dout.data(), dout.data(), out.data(), n);
+                    nn::instance_norm_backward<B>(dx.data(), dwp, dbp, dout.data(), in.data(), mean.data(), rstd.data(),
+                                                  wp, d, prior != nullptr);
+                }
+                *g = {dx.to_host(), dw.to_host(), db.to_host()};
+            }
+            return out.to_host();
+        };
+        // the normalised values keep clear of the kink, so that finite differences do not cross it
+        host_tensors g_plain;
+        const auto y_plain = run(x, &g_plain, false, nullptr);
+        double closest = 1e300;
+        for (double v : y_plain) closest = std::min(closest, std::abs(v));
+        ASSERT_GT(closest, 1e-4) << what;
+        ASSERT_LT(*std::min_element(y_plain.begin(), y_plain.end()), 0) << what << ": some values on the slope side";
+        host_tensors g_fused;
+        const auto y_fused = run(x, &g_fused, true, nullptr);
+        expect_all_near(what + " output", y_fused, y_plain, 1e-14);
+        for (std::size_t t = 0; t < 3; ++t) expect_all_near(what + " gradient " + std::to_string(t), g_fused[t], g_plain[t], 1e-12);
+        const auto prior = test::random_vector(sz(n), 17);
+        host_tensors g_acc;
+        run(x, &g_acc, true, &prior);
+        for (std::size_t i = 0; i < prior.size(); ++i) ASSERT_NEAR(g_acc[0][i], g_plain[0][i] + prior[i], 1e-12) << what;
+        auto f = [&](const host_tensors& xs, host_tensors* g) { return dot(run(xs, g, true, nullptr), r); };
+        if (affine) test::check_gradients(f, x, {0, 1, 2}, {"fused input", "fused weight", "fused bias"});
+        else test::check_gradients(f, x, {0}, {"fused input"});
+    }
+}
+
+TYPED_TEST(NnUnetrLayers, AddLeakyReluIsTheSumThenTheActivation) {
+    using B = TypeParam;
+    const index_t n = 40;
+    auto a0 = test::random_vector(sz(n), 91);
+    const auto b0 = test::random_vector(sz(n), 92);
+    for (std::size_t i = 0; i < a0.size(); ++i)  // sums away from the kink
+        if (std::abs(a0[i] + b0[i]) < 0.05) a0[i] += 0.1;
+    const auto r = test::random_vector(sz(n), 93), prior = test::random_vector(sz(n), 94);
+    auto y = up<B>(a0);
+    auto bb = up<B>(b0);
+    model::detail::add_leaky_relu_forward<B>(y.data(), bb.data(), n);
+    const auto yh = y.to_host();
+    for (std::size_t i = 0; i < yh.size(); ++i) {
+        const double v = a0[i] + b0[i];
+        ASSERT_EQ(yh[i], v > 0 ? v : 0.01 * v) << i;
+    }
+    // backward: the gate in place, and the second summand's gradient copied, added, or not kept
+    for (int mode = 0; mode < 3; ++mode) {
+        auto g = up<B>(r), gb = up<B>(prior);
+        model::detail::add_leaky_relu_backward<B>(g.data(), mode == 0 ? nullptr : gb.data(), y.data(), n, mode == 2);
+        const auto gh = g.to_host(), gbh = gb.to_host();
+        for (std::size_t i = 0; i < gh.size(); ++i) {
+            const double v = yh[i] > 0 ? r[i] : 0.01 * r[i];
+            ASSERT_EQ(gh[i], v) << i;
+            ASSERT_EQ(gbh[i], mode == 0 ? prior[i] : mode == 1 ? v : prior[i] + v) << "mode " << mode << ", " << i;
+        }
+    }
+    auto f = [&](const host_tensors& x, host_tensors* g) {
+        auto t = up<B>(x[0]), u = up<B>(x[1]);
+        model::detail::add_leaky_relu_forward<B>(t.data(), u.data(), n);
+        if (g) {
+            auto d = up<B>(r), du = zeros<B>(n);
+            model::detail::add_leaky_relu_backward<B>(d.data(), du.data(), t.data(), n, false);
+            *g = {d.to_host(), du.to_host()};
+        }
+        return dot(t.to_host(), r);
+    };
+    test::check_gradients(f, {a0, b0}, {0, 1}, {"sum input a", "sum input b"});
 }
 
 }  // namespace

@@ -45,7 +45,8 @@
 // The decoder is a short tape of operations over nodes (feature maps, each with a value and a
 // gradient buffer in the model's arena); backward runs the tape in reverse, the first contribution
 // to a gradient overwriting it and later ones accumulating (no buffer is cleared first).
-// LeakyReLU and the residual sum run in place on the second norm's output.
+// The residual sum and the LeakyReLU after it run in place on the second norm's output, in one
+// pass; the first LeakyReLU runs in its norm's pass (nn::instance_norm_leaky_relu_*).
 
 #include <algorithm>
 #include <array>
@@ -116,12 +117,45 @@ void accumulate(T* y, const T* x, index_t count) {
     parallel_for<B>(count, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { y[i] += x[i]; });
 }
 
+/// The residual sum and its LeakyReLU in one pass: y[i] = leaky_relu(y[i] + x[i]).
+template <backend_policy B, class T>
+void add_leaky_relu_forward(T* y, const T* x, index_t count, double slope = nn::leaky_relu_default_slope) {
+    const T s = static_cast<T>(slope);
+    parallel_for<B>(count, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+        const T v = y[i] + x[i];
+        y[i] = v > T(0) ? v : s * v;
+    });
+}
+
+/// Its backward in one pass: g (the gradient of the output y, in place) becomes that of the sum,
+/// which is also the gradient of the second summand: copied to gx, added to it (`accumulate`), or
+/// not kept (gx null).
+template <backend_policy B, class T>
+void add_leaky_relu_backward(T* g, T* gx, const T* y, index_t count, bool accumulate,
+                             double slope = nn::leaky_relu_default_slope) {
+    const T s = static_cast<T>(slope);
+    if (!gx)
+        parallel_for<B>(count, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { g[i] = y[i] > T(0) ? g[i] : s * g[i]; });
+    else if (accumulate)
+        parallel_for<B>(count, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+            const T v = y[i] > T(0) ? g[i] : s * g[i];
+            g[i] = v;
+            gx[i] += v;
+        });
+    else
+        parallel_for<B>(count, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
+            const T v = y[i] > T(0) ? g[i] : s * g[i];
+            g[i] = v;
+            gx[i] = v;
+        });
+}
+
 }  // namespace detail
 
 /// The UNETR decoder (see the top of this file).
 template <backend_policy B, class T>
 class unetr_decoder {
-    enum class kind { conv, tconv, norm, lrelu, add, concat };
+    enum class kind { conv, tconv, norm, add, concat };
     struct node {
         index_t c, s;  // channels, side
     };
@@ -131,6 +165,7 @@ class unetr_decoder {
         index_t w = -1, bias = -1;    // parameter offsets (-1: none)
         index_t ksize = 0, pad = 0;   // conv
         int stat = -1;                // norm: index of its statistics
+        bool lrelu = false;           // norm, add: LeakyReLU(0.01) on the output, in the same pass
     };
 
 public:
@@ -234,15 +269,17 @@ public:
                 break;
             case kind::norm: {
                 const auto s = static_cast<std::size_t>(o.stat);
-                nn::instance_norm_forward<B>(out, acts_.mean[s], acts_.rstd[s], val(o.a), o.w >= 0 ? P + o.w : nullptr,
-                                             o.bias >= 0 ? P + o.bias : nullptr, norm_dims(o, n));
+                const T* w = o.w >= 0 ? P + o.w : nullptr;
+                const T* b = o.bias >= 0 ? P + o.bias : nullptr;
+                if (o.lrelu)
+                    nn::instance_norm_leaky_relu_forward<B>(out, acts_.mean[s], acts_.rstd[s], val(o.a), w, b, norm_dims(o, n));
+                else
+                    nn::instance_norm_forward<B>(out, acts_.mean[s], acts_.rstd[s], val(o.a), w, b, norm_dims(o, n));
                 break;
             }
-            case kind::lrelu:  // in place
-                nn::leaky_relu_forward<B>(out, out, count(o.out, n));
-                break;
             case kind::add:  // in place: out (= a) += b
-                detail::accumulate<B>(out, val(o.b), count(o.out, n));
+                if (o.lrelu) detail::add_leaky_relu_forward<B>(out, val(o.b), count(o.out, n));
+                else detail::accumulate<B>(out, val(o.b), count(o.out, n));
                 break;
             case kind::concat: {
                 const auto& na = nodes_[static_cast<std::size_t>(o.a)];
@@ -291,16 +328,24 @@ public:
                 break;
             case kind::norm: {
                 const auto s = static_cast<std::size_t>(o.stat);
-                nn::instance_norm_backward<B>(ga, o.w >= 0 ? G + o.w : nullptr, o.bias >= 0 ? G + o.bias : nullptr, gout,
-                                              val(o.a), acts_.mean[s], acts_.rstd[s], o.w >= 0 ? P + o.w : nullptr,
-                                              norm_dims(o, n), ga && !first(o.a));
+                T* gw = o.w >= 0 ? G + o.w : nullptr;
+                T* gbias = o.bias >= 0 ? G + o.bias : nullptr;
+                const T* w = o.w >= 0 ? P + o.w : nullptr;
+                const bool acc = ga && !first(o.a);
+                if (o.lrelu)  // gout is the gradient of the activated output val(o.out)
+                    nn::instance_norm_leaky_relu_backward<B>(ga, gw, gbias, gout, val(o.a), val(o.out), acts_.mean[s],
+                                                             acts_.rstd[s], w, norm_dims(o, n),
+                                                             nn::leaky_relu_default_slope, acc);
+                else
+                    nn::instance_norm_backward<B>(ga, gw, gbias, gout, val(o.a), acts_.mean[s], acts_.rstd[s], w,
+                                                  norm_dims(o, n), acc);
                 break;
             }
-            case kind::lrelu:  // in place: the gradient of the output becomes that of the input
-                nn::leaky_relu_backward<B>(gout, gout, acts_.v[static_cast<std::size_t>(o.out)], count(o.out, n));
-                break;
             case kind::add:  // out is a (in place); b gets a copy or a sum
-                if (T* gb = acts_.g[static_cast<std::size_t>(o.b)]) {
+                if (o.lrelu) {  // gout, in place, becomes the sum's gradient, and b's in the same pass
+                    T* gb = acts_.g[static_cast<std::size_t>(o.b)];
+                    detail::add_leaky_relu_backward<B>(gout, gb, val(o.out), count(o.out, n), gb && !first(o.b));
+                } else if (T* gb = acts_.g[static_cast<std::size_t>(o.b)]) {
                     if (first(o.b))
                         backend_traits<B>::copy(gout, static_cast<std::size_t>(count(o.out, n)), gb);
                     else
@@ -395,20 +440,21 @@ private:
             ops_.push_back(o);
             return o.out;
         };
-        auto norm = [&](int x, int k) {
+        auto norm = [&](int x, int k, bool lrelu = false) {
             op o{kind::norm, x, -1, add_node(co, s)};
             o.w = nw[static_cast<std::size_t>(2 * k)];
             o.bias = nw[static_cast<std::size_t>(2 * k + 1)];
             o.stat = norms_++;
+            o.lrelu = lrelu;
             ops_.push_back(o);
             return o.out;
         };
-        const int h1 = norm(conv(in, w1, 3), 0);
-        ops_.push_back(op{kind::lrelu, h1, -1, h1});
+        const int h1 = norm(conv(in, w1, 3), 0, true);
         const int h2 = norm(conv(h1, w2, 3), 1);
         const int r = proj ? norm(conv(in, w3, 1), 2) : in;
-        ops_.push_back(op{kind::add, h2, r, h2});
-        ops_.push_back(op{kind::lrelu, h2, -1, h2});
+        op sum{kind::add, h2, r, h2};
+        sum.lrelu = true;
+        ops_.push_back(sum);
         return h2;
     }
 
