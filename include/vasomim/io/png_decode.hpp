@@ -130,7 +130,9 @@ inline void unpaeth_gray_rows(std::uint8_t* first, std::size_t stride, const std
     for (std::size_t t = 1; t < std::min(full_from, steps); ++t)
         for (int k = 0; k < K; ++k)
             if (t >= std::size_t(k) + 1 && t - std::size_t(k) < n) step(k, t - std::size_t(k));
+#if !defined(__CUDACC__)  // nvcc's front end does not know GCC's loop pragma (it warns)
 #pragma GCC unroll 4
+#endif
     for (std::size_t t = full_from; t < full_to; ++t)
         for (int k = 0; k < K; ++k) step(k, t - std::size_t(k));
     for (std::size_t t = std::max(full_from, full_to); t < steps; ++t)
