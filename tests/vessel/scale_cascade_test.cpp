@@ -163,6 +163,26 @@ TEST(ScaleCascade, CheckedSatoValuesAreExactWithTheCascade) {
     }
 }
 
+TEST(ScaleCascade, MaxAbsFindsTheLargestMagnitudeAnywhere) {
+    // every length across the vector, unrolled and tail loops, the largest magnitude (of either
+    // sign) at every position
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (std::int64_t n = 0; n <= 100; ++n) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (auto& x : v) x = u(rng);
+        EXPECT_EQ(max_abs(v.data(), n), 0.0f + (n ? std::abs(*std::max_element(v.begin(), v.end(), [](float a, float b) {
+                                                  return std::abs(a) < std::abs(b);
+                                              })) : 0.0f))
+            << n;
+        for (std::int64_t at = 0; at < n; ++at) {
+            auto w = v;
+            w[static_cast<std::size_t>(at)] = at % 2 ? 3.0f : -3.0f;
+            ASSERT_EQ(max_abs(w.data(), n), 3.0f) << "length " << n << ", at " << at;
+        }
+    }
+}
+
 }  // namespace
 
 #endif  // !VASOMIM_HAS_CUDA
