@@ -20,6 +20,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -183,25 +184,42 @@ inline void combine_row(combine_rows_args a, std::int64_t i, combine_part& tp) {
     // there).
     const std::int64_t cb = a.pipeline_tail ? jlo : 0, ce = a.pipeline_tail ? jhi : cols;
     // Float bounds widened by one more float rounding of each (err already has slack).
-    // Sigma by sigma over the row (contiguous loops that vectorise).
+    // Every sigma at once, a vector of columns at a time, the three maxima in registers (a loop per
+    // sigma re-read and re-wrote them for each); a sigma's values v give max(best, v),
+    // max(low, v - e), max(high, v + e), as std::max.
     float* __restrict bst = tp.best.data();
     float* __restrict lo_ = tp.low.data();
     float* __restrict hi_ = tp.high.data();
-    const float* __restrict p0 = a.planes[0] + i * cols;
-    const float e0 = a.errs[0];
-    for (std::int64_t j = cb; j < ce; ++j) {
-        bst[j] = p0[j];
-        lo_[j] = p0[j] - e0;
-        hi_[j] = p0[j] + e0;
+    using V = vec64<float>::type;
+    constexpr int L = lanes64<float>;
+    std::int64_t jv = cb;
+    for (; jv + L <= ce; jv += L) {
+        V v, b, lo, hi;
+        std::memcpy(&v, a.planes[0] + i * cols + jv, sizeof v);
+        b = v;
+        lo = v - a.errs[0];
+        hi = v + a.errs[0];
+        for (std::size_t k = 1; k < ns; ++k) {
+            std::memcpy(&v, a.planes[k] + i * cols + jv, sizeof v);
+            const V vl = v - a.errs[k], vh = v + a.errs[k];
+            b = b < v ? v : b;
+            lo = lo < vl ? vl : lo;
+            hi = hi < vh ? vh : hi;
+        }
+        std::memcpy(bst + jv, &b, sizeof b);
+        std::memcpy(lo_ + jv, &lo, sizeof lo);
+        std::memcpy(hi_ + jv, &hi, sizeof hi);
     }
-    for (std::size_t k = 1; k < ns; ++k) {
-        const float* __restrict pk = a.planes[k] + i * cols;
-        const float e = a.errs[k];
-        for (std::int64_t j = cb; j < ce; ++j) {
-            const float v = pk[j];
+    for (std::int64_t j = jv; j < ce; ++j) {
+        const float v0 = a.planes[0][i * cols + j];
+        bst[j] = v0;
+        lo_[j] = v0 - a.errs[0];
+        hi_[j] = v0 + a.errs[0];
+        for (std::size_t k = 1; k < ns; ++k) {
+            const float v = a.planes[k][i * cols + j];
             bst[j] = std::max(bst[j], v);
-            lo_[j] = std::max(lo_[j], v - e);
-            hi_[j] = std::max(hi_[j], v + e);
+            lo_[j] = std::max(lo_[j], v - a.errs[k]);
+            hi_[j] = std::max(hi_[j], v + a.errs[k]);
         }
     }
     if (a.out) {
@@ -225,11 +243,22 @@ inline void combine_row(combine_rows_args a, std::int64_t i, combine_part& tp) {
     std::uint8_t any = 0;  // a reduction that vectorises; suspects are rare
     for (std::int64_t j = jlo; j < jhi; ++j) any |= frow[j];
     if (!any) return;
-    for (std::int64_t j = jlo; j < jhi; ++j)
+    // In column order, eight flags at a time past the clear ones (a row holds a few suspects).
+    for (std::int64_t j = jlo; j < jhi;) {
+        if (j + 8 <= jhi) {
+            std::uint64_t w;
+            std::memcpy(&w, frow + j, sizeof w);
+            if (w == 0) {
+                j += 8;
+                continue;
+            }
+        }
         if (frow[j]) {
             const auto byte = [](float v) { return static_cast<std::uint8_t>(std::min(std::max(v, 0.0f), 255.0f)); };
             tp.suspects.push_back({i * cols + j, vrow[j], byte(lo_[j]), byte(hi_[j])});
         }
+        ++j;
+    }
 }
 
 struct checked_sato_result {
