@@ -74,6 +74,28 @@ TEST(PngDecode, PaethRowsTogetherEqualOneByOne) {
     }
 }
 
+#if !defined(__CUDACC__)
+// Sixteen Paeth rows in the lanes of a vector (the rows a byte apart) equal the rows unfiltered one
+// by one, for widths around the tile and the vector.
+TEST(PngDecode, SixteenPaethRowsInVectorLanesEqualOneByOne) {
+    std::mt19937 gen(8);
+    std::vector<std::uint8_t> work;
+    for (std::size_t n : {1, 2, 3, 15, 16, 17, 31, 33, 64, 100, 512}) {
+        SCOPED_TRACE("width " + std::to_string(n));
+        const std::size_t stride = n + 5;
+        std::vector<std::uint8_t> prev(n), rows(16 * stride);
+        for (auto& v : prev) v = static_cast<std::uint8_t>(gen());
+        for (auto& v : rows) v = static_cast<std::uint8_t>(gen() % 3 == 0 ? 0 : gen());  // zeros: ties
+        auto one_by_one = rows;
+        for (std::size_t k = 0; k < 16; ++k)
+            ASSERT_TRUE(io::detail::unfilter_row(4, one_by_one.data() + k * stride,
+                                                 k == 0 ? prev.data() : one_by_one.data() + (k - 1) * stride, n, 1));
+        io::detail::unpaeth_gray_rows16(rows.data(), stride, prev.data(), n, work);
+        EXPECT_EQ(rows, one_by_one);
+    }
+}
+#endif
+
 TEST(PngDecode, PaletteAndSixteenBitGoToStb) {
     for (const char* name : {"palette", "gray16"}) {
         SCOPED_TRACE(name);
