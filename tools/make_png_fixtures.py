@@ -138,6 +138,14 @@ def main():
         runs = [4, 4, 4, 4, 4, 4, 4, 0, 4, 4, 1, 4, 4, 4, 4, 2, 4, 4, 4, 4, 4, 4, 4, 4, 3, 4, 4]
         save(name, png(w, h, 8, 0, filter_rows(g, 1, runs[:h])), g)
 
+    # Long runs of Paeth rows (the reader takes 16 at a time in vector lanes, then four, then one):
+    # runs of 16, 17, 21 and 5 rows between other filters.
+    h, w = 63, 37
+    g = (np.add.outer(np.arange(h) * 3, np.arange(w) * 7) % 256).astype(np.int64)
+    g = np.clip(g + rng.integers(-30, 31, (h, w)), 0, 255).astype(np.uint8)
+    runs = [4] * 16 + [0] + [4] * 17 + [1] + [4] * 21 + [2] + [4] * 5 + [3]
+    save("gray_paeth_long", png(w, h, 8, 0, filter_rows(g, 1, runs)), g)
+
 
 if __name__ == "__main__":
     main()

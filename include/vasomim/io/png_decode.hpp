@@ -17,7 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <isa-l/crc.h>
@@ -141,29 +141,32 @@ inline void unpaeth_gray_rows(std::uint8_t* first, std::size_t stride, const std
             if (t >= std::size_t(k) + 1 && t - std::size_t(k) < n) step(k, t - std::size_t(k));
 }
 
-#if !defined(__CUDACC__)  // GCC's vector extensions (nvcc's host front end lacks __builtin_shuffle)
-/// 16 x 16 bytes transposed in registers: v[i] = row i in, column i out (four butterfly stages).
+// GCC (12 on) and clang vector extensions; not under nvcc, whose host front end lacks them.
+#if !defined(__CUDACC__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
+#define VASOMIM_PNG_PAETH_LANES 1
+typedef std::uint8_t png_v16u8 __attribute__((vector_size(16)));
+
+/// One butterfly stage of transpose_bytes16 on the pair (x, y): lanes j with (j & b) != 0 of x
+/// swap with lanes j - b of y.
+template <int b, std::size_t... J>
+inline void png_transpose_stage(png_v16u8& x, png_v16u8& y, std::index_sequence<J...>) {
+    const png_v16u8 lo = __builtin_shufflevector(x, y, ((J & b) == 0 ? int(J) : 16 + int(J) - b)...);
+    const png_v16u8 hi = __builtin_shufflevector(x, y, ((J & b) == 0 ? int(J) + b : 16 + int(J))...);
+    x = lo;
+    y = hi;
+}
+
+/// 16 x 16 bytes transposed in registers (tile[i] = row i in, column i out): four butterfly stages.
 inline void transpose_bytes16(std::uint8_t (&tile)[16][16]) {
-    typedef std::uint8_t v16 __attribute__((vector_size(16)));
-    v16 v[16];
+    png_v16u8 v[16];
     std::memcpy(v, tile, sizeof v);
-    auto stage = [&v]<int b>(std::integral_constant<int, b>) {
-        v16 lo, hi;
-        for (int j = 0; j < 16; ++j) {  // folded to constants: b and j are known
-            lo[j] = static_cast<std::uint8_t>((j & b) == 0 ? j : 16 + j - b);
-            hi[j] = static_cast<std::uint8_t>((j & b) == 0 ? j + b : 16 + j);
-        }
-        for (int i = 0; i < 16; ++i) {
-            if (i & b) continue;
-            const v16 a = __builtin_shuffle(v[i], v[i + b], lo), c = __builtin_shuffle(v[i], v[i + b], hi);
-            v[i] = a;
-            v[i + b] = c;
-        }
-    };
-    stage(std::integral_constant<int, 1>{});
-    stage(std::integral_constant<int, 2>{});
-    stage(std::integral_constant<int, 4>{});
-    stage(std::integral_constant<int, 8>{});
+    constexpr auto J = std::make_index_sequence<16>{};
+    for (int i = 0; i < 16; i += 2) png_transpose_stage<1>(v[i], v[i + 1], J);
+    for (int i = 0; i < 16; ++i)
+        if (!(i & 2)) png_transpose_stage<2>(v[i], v[i + 2], J);
+    for (int i = 0; i < 16; ++i)
+        if (!(i & 4)) png_transpose_stage<4>(v[i], v[i + 4], J);
+    for (int i = 0; i < 8; ++i) png_transpose_stage<8>(v[i], v[i + 8], J);
     std::memcpy(tile, v, sizeof v);
 }
 
@@ -198,10 +201,13 @@ inline void unpaeth_gray_rows16(std::uint8_t* first, std::size_t stride, const s
         }
     };
     transpose_blocks(skew, steps_buf.data());
-    typedef std::uint8_t v16u __attribute__((vector_size(16)));
+    typedef png_v16u8 v16u;
     typedef short v16s __attribute__((vector_size(32)));
     const v16s lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    const v16s up_one = {16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};  // lane k <- lane k - 1
+    // lane k <- lane k - 1, lane 0 <- lane 0 of the second vector
+    const auto up_one = [](const v16s& v, const v16s& first) {
+        return __builtin_shufflevector(v, first, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
+    };
     const short nn = static_cast<short>(n);
     v16s r1{}, r2{};  // the results of the last two steps
     for (std::size_t s = 0; s < steps; ++s) {
@@ -212,7 +218,7 @@ inline void unpaeth_gray_rows16(std::uint8_t* first, std::size_t stride, const s
         v16s b0{}, c0{};
         b0[0] = s < n ? prev[s] : 0;
         c0[0] = s >= 1 && s <= n ? prev[s - 1] : 0;
-        const v16s a = r1, b = __builtin_shuffle(r1, b0, up_one), c = __builtin_shuffle(r2, c0, up_one);
+        const v16s a = r1, b = up_one(r1, b0), c = up_one(r2, c0);
         const v16s pa = b - c < 0 ? c - b : b - c, pb = a - c < 0 ? c - a : a - c;
         const v16s t = a + b - c - c, pc = t < 0 ? -t : t;
         const v16s bc = pb <= pc ? b : c, pbc = pb <= pc ? pb : pc;
@@ -325,7 +331,7 @@ inline std::optional<xt::xtensor<std::uint8_t, 2>> decode_png8(std::string_view 
         for (std::size_t k = 0; all && k < count; ++k) all = row[k * stride] == 4;
         return all;
     };
-#if !defined(__CUDACC__)
+#if VASOMIM_PNG_PAETH_LANES
     std::vector<std::uint8_t> work;
     const bool lanes = n <= 30000;  // unpaeth_gray_rows16 counts steps in 16-bit lanes
 #endif
@@ -333,7 +339,7 @@ inline std::optional<xt::xtensor<std::uint8_t, 2>> decode_png8(std::string_view 
         std::uint8_t* row = raw.data() + i * stride;
         const std::uint8_t* prev = i == 0 ? zeros.data() : row - stride + 1;
         std::size_t rows = 1;
-#if !defined(__CUDACC__)
+#if VASOMIM_PNG_PAETH_LANES
         if (lanes && paeth_rows(row, 16)) {
             unpaeth_gray_rows16(row + 1, stride, prev, n, work);
             rows = 16;
