@@ -3,7 +3,8 @@
 // RGBA, not interlaced (XA-170K and coronary angiograms are 8-bit gray). The zlib stream is inflated
 // by ISA-L (libisal, Intel's igzip: 0.35 ms against zlib's 1.25 ms on a 512 x 512 angiogram-like
 // image; a whole stb_image decode took 1.55 ms, a sixth of the pseudo-label program's time); the
-// five row filters are undone here.
+// five row filters are undone here, runs of gray Paeth rows (what PIL and libpng write for
+// angiograms) 16 or 4 rows at a time.
 // Everything else (palette, 1/2/4/16-bit, Adam7, Apple's CgBI) returns nullopt, and read_gray8
 // hands those to stb_image. Unlike stb, every chunk's CRC and the zlib Adler-32 are checked.
 //
@@ -181,10 +182,12 @@ inline void unpaeth_gray_rows16(std::uint8_t* first, std::size_t stride, const s
                                 std::vector<std::uint8_t>& work) {
     constexpr std::size_t G = 16;
     const std::size_t steps = n + G - 1, span = (steps + G - 1) / G * G;  // skewed row length, whole tiles
-    work.assign(G * span, 0);
-    std::uint8_t* skew = work.data();  // G rows of span bytes; becomes span steps of G lanes
+    // Bytes outside the rows are never read into a result (their lanes are inactive), so neither
+    // half needs clearing.
+    if (work.size() < 2 * G * span) work.resize(2 * G * span);
+    std::uint8_t* skew = work.data();                 // G rows of span bytes
+    std::uint8_t* by_step = work.data() + G * span;   // span steps of G lanes
     for (std::size_t k = 0; k < G; ++k) std::memcpy(skew + k * span + k, first + k * stride, n);
-    std::vector<std::uint8_t> steps_buf(G * span);
     std::uint8_t tile[16][16];
     auto transpose_blocks = [&](const std::uint8_t* from, std::uint8_t* to) {  // G x span <-> span x G
         for (std::size_t c = 0; c < span; c += G) {
@@ -200,7 +203,7 @@ inline void unpaeth_gray_rows16(std::uint8_t* first, std::size_t stride, const s
             for (std::size_t k = 0; k < G; ++k) std::memcpy(to + k * span + c, tile[k], G);
         }
     };
-    transpose_blocks(skew, steps_buf.data());
+    transpose_blocks(skew, by_step);
     typedef png_v16u8 v16u;
     typedef short v16s __attribute__((vector_size(32)));
     const v16s lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -212,7 +215,7 @@ inline void unpaeth_gray_rows16(std::uint8_t* first, std::size_t stride, const s
     v16s r1{}, r2{};  // the results of the last two steps
     for (std::size_t s = 0; s < steps; ++s) {
         v16u raw;
-        std::memcpy(&raw, steps_buf.data() + s * G, G);
+        std::memcpy(&raw, by_step + s * G, G);
         const v16s x = __builtin_convertvector(raw, v16s);
         // lane 0's upper neighbours come from the row above the group
         v16s b0{}, c0{};
@@ -227,11 +230,11 @@ inline void unpaeth_gray_rows16(std::uint8_t* first, std::size_t stride, const s
         const v16s active = (lane <= ss) & (lane > static_cast<short>(ss - nn));  // 0 <= s - k < n
         const v16s r = active ? ((x + pred) & 255) : v16s{};
         const v16u out = __builtin_convertvector(r, v16u);
-        std::memcpy(steps_buf.data() + s * G, &out, G);
+        std::memcpy(by_step + s * G, &out, G);
         r2 = r1;
         r1 = r;
     }
-    untranspose_blocks(steps_buf.data(), skew);
+    untranspose_blocks(by_step, skew);
     for (std::size_t k = 0; k < G; ++k) std::memcpy(first + k * stride, skew + k * span + k, n);
 }
 #endif
