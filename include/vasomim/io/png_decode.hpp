@@ -237,7 +237,9 @@ inline void unpaeth_gray_rows16(std::uint8_t* first, std::size_t stride, const s
     untranspose_blocks(by_step, skew);
     for (std::size_t k = 0; k < G; ++k) std::memcpy(first + k * stride, skew + k * span + k, n);
 }
-#endif
+#else
+#define VASOMIM_PNG_PAETH_LANES 0
+#endif  // VASOMIM_PNG_PAETH_LANES
 
 /// Decodes `bytes` (a whole PNG file; `name` for messages) to 8-bit gray as read_gray8 defines it,
 /// or returns nullopt when the file is not a PNG this reader takes (see the header comment).
