@@ -207,10 +207,6 @@ inline void unpaeth_gray_rows16(std::uint8_t* first, std::size_t stride, const s
     typedef png_v16u8 v16u;
     typedef short v16s __attribute__((vector_size(32)));
     const v16s lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    // lane k <- lane k - 1, lane 0 <- lane 0 of the second vector
-    const auto up_one = [](const v16s& v, const v16s& first) {
-        return __builtin_shufflevector(v, first, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
-    };
     const short nn = static_cast<short>(n);
     v16s r1{}, r2{};  // the results of the last two steps
     for (std::size_t s = 0; s < steps; ++s) {
@@ -221,7 +217,11 @@ inline void unpaeth_gray_rows16(std::uint8_t* first, std::size_t stride, const s
         v16s b0{}, c0{};
         b0[0] = s < n ? prev[s] : 0;
         c0[0] = s >= 1 && s <= n ? prev[s - 1] : 0;
-        const v16s a = r1, b = up_one(r1, b0), c = up_one(r2, c0);
+        // lane k <- lane k - 1 of the last two steps, lane 0 <- b0, c0 (written out: a vector
+        // returned from a function changes the ABI without AVX, -Wpsabi)
+        const v16s a = r1;
+        const v16s b = __builtin_shufflevector(r1, b0, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
+        const v16s c = __builtin_shufflevector(r2, c0, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
         const v16s pa = b - c < 0 ? c - b : b - c, pb = a - c < 0 ? c - a : a - c;
         const v16s t = a + b - c - c, pc = t < 0 ? -t : t;
         const v16s bc = pb <= pc ? b : c, pbc = pb <= pc ? pb : pc;
