@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <random>
 #include <string>
 
@@ -55,44 +56,40 @@ TEST(PngDecode, EveryFilterAndSampleLayoutMatchesTheFixtureAndStb) {
     }
 }
 
-// Paeth rows unfiltered four at a time equal the rows unfiltered one by one (any bytes are valid
-// filtered data), for widths below, at and above the group.
-TEST(PngDecode, PaethRowsTogetherEqualOneByOne) {
-    std::mt19937 gen(7);
-    for (std::size_t n : {1, 2, 3, 4, 5, 8, 17, 64}) {
+// `count` random Paeth rows (any bytes are valid filtered data; a third zeros, for ties) of every
+// width in `widths`, a few bytes apart, unfiltered by `together(rows, stride, prev, n)` equal the
+// same rows unfiltered one by one.
+template <class Together>
+void expect_paeth_rows_as_one_by_one(std::size_t count, std::initializer_list<std::size_t> widths, unsigned seed,
+                                     Together together) {
+    std::mt19937 gen(seed);
+    for (std::size_t n : widths) {
         SCOPED_TRACE("width " + std::to_string(n));
         const std::size_t stride = n + 3;  // rows apart by more than their bytes
-        std::vector<std::uint8_t> prev(n), rows(4 * stride);
+        std::vector<std::uint8_t> prev(n), rows(count * stride);
         for (auto& v : prev) v = static_cast<std::uint8_t>(gen());
-        for (auto& v : rows) v = static_cast<std::uint8_t>(gen() % 3 == 0 ? 0 : gen());  // zeros: ties
+        for (auto& v : rows) v = static_cast<std::uint8_t>(gen() % 3 == 0 ? 0 : gen());
         auto one_by_one = rows;
-        for (std::size_t k = 0; k < 4; ++k)
+        for (std::size_t k = 0; k < count; ++k)
             ASSERT_TRUE(io::detail::unfilter_row(4, one_by_one.data() + k * stride,
                                                  k == 0 ? prev.data() : one_by_one.data() + (k - 1) * stride, n, 1));
-        io::detail::unpaeth_gray_rows<4>(rows.data(), stride, prev.data(), n);
+        together(rows.data(), stride, prev.data(), n);
         EXPECT_EQ(rows, one_by_one);
     }
 }
 
+// Four Paeth rows interleaved, widths below, at and above the group.
+TEST(PngDecode, PaethRowsTogetherEqualOneByOne) {
+    expect_paeth_rows_as_one_by_one(4, {1, 2, 3, 4, 5, 8, 17, 64}, 7, [](auto... a) { io::detail::unpaeth_gray_rows<4>(a...); });
+}
+
 #if VASOMIM_PNG_PAETH_LANES
-// Sixteen Paeth rows in the lanes of a vector (the rows a byte apart) equal the rows unfiltered one
-// by one, for widths around the tile and the vector.
+// Sixteen Paeth rows in the lanes of a vector (the rows a byte apart), widths around the tile and
+// the vector.
 TEST(PngDecode, SixteenPaethRowsInVectorLanesEqualOneByOne) {
-    std::mt19937 gen(8);
     std::vector<std::uint8_t> work;
-    for (std::size_t n : {1, 2, 3, 15, 16, 17, 31, 33, 64, 100, 512}) {
-        SCOPED_TRACE("width " + std::to_string(n));
-        const std::size_t stride = n + 5;
-        std::vector<std::uint8_t> prev(n), rows(16 * stride);
-        for (auto& v : prev) v = static_cast<std::uint8_t>(gen());
-        for (auto& v : rows) v = static_cast<std::uint8_t>(gen() % 3 == 0 ? 0 : gen());  // zeros: ties
-        auto one_by_one = rows;
-        for (std::size_t k = 0; k < 16; ++k)
-            ASSERT_TRUE(io::detail::unfilter_row(4, one_by_one.data() + k * stride,
-                                                 k == 0 ? prev.data() : one_by_one.data() + (k - 1) * stride, n, 1));
-        io::detail::unpaeth_gray_rows16(rows.data(), stride, prev.data(), n, work);
-        EXPECT_EQ(rows, one_by_one);
-    }
+    expect_paeth_rows_as_one_by_one(16, {1, 2, 3, 15, 16, 17, 31, 33, 64, 100, 512}, 8,
+                                    [&work](auto... a) { io::detail::unpaeth_gray_rows16(a..., work); });
 }
 #endif
 

@@ -637,8 +637,15 @@ private:
         if (pixels_->getEncapsulatedRepresentation(xfer_, nullptr, seq).bad() || seq == nullptr) return false;
         const auto [first, last] = frame_fragments(seq, k);
         if (first == 0) return false;
-        // The stream: the fragment itself, or the frame's fragments one after another.
-        std::vector<DcmPixelItem*> parts;
+        // The stream: the fragment itself, or the frame's fragments one after another. Whatever
+        // happens, the fragments loaded leave memory again when this returns (DCMTK reloads them
+        // from the file if it reads them).
+        struct compact_on_return {
+            std::vector<DcmPixelItem*> items;
+            ~compact_on_return() {
+                for (DcmPixelItem* item : items) item->compact();
+            }
+        } parts;
         const std::uint8_t* stream = nullptr;
         std::size_t length = 0;
         stream_.clear();
@@ -648,7 +655,7 @@ private:
             if (seq->getItem(item, i).bad() || item == nullptr || item->getUint8Array(bytes).bad() ||
                 (bytes == nullptr && item->getLength() > 0))
                 return false;
-            parts.push_back(item);
+            parts.items.push_back(item);
             if (first == last) stream = bytes, length = item->getLength();
             else stream_.insert(stream_.end(), bytes, bytes + item->getLength());
         }
@@ -666,7 +673,6 @@ private:
             builtin_refusal_ = e.what();
             return false;
         }
-        for (DcmPixelItem* item : parts) item->compact();  // out of memory (reloaded from the file if read again)
         // DCMTK's 8-bit decoder fills 8-bit samples, its 12- and 16-bit ones 16-bit samples.
         return static_cast<std::size_t>(got.rows) == info_.rows && static_cast<std::size_t>(got.columns) == info_.columns &&
                (info_.bits_allocated == 8) == (got.precision <= 8);

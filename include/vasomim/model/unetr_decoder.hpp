@@ -111,12 +111,6 @@ void grid_to_tokens(T* tokens, const T* grid, index_t n, index_t L, index_t E) {
     });
 }
 
-/// y[i] += x[i]
-template <backend_policy B, class T>
-void accumulate(T* y, const T* x, index_t count) {
-    parallel_for<B>(count, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { y[i] += x[i]; });
-}
-
 /// The residual sum and its LeakyReLU in one pass: y[i] = leaky_relu(y[i] + x[i]).
 template <backend_policy B, class T>
 void add_leaky_relu_forward(T* y, const T* x, index_t count, double slope = nn::leaky_relu_default_slope) {
@@ -135,7 +129,7 @@ void add_leaky_relu_backward(T* g, T* gx, const T* y, index_t count, bool accumu
                              double slope = nn::leaky_relu_default_slope) {
     const T s = static_cast<T>(slope);
     if (!gx)
-        parallel_for<B>(count, [=] VASOMIM_HOST_DEVICE(std::int64_t i) { g[i] = y[i] > T(0) ? g[i] : s * g[i]; });
+        nn::leaky_relu_backward<B>(g, g, y, count, slope);
     else if (accumulate)
         parallel_for<B>(count, [=] VASOMIM_HOST_DEVICE(std::int64_t i) {
             const T v = y[i] > T(0) ? g[i] : s * g[i];
@@ -155,17 +149,17 @@ void add_leaky_relu_backward(T* g, T* gx, const T* y, index_t count, bool accumu
 /// The UNETR decoder (see the top of this file).
 template <backend_policy B, class T>
 class unetr_decoder {
-    enum class kind { conv, tconv, norm, add, concat };
+    enum class kind { conv, tconv, norm, add_lrelu, concat };
     struct node {
         index_t c, s;  // channels, side
     };
     struct op {
         kind k;
-        int a, b, out;                // input nodes (b: second input of add / concat), output node
+        int a, b, out;                // input nodes (b: second input of add_lrelu / concat), output node
         index_t w = -1, bias = -1;    // parameter offsets (-1: none)
         index_t ksize = 0, pad = 0;   // conv
         int stat = -1;                // norm: index of its statistics
-        bool lrelu = false;           // norm, add: LeakyReLU(0.01) on the output, in the same pass
+        bool lrelu = false;           // norm: LeakyReLU(0.01) on the output, in the same pass
     };
 
 public:
@@ -277,9 +271,8 @@ public:
                     nn::instance_norm_forward<B>(out, acts_.mean[s], acts_.rstd[s], val(o.a), w, b, norm_dims(o, n));
                 break;
             }
-            case kind::add:  // in place: out (= a) += b
-                if (o.lrelu) detail::add_leaky_relu_forward<B>(out, val(o.b), count(o.out, n));
-                else detail::accumulate<B>(out, val(o.b), count(o.out, n));
+            case kind::add_lrelu:  // in place: out (= a) = leaky_relu(a + b)
+                detail::add_leaky_relu_forward<B>(out, val(o.b), count(o.out, n));
                 break;
             case kind::concat: {
                 const auto& na = nodes_[static_cast<std::size_t>(o.a)];
@@ -341,17 +334,11 @@ public:
                                                   norm_dims(o, n), acc);
                 break;
             }
-            case kind::add:  // out is a (in place); b gets a copy or a sum
-                if (o.lrelu) {  // gout, in place, becomes the sum's gradient, and b's in the same pass
-                    T* gb = acts_.g[static_cast<std::size_t>(o.b)];
-                    detail::add_leaky_relu_backward<B>(gout, gb, val(o.out), count(o.out, n), gb && !first(o.b));
-                } else if (T* gb = acts_.g[static_cast<std::size_t>(o.b)]) {
-                    if (first(o.b))
-                        backend_traits<B>::copy(gout, static_cast<std::size_t>(count(o.out, n)), gb);
-                    else
-                        detail::accumulate<B>(gb, gout, count(o.out, n));
-                }
+            case kind::add_lrelu: {  // gout, in place, becomes the sum's gradient; b gets a copy or a sum
+                T* gb = acts_.g[static_cast<std::size_t>(o.b)];
+                detail::add_leaky_relu_backward<B>(gout, gb, val(o.out), count(o.out, n), gb && !first(o.b));
                 break;
+            }
             case kind::concat: {
                 const auto& na = nodes_[static_cast<std::size_t>(o.a)];
                 const index_t cb = nodes_[static_cast<std::size_t>(o.b)].c, hw = na.s * na.s;
@@ -452,9 +439,7 @@ private:
         const int h1 = norm(conv(in, w1, 3), 0, true);
         const int h2 = norm(conv(h1, w2, 3), 1);
         const int r = proj ? norm(conv(in, w3, 1), 2) : in;
-        op sum{kind::add, h2, r, h2};
-        sum.lrelu = true;
-        ops_.push_back(sum);
+        ops_.push_back(op{kind::add_lrelu, h2, r, h2});
         return h2;
     }
 

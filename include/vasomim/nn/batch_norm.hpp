@@ -101,8 +101,11 @@ void batch_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T
         double sgd = 0, sgxd = 0;
         for (index_t i = 0; i < n; ++i) {
             const index_t k = (i * c + ch) * hw;
-            sgd += detail::lane_sum<double>(dout + k, static_cast<const T*>(nullptr), hw);
-            sgxd += detail::lane_sum_centered<double>(x + k, dout + k, static_cast<double>(mu), hw);
+            double s = 0, sx = 0;  // both sums in one pass over the plane
+            detail::lane_sums_gated<double>(x + k, dout + k, static_cast<const T*>(nullptr), T(1), static_cast<double>(mu), hw,
+                                            s, sx);
+            sgd += s;
+            sgxd += sx;
         }
         const T sg = static_cast<T>(sgd), sgx = static_cast<T>(sgxd * static_cast<double>(rs));
         if (dw) dw[ch] += sgx;
@@ -190,8 +193,11 @@ void sync_batch_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, co
         double sgd = 0, sgxd = 0;
         for (index_t i = 0; i < n; ++i) {
             const index_t k = (i * c + ch) * hw;
-            sgd += detail::lane_sum<double>(dout + k, static_cast<const T*>(nullptr), hw);
-            sgxd += detail::lane_sum_centered<double>(x + k, dout + k, static_cast<double>(mu), hw);
+            double s = 0, sx = 0;  // both sums in one pass over the plane
+            detail::lane_sums_gated<double>(x + k, dout + k, static_cast<const T*>(nullptr), T(1), static_cast<double>(mu), hw,
+                                            s, sx);
+            sgd += s;
+            sgxd += sx;
         }
         if (dw) dw[ch] += static_cast<T>(sgxd * static_cast<double>(rs));
         if (db) db[ch] += static_cast<T>(sgd);
