@@ -1,4 +1,6 @@
-// GEMM throughput of each backend against the machine's reference sgemm (OpenBLAS).
+// GEMM throughput of each backend against the machine's reference sgemm (OpenBLAS), and of Eigen
+// alone (BM_gemm_eigen: the cpu backend's GEMM where the build has no OpenBLAS; with it, the
+// backends' large products run on OpenBLAS, backend/detail/blas_gemm.hpp).
 // Run benchmarks/gemm_vs_openblas.sh for the side-by-side table and the ratio.
 #include <benchmark/benchmark.h>
 
@@ -53,6 +55,22 @@ void BM_gemm_openblas(benchmark::State& state) {
 }
 BENCHMARK(BM_gemm_openblas)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 #endif
+
+// Eigen's kernels in the cpu backend's row panels, whatever the build links.
+void BM_gemm_eigen(benchmark::State& state) {
+    const index_t n = state.range(0);
+    tensor<float, backend::cpu> a(shape{n, n}), b(shape{n, n}), c(shape{n, n});
+    fill_normal(a, philox(1, 0));
+    fill_normal(b, philox(1, 1));
+    for (auto _ : state) {
+        detail::eigen_gemm_panels(transpose::no, transpose::no, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
+                                  c.data(), n);
+        benchmark::DoNotOptimize(c.data());
+        benchmark::ClobberMemory();
+    }
+    set_flops(state, n);
+}
+BENCHMARK(BM_gemm_eigen)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK(BM_gemm<backend::cpu>)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_gemm<backend::thrust_omp>)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -34,6 +34,21 @@ if(VASOMIM_WITH_DICOM AND NOT DCMTK_FOUND)
   message(FATAL_ERROR "VASOMIM_WITH_DICOM is on but DCMTK was not found (Debian: apt-get install libdcmtk-dev)")
 endif()
 
+# OpenBLAS, OpenMP build (libopenblas-openmp-dev; optional): the cpu backend's large GEMMs
+# (backend/detail/blas_gemm.hpp). VASOMIM_WITH_OPENBLAS is on when it is found; the vasomim target
+# then links vasomim::openblas (VasomimImportLibrary.cmake) and defines VASOMIM_HAS_OPENBLAS=1.
+# Without it every GEMM runs on Eigen.
+vasomim_import_openblas(VASOMIM_OPENBLAS_FOUND)
+option(VASOMIM_WITH_OPENBLAS "The cpu backend's large GEMMs through OpenBLAS's OpenMP build (libopenblas-openmp-dev)"
+       ${VASOMIM_OPENBLAS_FOUND})
+if(VASOMIM_WITH_OPENBLAS AND NOT VASOMIM_OPENBLAS_FOUND)
+  message(FATAL_ERROR "VASOMIM_WITH_OPENBLAS is on but OpenBLAS's OpenMP build was not found "
+                      "(Debian: apt-get install libopenblas-openmp-dev)")
+endif()
+if(VASOMIM_WITH_OPENBLAS)
+  message(STATUS "vasomim: large GEMMs through OpenBLAS (${VASOMIM_OPENBLAS_OPENMP_LIBRARY})")
+endif()
+
 # MPI (Open MPI: libopenmpi-dev + openmpi-bin; optional): data parallelism across processes and
 # machines, include/vasomim/dist/mpi.hpp. VASOMIM_WITH_MPI is on when MPI's C++ bindings are found;
 # the vasomim target then links MPI::MPI_CXX and defines VASOMIM_HAS_MPI=1.

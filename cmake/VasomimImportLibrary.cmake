@@ -40,3 +40,28 @@ function(vasomim_import_debian_libraries ok_var message_var)
   endforeach()
   set(${ok_var} TRUE PARENT_SCOPE)
 endfunction()
+
+# vasomim_import_openblas(<found_var>): OpenBLAS's OpenMP build as the imported target
+# vasomim::openblas (Debian: libopenblas-openmp-dev, which installs it beside the default pthread
+# build, under <libdir>/openblas-openmp and <includedir>/<arch>/openblas-openmp). Only that build:
+# the pthread build's threads would spin beside the program's OpenMP team
+# (include/vasomim/backend/detail/blas_gemm.hpp). VASOMIM_OPENBLAS_OPENMP_LIBRARY / VASOMIM_OPENBLAS_OPENMP_INCLUDE
+# may name another OpenMP build of OpenBLAS.
+function(vasomim_import_openblas found_var)
+  set(arch "${CMAKE_LIBRARY_ARCHITECTURE}")
+  find_library(VASOMIM_OPENBLAS_OPENMP_LIBRARY NAMES openblas NO_DEFAULT_PATH
+    PATHS /usr/lib/${arch}/openblas-openmp /usr/lib/openblas-openmp)
+  find_path(VASOMIM_OPENBLAS_OPENMP_INCLUDE cblas.h NO_DEFAULT_PATH
+    PATHS /usr/include/${arch}/openblas-openmp /usr/include/openblas-openmp)
+  if(NOT VASOMIM_OPENBLAS_OPENMP_LIBRARY OR NOT VASOMIM_OPENBLAS_OPENMP_INCLUDE)
+    set(${found_var} FALSE PARENT_SCOPE)
+    return()
+  endif()
+  if(NOT TARGET vasomim::openblas)
+    add_library(vasomim::openblas UNKNOWN IMPORTED GLOBAL)
+    set_target_properties(vasomim::openblas PROPERTIES
+      IMPORTED_LOCATION "${VASOMIM_OPENBLAS_OPENMP_LIBRARY}"
+      INTERFACE_INCLUDE_DIRECTORIES "${VASOMIM_OPENBLAS_OPENMP_INCLUDE}")
+  endif()
+  set(${found_var} TRUE PARENT_SCOPE)
+endfunction()

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libeigen3-dev xtensor-dev xtl-dev libthrust-dev libcub-dev
           librandom123-dev libstb-dev libisal-dev nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev
           libgmock-dev libbenchmark-dev libopenblas-dev libopenblas0-pthread
+          libopenblas-openmp-dev  # the cpu backend's large GEMMs (backend/detail/blas_gemm.hpp)
           clang libclang-rt-14-dev libomp-14-dev  # clang, its libFuzzer/sanitizer runtimes, omp.h: tools/fuzz.sh
           libdcmtk-dev dcmtk  # DICOM input (io/dicom.hpp); dcmtk's tools make tests/data/dicom
           libopenmpi-dev openmpi-bin)  # data parallelism (dist/mpi.hpp), mpirun for the 2-rank test

@@ -1,6 +1,7 @@
 #pragma once
-// Row-major strided batched GEMM over host memory through Eigen maps (no copies). Shared by the
-// cpu backend and the host systems (cpp, omp) of the Thrust backend.
+// Row-major strided batched GEMM over host memory through Eigen maps (no copies); a single large
+// product goes to OpenBLAS instead where the build has it (blas_gemm.hpp). Shared by the cpu
+// backend and the host systems (cpp, omp) of the Thrust backend, so they compute alike.
 
 #include <algorithm>
 #include <cstdint>
@@ -9,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include "vasomim/backend/detail/blas_gemm.hpp"
 #include "vasomim/backend/traits.hpp"
 
 namespace vasomim::detail {
@@ -46,45 +48,58 @@ void eigen_gemm(transpose ta, transpose tb, std::int64_t m, std::int64_t n, std:
     else cm.noalias() += alpha * am.transpose() * bm.transpose();
 }
 
-/// Batched version: one large product is split into row (or column) panels, one per OpenMP thread;
-/// many products run one per thread. Each Eigen GEMM is serial: the build defines
+/// One product over the OpenMP threads on Eigen alone: the rows of C split into one panel per
+/// thread (or its columns, when C has few rows), each a serial Eigen GEMM; small products, and any
+/// inside a parallel region, in one call. Each Eigen GEMM is serial: the build defines
 /// EIGEN_DONT_PARALLELIZE (CMakeLists.txt), because Eigen's own parallel GEMM spin-waits between
-/// its threads and stalls for hundreds of milliseconds when the cores are shared.
+/// its threads and stalls for hundreds of milliseconds when the cores are shared (the panels
+/// measured faster: no shared packed blocks to wait on).
+template <class T>
+void eigen_gemm_panels(transpose ta, transpose tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+                       const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
+                       std::int64_t ldc) {
+    const std::int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const bool big = 2.0 * double(m) * double(n) * double(k) >= 4e6;
+    if (threads > 1 && big && m < 64 && n >= 64) {
+        // Few rows, many columns (e.g. a narrow weight times a long activation): split the
+        // columns of C instead, one panel per thread.
+        const std::int64_t cpanel = ((n + threads - 1) / threads + 15) / 16 * 16;
+        const std::int64_t cpanels = (n + cpanel - 1) / cpanel;
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(cpanels))
+        for (std::int64_t p = 0; p < cpanels; ++p) {
+            const std::int64_t c0 = p * cpanel, cols = std::min(cpanel, n - c0);
+            const T* bp = tb == transpose::yes ? b + c0 * ldb : b + c0;
+            eigen_gemm(ta, tb, m, cols, k, alpha, a, lda, bp, ldb, beta, c + c0, ldc);
+        }
+        return;
+    }
+    if (threads == 1 || m < 64 || !big) {
+        eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    const std::int64_t panel = ((m + threads - 1) / threads + 15) / 16 * 16;
+    const std::int64_t panels = (m + panel - 1) / panel;
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(panels))
+    for (std::int64_t p = 0; p < panels; ++p) {
+        const std::int64_t r0 = p * panel, rows = std::min(panel, m - r0);
+        const T* ap = ta == transpose::yes ? a + r0 : a + r0 * lda;
+        eigen_gemm(ta, tb, rows, n, k, alpha, ap, lda, b, ldb, beta, c + r0 * ldc, ldc);
+    }
+}
+
+/// Batched version: one product over all threads, on OpenBLAS where the build has it and the
+/// product is large (over 4 MFLOP) and not inside a parallel region (blas_gemm.hpp; OpenBLAS's
+/// OpenMP build would run it on one thread there), on Eigen otherwise (eigen_gemm_panels); many
+/// products one per thread, each a serial Eigen GEMM.
 template <class T>
 void eigen_gemm_batched(transpose ta, transpose tb, std::int64_t m, std::int64_t n, std::int64_t k,
                         T alpha, const T* a, std::int64_t lda, std::int64_t stride_a, const T* b,
                         std::int64_t ldb, std::int64_t stride_b, T beta, T* c, std::int64_t ldc,
                         std::int64_t stride_c, std::int64_t batch) {
     if (batch == 1) {
-        // One product: split the rows of C into one panel per thread, each a serial Eigen GEMM.
-        // This measured faster than Eigen's own parallel GEMM (no shared packed blocks to wait on).
-        const std::int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-        const std::int64_t panel = ((m + threads - 1) / threads + 15) / 16 * 16;
         const bool big = 2.0 * double(m) * double(n) * double(k) >= 4e6;
-        if (threads > 1 && big && m < 64 && n >= 64) {
-            // Few rows, many columns (e.g. a narrow weight times a long activation): split the
-            // columns of C instead, one panel per thread.
-            const std::int64_t cpanel = ((n + threads - 1) / threads + 15) / 16 * 16;
-            const std::int64_t cpanels = (n + cpanel - 1) / cpanel;
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(cpanels))
-            for (std::int64_t p = 0; p < cpanels; ++p) {
-                const std::int64_t c0 = p * cpanel, cols = std::min(cpanel, n - c0);
-                const T* bp = tb == transpose::yes ? b + c0 * ldb : b + c0;
-                eigen_gemm(ta, tb, m, cols, k, alpha, a, lda, bp, ldb, beta, c + c0, ldc);
-            }
-            return;
-        }
-        if (threads == 1 || m < 64 || !big) {
-            eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-            return;
-        }
-        const std::int64_t panels = (m + panel - 1) / panel;
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(panels))
-        for (std::int64_t p = 0; p < panels; ++p) {
-            const std::int64_t r0 = p * panel, rows = std::min(panel, m - r0);
-            const T* ap = ta == transpose::yes ? a + r0 : a + r0 * lda;
-            eigen_gemm(ta, tb, rows, n, k, alpha, ap, lda, b, ldb, beta, c + r0 * ldc, ldc);
-        }
+        if (big && !omp_in_parallel() && blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+        eigen_gemm_panels(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
 #pragma omp parallel for schedule(static)
