@@ -75,7 +75,7 @@ void batch_norm_forward(T* out, T* mean, T* rstd, T* running_mean, T* running_va
             const double mud = s / static_cast<double>(m);
             double vd = 0;
             for (index_t i = 0; i < n; ++i)
-                vd += detail::lane_sum_centered<double>(x + (i * c + ch) * hw, static_cast<const T*>(nullptr), mud, hw);
+                vd += detail::lane_sum_centered<double>(x + (i * c + ch) * hw, mud, hw);
             mu = static_cast<T>(mud);
             const T v = static_cast<T>(vd);
             rs = static_cast<T>(1.0 / scalar::sqrt_(vd / static_cast<double>(m) + eps));
@@ -158,7 +158,7 @@ void sync_batch_norm_forward(T* out, T* mean, T* rstd, T* running_mean, T* runni
         const double mud = sums[ch] / m;
         double vd = 0;
         for (index_t i = 0; i < n; ++i)
-            vd += detail::lane_sum_centered<double>(x + (i * c + ch) * hw, static_cast<const T*>(nullptr), mud, hw);
+            vd += detail::lane_sum_centered<double>(x + (i * c + ch) * hw, mud, hw);
         sums[c + ch] = vd;
     });
     detail::sum_across_ranks<B>(sums + c, c, 0.0, sum);

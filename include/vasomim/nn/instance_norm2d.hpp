@@ -29,7 +29,7 @@ void instance_norm_forward_act(T* out, T* mean, T* rstd, const T* x, const T* w,
     parallel_for<B>(d.n * c, [=] VASOMIM_HOST_DEVICE(std::int64_t pl) {
         const T* xr = x + pl * hw;
         const double mud = lane_sum<double>(xr, static_cast<const T*>(nullptr), hw) / static_cast<double>(hw);
-        const double vd = lane_sum_centered<double>(xr, static_cast<const T*>(nullptr), mud, hw) / static_cast<double>(hw);
+        const double vd = lane_sum_centered<double>(xr, mud, hw) / static_cast<double>(hw);
         const double rsd = 1.0 / scalar::sqrt_(vd + eps);
         mean[pl] = static_cast<T>(mud);
         rstd[pl] = static_cast<T>(rsd);

@@ -37,33 +37,27 @@ VASOMIM_HOST_DEVICE inline U lane_sum(const T* p, const T* q, index_t n) {
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-/// Sum of (p[i] - mu)^2, or of q[i] * (p[i] - mu) when q is given, in U with 8 partial sums.
+/// Sum of (p[i] - mu)^2 in U with 8 partial sums.
 template <class U, class T>
-VASOMIM_HOST_DEVICE inline U lane_sum_centered(const T* p, const T* q, U mu, index_t n) {
+VASOMIM_HOST_DEVICE inline U lane_sum_centered(const T* p, U mu, index_t n) {
     U acc[8] = {U(0), U(0), U(0), U(0), U(0), U(0), U(0), U(0)};
     index_t i = 0;
-    if (q) {
-        for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; ++j) acc[j] += static_cast<U>(q[i + j]) * (static_cast<U>(p[i + j]) - mu);
-        for (; i < n; ++i) acc[0] += static_cast<U>(q[i]) * (static_cast<U>(p[i]) - mu);
-    } else {
-        for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; ++j) {
-                const U v = static_cast<U>(p[i + j]) - mu;
-                acc[j] += v * v;
-            }
-        for (; i < n; ++i) {
-            const U v = static_cast<U>(p[i]) - mu;
-            acc[0] += v * v;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; ++j) {
+            const U v = static_cast<U>(p[i + j]) - mu;
+            acc[j] += v * v;
         }
+    for (; i < n; ++i) {
+        const U v = static_cast<U>(p[i]) - mu;
+        acc[0] += v * v;
     }
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 /// Both sums of instance_norm's backward in one pass, in U with 8 partial sums each: s = sum q'[i]
 /// and sx = sum q'[i] * (p[i] - mu), where q' = q, or with y given q'[i] = y[i] > 0 ? q[i] :
-/// slope * q[i] (the gradient through a LeakyReLU whose output is y). Without y, the same sums in
-/// the same order as lane_sum(q) and lane_sum_centered(p, q, mu).
+/// slope * q[i] (the gradient through a LeakyReLU whose output is y). Without y, s is the same sum
+/// in the same order as lane_sum(q).
 template <class U, class T>
 VASOMIM_HOST_DEVICE inline void lane_sums_gated(const T* p, const T* q, const T* y, T slope, U mu, index_t n, U& s,
                                                 U& sx) {
