@@ -23,8 +23,8 @@ double demo(std::uint64_t seed) {
     gemm<B>(transpose::no, transpose::yes, n, n, n, 1.0f / n, a.data(), b.data(), 0.0f, c.data());
     tensor<std::int32_t, B> order(shape{n, n});
     argsort_rows(c, order);
-    std::printf("  %-11s sum(C) = %+.6f   first row argmin = %d\n", backend_traits<B>::name, double(sum(c)),
-                order.to_host()[0]);
+    std::printf("  %-11s sum(C) = %+.6f   first row argmin = %d   (GEMM: %s)\n", backend_traits<B>::name,
+                double(sum(c)), order.to_host()[0], backend_traits<B>::gemm_engine);
     const auto ha = a.to_host(), hb = b.to_host(), hc = c.to_host();
     double worst = 0;
     for (index_t i = 0; i < n; ++i)

@@ -1,6 +1,8 @@
 // Compile-time checks of the backend policy concept.
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "test_backends.hpp"
 
 namespace {
@@ -16,5 +18,15 @@ TEST(BackendConcept, EveryShippedBackendSatisfiesIt) {
 #endif
     SUCCEED();
 }
+
+#if !VASOMIM_HAS_CUDA
+// The host backends name the engine their GEMMs run on, the one the build links.
+TEST(BackendConcept, HostBackendsNameTheirGemmEngine) {
+    const std::string cpu = vasomim::backend_traits<vasomim::backend::cpu>::gemm_engine;
+    EXPECT_EQ(cpu.find("OpenBLAS") != std::string::npos, bool(VASOMIM_HAS_OPENBLAS)) << cpu;
+    EXPECT_EQ(std::string(vasomim::backend_traits<vasomim::backend::thrust_omp>::gemm_engine), cpu);
+    EXPECT_EQ(std::string(vasomim::backend_traits<vasomim::backend::thrust_cpp>::gemm_engine), cpu);
+}
+#endif
 
 }  // namespace

@@ -18,6 +18,8 @@ namespace vasomim {
 template <>
 struct backend_traits<backend::cpu> {
     static constexpr const char* name = "cpu";
+    /// What runs GEMMs: Eigen, and OpenBLAS for large single products where the build links it.
+    static constexpr const char* gemm_engine = detail::host_gemm_engine;
     /// Host memory: pointers may be dereferenced directly and mapped with Eigen / xtensor.
     static constexpr bool host_accessible = true;
 

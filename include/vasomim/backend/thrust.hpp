@@ -57,6 +57,7 @@ struct thrust_system {
 #if !VASOMIM_HAS_CUDA
 /// Host systems share memory semantics and the Eigen GEMM.
 struct thrust_host_system {
+    static constexpr const char* gemm_engine = host_gemm_engine;
     static constexpr bool host_accessible = true;
     template <class T>
     static void copy_to_host(const T* src, std::size_t n, T* host) {
@@ -94,6 +95,7 @@ struct thrust_system<backend::system::omp> : thrust_host_system {
 template <>
 struct thrust_system<backend::system::cuda> {
     static constexpr const char* name = "thrust-cuda";
+    static constexpr const char* gemm_engine = "cuBLAS";
     static constexpr bool host_accessible = false;
     template <class T>
     using vector = ::thrust::cuda::vector<T>;
@@ -143,6 +145,8 @@ private:
 
 public:
     static constexpr const char* name = sys::name;
+    /// What runs GEMMs (backend_traits<backend::cpu>::gemm_engine on the host systems).
+    static constexpr const char* gemm_engine = sys::gemm_engine;
     static constexpr bool host_accessible = sys::host_accessible;
 
     template <class T>

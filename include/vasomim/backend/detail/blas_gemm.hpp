@@ -22,8 +22,10 @@
 
 namespace vasomim::detail {
 
-/// Whether the cpu backend's large GEMMs run on OpenBLAS (else on Eigen alone).
+/// Whether the host backends' large GEMMs run on OpenBLAS (else on Eigen alone), in words.
 inline constexpr bool gemm_uses_openblas = VASOMIM_HAS_OPENBLAS != 0;
+inline constexpr const char* host_gemm_engine =
+    gemm_uses_openblas ? "OpenBLAS (OpenMP build) for single products over 4 MFLOP, Eigen otherwise" : "Eigen";
 
 /// C = alpha op(A) op(B) + beta C through cblas_sgemm / cblas_dgemm; false (nothing done) where
 /// the build has no OpenBLAS, T is neither float nor double, or a size exceeds BLAS's int.
