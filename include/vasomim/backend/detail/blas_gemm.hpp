@@ -7,8 +7,8 @@
 // program's own OpenMP team, while the pthread build's threads spin beside that team
 // (the fine-tuning step was slower with it than with Eigen alone).
 
-#include <climits>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "vasomim/backend/traits.hpp"
@@ -38,7 +38,7 @@ bool blas_gemm([[maybe_unused]] transpose ta, [[maybe_unused]] transpose tb, std
     constexpr bool blas_type = std::is_same_v<T, float> || std::is_same_v<T, double>;
     if constexpr (blas_type) {
         for (const std::int64_t v : {m, n, k, lda, ldb, ldc})
-            if (v > INT_MAX) return false;
+            if (v > std::numeric_limits<blasint>::max()) return false;
         const auto opa = ta == transpose::yes ? CblasTrans : CblasNoTrans;
         const auto opb = tb == transpose::yes ? CblasTrans : CblasNoTrans;
         const auto i = [](std::int64_t v) { return static_cast<blasint>(v); };
